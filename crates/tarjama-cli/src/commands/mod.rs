@@ -1,0 +1,9 @@
+//! One module per subcommand: its flags (`Args`) and its `run`.
+
+pub mod bench;
+pub mod completions;
+pub mod eval;
+pub mod models;
+pub mod prep;
+pub mod summarize;
+pub mod translate;

@@ -1,0 +1,92 @@
+//! `tarjama`: Arabic news to English on your laptop.
+//!
+//! One file per subcommand under `commands/`; this file only parses the command line,
+//! sets up logging and maps errors to exit codes.
+
+mod commands;
+mod exit;
+
+use std::io::ErrorKind;
+
+use clap::{Parser, Subcommand};
+
+/// Arabic news to English on your laptop: summarize, translate, evaluate, benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "tarjama", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Summarize Arabic articles in English.
+    Summarize(commands::summarize::Args),
+    /// Translate Arabic text, files or folders into English.
+    Translate(commands::translate::Args),
+    /// Prepare Arabic text: normalize it, split it into sentences.
+    #[command(subcommand)]
+    Prep(commands::prep::Command),
+    /// List, download and inspect models.
+    #[command(subcommand)]
+    Models(commands::models::Command),
+    /// Score hypotheses against references (BLEU, chrF, chrF++, ROUGE).
+    Eval(commands::eval::Args),
+    /// Measure models' quality, speed and memory on the same sentences.
+    Bench(commands::bench::Args),
+    /// Print shell completions.
+    Completions(commands::completions::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Summarize(args) => commands::summarize::run(args),
+        Command::Translate(args) => commands::translate::run(args),
+        Command::Prep(cmd) => commands::prep::run(cmd),
+        Command::Models(cmd) => commands::models::run(cmd),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Completions(args) => commands::completions::run::<Cli>(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                std::process::exit(exit::SUCCESS);
+            }
+            eprintln!("error: {err:#}");
+            std::process::exit(exit::FAILURE);
+        }
+    }
+}
+
+/// A reader that closed the pipe (`tarjama ... | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

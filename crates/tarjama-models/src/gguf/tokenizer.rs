@@ -1,0 +1,1 @@
+//! Builds a `tokenizers` tokenizer from GGUF metadata.

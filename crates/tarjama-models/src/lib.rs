@@ -1,0 +1,10 @@
+//! The model runner of tarjama: where models come from (the registry and its sources),
+//! how their weights and tokenizers are loaded, how text is generated, and the translate
+//! and summarize pipelines built on top.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod gguf;
+pub mod paths;
+
+pub use error::{Error, Result};
