@@ -1,0 +1,466 @@
+//! Reading text input: a file or stdin, decoded as UTF-8 with clear errors.
+//!
+//! Every command that takes text goes through here, so they all refuse the same bad
+//! input the same way: a UTF-16 file, a binary file (a NUL byte, or mostly control
+//! characters at the start), invalid UTF-8 (with the byte offset, unless lossy
+//! decoding is asked for). A UTF-8 byte-order mark is dropped.
+//!
+//! [`read_text`] loads a whole input; [`Blocks`] streams one in pieces cut at line
+//! breaks, preferably at blank lines, so a 50 MB file is processed with flat memory.
+//! Offsets ([`Block::offset`]) count bytes of the decoded text, the text that
+//! [`read_text`] would return: the BOM is not counted, and with lossy decoding each
+//! invalid sequence counts as the three bytes of U+FFFD.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use crate::Error;
+
+/// Where text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Source {
+    /// `-` is stdin, anything else a file path.
+    pub fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            Source::Stdin
+        } else {
+            Source::File(PathBuf::from(arg))
+        }
+    }
+
+    /// The name used in error messages: the path, or `<stdin>`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read>, Error> {
+        match self {
+            Source::Stdin => Ok(Box::new(io::stdin().lock())),
+            Source::File(path) => File::open(path)
+                .map(|f| Box::new(f) as Box<dyn Read>)
+                .map_err(|source| Error::Io {
+                    input: self.name(),
+                    source,
+                }),
+        }
+    }
+}
+
+/// How to decode input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Replace invalid UTF-8 with U+FFFD instead of failing.
+    pub lossy: bool,
+    /// Refuse inputs longer than this many bytes; `None` for no limit.
+    pub max_bytes: Option<u64>,
+}
+
+impl ReadOptions {
+    /// The default limit of [`read_text`], which holds the whole input in memory.
+    pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            lossy: false,
+            max_bytes: Some(Self::DEFAULT_MAX_BYTES),
+        }
+    }
+}
+
+/// Reads a whole input into a string, with the checks described in the module docs.
+pub fn read_text(source: &Source, options: &ReadOptions) -> Result<String, Error> {
+    let mut text = String::new();
+    for block in Blocks::open(source, options)? {
+        text.push_str(&block?.text);
+    }
+    Ok(text)
+}
+
+/// Decodes bytes already in memory, with the same checks as [`read_text`].
+pub fn decode(bytes: &[u8], name: &str, options: &ReadOptions) -> Result<String, Error> {
+    let mut text = String::new();
+    for block in Blocks::new(bytes, name, options) {
+        text.push_str(&block?.text);
+    }
+    Ok(text)
+}
+
+/// A piece of an input, cut at a line break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Byte offset of `text` in the whole decoded input.
+    pub offset: usize,
+    /// The decoded text; it ends with a line break unless it ends the input.
+    pub text: String,
+    /// Whether the previous block ended at a blank line (or this is the first block),
+    /// so this block starts a new paragraph. When false, the cut fell inside a
+    /// paragraph, at a line break (or, for a line longer than
+    /// [`Blocks::MAX_BLOCK`], inside the line).
+    pub starts_paragraph: bool,
+}
+
+/// Streams an input as [`Block`]s of about [`Blocks::BLOCK`] bytes.
+pub struct Blocks<R> {
+    reader: R,
+    name: String,
+    options: ReadOptions,
+    buf: Vec<u8>,
+    eof: bool,
+    started: bool,
+    failed: bool,
+    raw_offset: u64,
+    text_offset: usize,
+    next_starts_paragraph: bool,
+}
+
+impl Blocks<Box<dyn Read>> {
+    /// Opens `source` for streaming.
+    pub fn open(source: &Source, options: &ReadOptions) -> Result<Self, Error> {
+        if let (Source::File(path), Some(limit)) = (source, options.max_bytes) {
+            let len = std::fs::metadata(path)
+                .map_err(|source_err| Error::Io {
+                    input: source.name(),
+                    source: source_err,
+                })?
+                .len();
+            if len > limit {
+                return Err(Error::TooLarge {
+                    input: source.name(),
+                    limit,
+                });
+            }
+        }
+        Ok(Self::new(source.open()?, &source.name(), options))
+    }
+}
+
+/// Share of control bytes in the first [`SNIFF`] bytes above which input is binary.
+const CONTROL_PERCENT: u32 = 10;
+/// How many leading bytes are looked at to tell text from binary.
+const SNIFF: usize = 8192;
+
+impl<R: Read> Blocks<R> {
+    /// Size at which a block is cut at the next paragraph break.
+    pub const BLOCK: usize = 256 * 1024;
+    /// Size at which a block is cut at any line break, or inside a line if it has none.
+    pub const MAX_BLOCK: usize = 4 * 1024 * 1024;
+
+    /// Streams from any reader; `name` is used in error messages.
+    pub fn new(reader: R, name: &str, options: &ReadOptions) -> Self {
+        Self {
+            reader,
+            name: name.to_owned(),
+            options: options.clone(),
+            buf: Vec::new(),
+            eof: false,
+            started: false,
+            failed: false,
+            raw_offset: 0,
+            text_offset: 0,
+            next_starts_paragraph: true,
+        }
+    }
+
+    /// Reads until the buffer holds `want` bytes or the input ends.
+    fn fill(&mut self, want: usize) -> Result<(), Error> {
+        let mut chunk = [0u8; 64 * 1024];
+        while !self.eof && self.buf.len() < want {
+            match self.reader.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if let Some(limit) = self.options.max_bytes {
+                        if self.raw_offset + self.buf.len() as u64 > limit {
+                            return Err(Error::TooLarge {
+                                input: self.name.clone(),
+                                limit,
+                            });
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        input: self.name.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks done once, on the first bytes: UTF-16, BOM, binary.
+    fn start(&mut self) -> Result<(), Error> {
+        self.fill(SNIFF)?;
+        if self.buf.starts_with(&[0xFF, 0xFE]) || self.buf.starts_with(&[0xFE, 0xFF]) {
+            return Err(Error::Utf16 {
+                input: self.name.clone(),
+            });
+        }
+        if self.buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            self.buf.drain(..3);
+            self.raw_offset = 3;
+        }
+        let sample = &self.buf[..self.buf.len().min(SNIFF)];
+        let control = sample
+            .iter()
+            .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C)) || b == 0x7F)
+            .count();
+        if !sample.is_empty() && control * 100 > sample.len() * CONTROL_PERCENT as usize {
+            return Err(Error::ControlBytes {
+                input: self.name.clone(),
+                percent: (control * 100 / sample.len()) as u32,
+                sampled: sample.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where to cut the buffer, and whether the cut is at a paragraph break; 0 when
+    /// more input is needed to decide.
+    fn cut(&self) -> (usize, bool) {
+        let buf = &self.buf;
+        if self.eof {
+            return (buf.len(), true);
+        }
+        // The last line start that has text on it (so a run of blank lines is never
+        // cut in two) right after a blank line; else the last such line start.
+        let mut line_cut = None;
+        let mut end = buf.len();
+        while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
+            let start = nl + 1;
+            if start < buf.len() && !starts_blank(&buf[start..]) {
+                let previous = memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |p| p + 1);
+                if is_blank(&buf[previous..nl]) {
+                    return (start, true);
+                }
+                line_cut.get_or_insert(start);
+            }
+            end = nl;
+        }
+        if buf.len() < Self::MAX_BLOCK {
+            return (0, false);
+        }
+        if let Some(cut) = line_cut {
+            return (cut, false);
+        }
+        // One line longer than MAX_BLOCK: cut right before a UTF-8 lead byte.
+        let mut cut = buf.len() - 1;
+        while cut > 0 && (buf[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        (if cut == 0 { buf.len() } else { cut }, false)
+    }
+
+    fn next_block(&mut self) -> Result<Option<Block>, Error> {
+        if !self.started {
+            self.started = true;
+            self.start()?;
+        }
+        let mut want = Self::BLOCK;
+        let (cut, at_paragraph) = loop {
+            self.fill(want)?;
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let (cut, at_paragraph) = self.cut();
+            if cut > 0 {
+                break (cut, at_paragraph);
+            }
+            want = (self.buf.len() * 2)
+                .min(Self::MAX_BLOCK)
+                .max(self.buf.len() + 1);
+        };
+        let bytes: Vec<u8> = self.buf.drain(..cut).collect();
+        if let Some(nul) = memchr::memchr(0, &bytes) {
+            return Err(Error::Binary {
+                input: self.name.clone(),
+                offset: self.raw_offset + nul as u64,
+            });
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) if self.options.lossy => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            Err(e) => {
+                return Err(Error::InvalidUtf8 {
+                    input: self.name.clone(),
+                    offset: self.raw_offset + e.utf8_error().valid_up_to() as u64,
+                })
+            }
+        };
+        let block = Block {
+            offset: self.text_offset,
+            starts_paragraph: self.next_starts_paragraph,
+            text,
+        };
+        self.raw_offset += cut as u64;
+        self.text_offset += block.text.len();
+        self.next_starts_paragraph = at_paragraph;
+        Ok(Some(block))
+    }
+}
+
+impl<R: Read> Iterator for Blocks<R> {
+    type Item = Result<Block, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_block().transpose();
+        if matches!(next, Some(Err(_))) {
+            self.failed = true;
+        }
+        next
+    }
+}
+
+/// Whether a line (without its `\n`) holds only whitespace.
+fn is_blank(line: &[u8]) -> bool {
+    match std::str::from_utf8(line) {
+        Ok(s) => s.trim().is_empty(),
+        Err(_) => false,
+    }
+}
+
+/// Whether the line starting `rest` starts with whitespace (then it may be blank, and
+/// a cut there could split a run of blank lines).
+fn starts_blank(rest: &[u8]) -> bool {
+    let head = &rest[..rest.len().min(4)];
+    let valid = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    };
+    match valid.chars().next() {
+        Some(c) => c.is_whitespace(),
+        None => rest.len() < 4 && rest.first().is_none_or(|&b| b < 0x80),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8], lossy: bool) -> Result<String, Error> {
+        let options = ReadOptions {
+            lossy,
+            ..ReadOptions::default()
+        };
+        decode(bytes, "test.txt", &options)
+    }
+
+    #[test]
+    fn a_bom_is_dropped() {
+        assert_eq!(read("\u{FEFF}سلام".as_bytes(), false).unwrap(), "سلام");
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_offset_or_is_replaced() {
+        let mut bytes = "سلام ".as_bytes().to_vec();
+        bytes.push(0xFF);
+        bytes.extend_from_slice(b" ok");
+        let err = read(&bytes, false).unwrap_err();
+        assert!(matches!(err, Error::InvalidUtf8 { offset: 9, .. }), "{err}");
+        assert_eq!(err.to_string(), "test.txt: invalid UTF-8 at byte offset 9");
+        assert_eq!(read(&bytes, true).unwrap(), "سلام \u{FFFD} ok");
+    }
+
+    #[test]
+    fn binary_is_refused() {
+        assert!(matches!(
+            read(b"plain text, then a NUL\0 and more", false),
+            Err(Error::Binary { offset: 22, .. })
+        ));
+        let control: Vec<u8> = (0..200).map(|i| (i % 8) as u8 + 1).collect();
+        assert!(matches!(
+            read(&control, false),
+            Err(Error::ControlBytes { .. })
+        ));
+        assert!(matches!(
+            read(b"\xFF\xFEa\0", false),
+            Err(Error::Utf16 { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_input_is_empty_text() {
+        assert_eq!(read(b"", false).unwrap(), "");
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        let options = ReadOptions {
+            lossy: false,
+            max_bytes: Some(4),
+        };
+        assert!(matches!(
+            decode(b"hello", "x", &options),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn blocks_cut_at_blank_lines_and_cover_the_input() {
+        let paragraph = "جملة أولى. جملة ثانية.\nسطر آخر.\n";
+        let mut text = String::new();
+        for i in 0..40_000 {
+            text.push_str(paragraph);
+            if i % 3 == 2 {
+                text.push_str("\n \n");
+            }
+        }
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(blocks.len() > 3, "{} blocks", blocks.len());
+        let mut offset = 0;
+        for (i, block) in blocks.iter().enumerate() {
+            assert_eq!(block.offset, offset);
+            assert_eq!(&text[offset..offset + block.text.len()], block.text);
+            assert!(block.starts_paragraph, "block {i} should start a paragraph");
+            assert!(block.text.len() <= Blocks::<&[u8]>::MAX_BLOCK);
+            offset += block.text.len();
+        }
+        assert_eq!(offset, text.len());
+    }
+
+    #[test]
+    fn without_blank_lines_blocks_cut_at_line_breaks() {
+        let text = "سطر واحد طويل نسبياً.\n".repeat(300_000);
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(blocks.len() > 1);
+        assert!(blocks[0].starts_paragraph);
+        assert!(blocks[1..]
+            .iter()
+            .all(|b| !b.starts_paragraph && b.text.ends_with('\n')));
+        assert_eq!(
+            blocks.iter().map(|b| b.text.as_str()).collect::<String>(),
+            text
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_a_block_is_cut_on_a_char_boundary() {
+        let text = "كلمة ".repeat(1_000_000);
+        let joined: String = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+            .map(|b| b.unwrap().text)
+            .collect();
+        assert_eq!(joined, text);
+    }
+}
