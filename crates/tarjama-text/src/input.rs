@@ -110,6 +110,12 @@ pub struct Block {
     /// paragraph, at a line break (or, for a line longer than
     /// [`Blocks::MAX_BLOCK`], inside the line).
     pub starts_paragraph: bool,
+    /// Whether this block starts at the start of a line. False only when a line longer
+    /// than [`Blocks::MAX_BLOCK`] had to be cut; the cut then falls at the start of a
+    /// word, after whitespace.
+    pub starts_line: bool,
+    /// Whether this block ends at a line break or at the end of the input.
+    pub ends_line: bool,
 }
 
 /// Streams an input as [`Block`]s of about [`Blocks::BLOCK`] bytes.
@@ -124,6 +130,7 @@ pub struct Blocks<R> {
     raw_offset: u64,
     text_offset: usize,
     next_starts_paragraph: bool,
+    next_starts_line: bool,
 }
 
 impl Blocks<Box<dyn Read>> {
@@ -171,6 +178,7 @@ impl<R: Read> Blocks<R> {
             raw_offset: 0,
             text_offset: 0,
             next_starts_paragraph: true,
+            next_starts_line: true,
         }
     }
 
@@ -230,12 +238,12 @@ impl<R: Read> Blocks<R> {
         Ok(())
     }
 
-    /// Where to cut the buffer, and whether the cut is at a paragraph break; 0 when
-    /// more input is needed to decide.
-    fn cut(&self) -> (usize, bool) {
+    /// Where to cut the buffer, and what the cut falls on; 0 when more input is needed
+    /// to decide.
+    fn cut(&self) -> (usize, Cut) {
         let buf = &self.buf;
         if self.eof {
-            return (buf.len(), true);
+            return (buf.len(), Cut::Paragraph);
         }
         // The last line start that has text on it (so a run of blank lines is never
         // cut in two) right after a blank line; else the last such line start.
@@ -246,24 +254,32 @@ impl<R: Read> Blocks<R> {
             if start < buf.len() && !starts_blank(&buf[start..]) {
                 let previous = memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |p| p + 1);
                 if is_blank(&buf[previous..nl]) {
-                    return (start, true);
+                    return (start, Cut::Paragraph);
                 }
                 line_cut.get_or_insert(start);
             }
             end = nl;
         }
         if buf.len() < Self::MAX_BLOCK {
-            return (0, false);
+            return (0, Cut::Line);
         }
         if let Some(cut) = line_cut {
-            return (cut, false);
+            return (cut, Cut::Line);
         }
-        // One line longer than MAX_BLOCK: cut right before a UTF-8 lead byte.
+        // One line longer than MAX_BLOCK: cut at the start of a word, after a space or
+        // tab, so that neither side's whitespace or composition changes; failing that
+        // (4 MiB without an ASCII space), right before a UTF-8 lead byte.
+        let word_start = (1..buf.len())
+            .rev()
+            .find(|&p| matches!(buf[p - 1], b' ' | b'\t') && !matches!(buf[p], b' ' | b'\t') && (buf[p] & 0xC0) != 0x80);
+        if let Some(cut) = word_start {
+            return (cut, Cut::Inside);
+        }
         let mut cut = buf.len() - 1;
         while cut > 0 && (buf[cut] & 0xC0) == 0x80 {
             cut -= 1;
         }
-        (if cut == 0 { buf.len() } else { cut }, false)
+        (if cut == 0 { buf.len() } else { cut }, Cut::Inside)
     }
 
     fn next_block(&mut self) -> Result<Option<Block>, Error> {
@@ -272,14 +288,14 @@ impl<R: Read> Blocks<R> {
             self.start()?;
         }
         let mut want = Self::BLOCK;
-        let (cut, at_paragraph) = loop {
+        let (cut, kind) = loop {
             self.fill(want)?;
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let (cut, at_paragraph) = self.cut();
+            let (cut, kind) = self.cut();
             if cut > 0 {
-                break (cut, at_paragraph);
+                break (cut, kind);
             }
             want = (self.buf.len() * 2)
                 .min(Self::MAX_BLOCK)
@@ -305,11 +321,14 @@ impl<R: Read> Blocks<R> {
         let block = Block {
             offset: self.text_offset,
             starts_paragraph: self.next_starts_paragraph,
+            starts_line: self.next_starts_line,
+            ends_line: kind != Cut::Inside,
             text,
         };
         self.raw_offset += cut as u64;
         self.text_offset += block.text.len();
-        self.next_starts_paragraph = at_paragraph;
+        self.next_starts_paragraph = kind == Cut::Paragraph;
+        self.next_starts_line = kind != Cut::Inside;
         Ok(Some(block))
     }
 }
@@ -327,6 +346,17 @@ impl<R: Read> Iterator for Blocks<R> {
         }
         next
     }
+}
+
+/// What a block boundary falls on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// After a blank line (or at the end of the input).
+    Paragraph,
+    /// After a line break inside a paragraph.
+    Line,
+    /// Inside a line.
+    Inside,
 }
 
 /// Whether a line (without its `\n`) holds only whitespace.
@@ -456,11 +486,15 @@ mod tests {
     }
 
     #[test]
-    fn a_line_longer_than_a_block_is_cut_on_a_char_boundary() {
+    fn a_line_longer_than_a_block_is_cut_at_a_word_start() {
         let text = "كلمة ".repeat(1_000_000);
-        let joined: String = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
-            .map(|b| b.unwrap().text)
-            .collect();
+        let blocks: Vec<Block> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(blocks.len() > 1);
+        assert!(blocks[1..].iter().all(|b| !b.starts_line && b.text.starts_with('ك')));
+        assert!(blocks[..blocks.len() - 1].iter().all(|b| !b.ends_line));
+        let joined: String = blocks.iter().map(|b| b.text.as_str()).collect();
         assert_eq!(joined, text);
     }
 }

@@ -30,7 +30,7 @@ pub mod split;
 pub use chunk::{chunk, Chunk, Piece};
 pub use error::Error;
 pub use input::{read_text, Block, Blocks, ReadOptions, Source};
-pub use normalize::{Normalized, Normalizer, Profile, Step};
+pub use normalize::{Normalized, Normalizer, Position, Profile, Step};
 pub use script::Script;
 pub use split::{split, split_at, Paragraph, Sentence};
 

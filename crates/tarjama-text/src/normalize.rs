@@ -98,11 +98,10 @@ impl Step {
     }
 
     /// Applies this step to one stretch of text that holds no URL or e-mail address.
-    /// `at_start` and `at_end` say whether the stretch starts or ends the whole text.
-    fn apply<'a>(self, s: &'a str, at_start: bool, at_end: bool) -> Cow<'a, str> {
+    fn apply<'a>(self, s: &'a str, at: Position) -> Cow<'a, str> {
         match self {
             Step::Bom => match s.strip_prefix('\u{FEFF}') {
-                Some(rest) if at_start => Cow::Owned(rest.to_owned()),
+                Some(rest) if at.starts_text => Cow::Owned(rest.to_owned()),
                 _ => Cow::Borrowed(s),
             },
             Step::LineEndings => line_endings(s),
@@ -120,7 +119,7 @@ impl Step {
             }),
             Step::TaMarbuta => map_chars(s, |c| (c == 'ة').then_some('ه')),
             Step::Digits => digits(s),
-            Step::Whitespace => whitespace(s, at_start, at_end),
+            Step::Whitespace => whitespace(s, at.starts_line, at.ends_line),
             Step::Nfc => {
                 if unicode_normalization::is_nfc_quick(s.chars())
                     == unicode_normalization::IsNormalized::Yes
@@ -225,6 +224,27 @@ impl FromStr for Profile {
     }
 }
 
+/// Where a piece of text sits in a larger text, for normalizing it piece by piece
+/// (see [`Normalizer::normalize_piece`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The piece starts the whole text (a BOM here is dropped).
+    pub starts_text: bool,
+    /// The piece starts at the start of a line (leading spaces are trimmed).
+    pub starts_line: bool,
+    /// The piece ends at the end of a line or of the text (trailing spaces are trimmed).
+    pub ends_line: bool,
+}
+
+impl Position {
+    /// A whole text.
+    pub const WHOLE: Position = Position {
+        starts_text: true,
+        starts_line: true,
+        ends_line: true,
+    };
+}
+
 /// Normalized text together with the steps that changed something in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalized {
@@ -274,8 +294,15 @@ impl Normalizer {
 
     /// Normalizes `text`; borrows it back when nothing changes.
     pub fn normalize<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.normalize_piece(text, Position::WHOLE)
+    }
+
+    /// Normalizes a piece of a larger text, such as a [`crate::Block`] of a stream.
+    /// Pieces cut at line breaks, or inside a line right before a word, normalize to
+    /// the same text as the whole.
+    pub fn normalize_piece<'a>(&self, text: &'a str, position: Position) -> Cow<'a, str> {
         let mut changed = Vec::new();
-        let out = self.run(text, &mut changed);
+        let out = self.run(text, position, &mut changed);
         if changed.is_empty() {
             Cow::Borrowed(text)
         } else {
@@ -285,24 +312,34 @@ impl Normalizer {
 
     /// Normalizes `text` and says which steps changed something.
     pub fn normalize_traced(&self, text: &str) -> Normalized {
+        self.normalize_piece_traced(text, Position::WHOLE)
+    }
+
+    /// [`Normalizer::normalize_piece`] that says which steps changed something.
+    pub fn normalize_piece_traced(&self, text: &str, position: Position) -> Normalized {
         let mut changed = Vec::new();
-        let text = self.run(text, &mut changed);
+        let text = self.run(text, position, &mut changed);
         changed.sort();
         changed.dedup();
         Normalized { text, changed }
     }
 
-    fn run(&self, text: &str, changed: &mut Vec<Step>) -> String {
+    fn run(&self, text: &str, position: Position, changed: &mut Vec<Step>) -> String {
         let mut out = String::with_capacity(text.len());
         let mut pos = 0;
         let protected = links::find(text);
         for link in protected.iter().cloned().chain([text.len()..text.len()]) {
             let segment = &text[pos..link.start];
-            let at_start = pos == 0;
-            let at_end = link.start == text.len();
+            // A stretch that does not start the piece follows a URL, so it is not at
+            // the start of a line; one that does not end it comes right before one.
+            let at = Position {
+                starts_text: pos == 0 && position.starts_text,
+                starts_line: pos == 0 && position.starts_line,
+                ends_line: link.start == text.len() && position.ends_line,
+            };
             let mut current = Cow::Borrowed(segment);
             for &step in &self.steps {
-                if let Cow::Owned(next) = step.apply(&current, at_start, at_end) {
+                if let Cow::Owned(next) = step.apply(&current, at) {
                     if !changed.contains(&step) {
                         changed.push(step);
                     }
@@ -449,9 +486,8 @@ fn digits(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// See [`Step::Whitespace`]. A stretch that does not start the text starts right after
-/// a URL, so it is not at the start of a line; one that does not end the text ends
-/// right before a URL, so its trailing space is kept.
+/// See [`Step::Whitespace`]; spaces at the edges of `s` are trimmed only where `s`
+/// starts or ends a line.
 fn whitespace(s: &str, at_start: bool, at_end: bool) -> Cow<'_, str> {
     let mut out = String::with_capacity(s.len());
     let mut line_start = at_start;
@@ -608,6 +644,22 @@ mod tests {
             search.normalize(text),
             "زوروا http://مثال.مصر/أخبار/٢٠٢٥ او اكتبوا الي info@example.com3 «www.موقع.com/إلى»"
         );
+    }
+
+    #[test]
+    fn pieces_normalize_like_the_whole() {
+        let mt = Normalizer::new(Profile::Mt);
+        let whole = "\u{FEFF}قال  ترمب \n\n\n  إن   الحرب";
+        let first = Position { ends_line: false, ..Position::WHOLE };
+        let second = Position { starts_text: false, starts_line: false, ends_line: true };
+        let pieces = [("\u{FEFF}قال  ", first), ("ترمب \n\n\n  إن   ", first), ("الحرب", second)];
+        let mut joined = String::new();
+        for (i, (piece, position)) in pieces.into_iter().enumerate() {
+            let position = if i == 1 { Position { starts_text: false, starts_line: false, ..position } } else { position };
+            joined.push_str(&mt.normalize_piece(piece, position));
+        }
+        assert_eq!(joined, mt.normalize(whole));
+        assert_eq!(joined, "قال ترمب\n\nإن الحرب");
     }
 
     #[test]
