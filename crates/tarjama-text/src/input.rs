@@ -269,9 +269,11 @@ impl<R: Read> Blocks<R> {
         // One line longer than MAX_BLOCK: cut at the start of a word, after a space or
         // tab, so that neither side's whitespace or composition changes; failing that
         // (4 MiB without an ASCII space), right before a UTF-8 lead byte.
-        let word_start = (1..buf.len())
-            .rev()
-            .find(|&p| matches!(buf[p - 1], b' ' | b'\t') && !matches!(buf[p], b' ' | b'\t') && (buf[p] & 0xC0) != 0x80);
+        let word_start = (1..buf.len()).rev().find(|&p| {
+            matches!(buf[p - 1], b' ' | b'\t')
+                && !matches!(buf[p], b' ' | b'\t')
+                && (buf[p] & 0xC0) != 0x80
+        });
         if let Some(cut) = word_start {
             return (cut, Cut::Inside);
         }
@@ -492,7 +494,9 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(blocks.len() > 1);
-        assert!(blocks[1..].iter().all(|b| !b.starts_line && b.text.starts_with('ك')));
+        assert!(blocks[1..]
+            .iter()
+            .all(|b| !b.starts_line && b.text.starts_with('ك')));
         assert!(blocks[..blocks.len() - 1].iter().all(|b| !b.ends_line));
         let joined: String = blocks.iter().map(|b| b.text.as_str()).collect();
         assert_eq!(joined, text);

@@ -650,12 +650,31 @@ mod tests {
     fn pieces_normalize_like_the_whole() {
         let mt = Normalizer::new(Profile::Mt);
         let whole = "\u{FEFF}قال  ترمب \n\n\n  إن   الحرب";
-        let first = Position { ends_line: false, ..Position::WHOLE };
-        let second = Position { starts_text: false, starts_line: false, ends_line: true };
-        let pieces = [("\u{FEFF}قال  ", first), ("ترمب \n\n\n  إن   ", first), ("الحرب", second)];
+        let first = Position {
+            ends_line: false,
+            ..Position::WHOLE
+        };
+        let second = Position {
+            starts_text: false,
+            starts_line: false,
+            ends_line: true,
+        };
+        let pieces = [
+            ("\u{FEFF}قال  ", first),
+            ("ترمب \n\n\n  إن   ", first),
+            ("الحرب", second),
+        ];
         let mut joined = String::new();
         for (i, (piece, position)) in pieces.into_iter().enumerate() {
-            let position = if i == 1 { Position { starts_text: false, starts_line: false, ..position } } else { position };
+            let position = if i == 1 {
+                Position {
+                    starts_text: false,
+                    starts_line: false,
+                    ..position
+                }
+            } else {
+                position
+            };
             joined.push_str(&mt.normalize_piece(piece, position));
         }
         assert_eq!(joined, mt.normalize(whole));

@@ -10,7 +10,8 @@
 //! not end a sentence after:
 //!
 //! - a single letter, Latin or Arabic: an initial (`J. K.`, `د.` for doctor, `أ.` for
-//!   professor), unless a number comes right before it (`عام 2020 م.`, year CE);
+//!   professor), unless a number comes right before it (`عام 2020 م.`, year CE) or it
+//!   is a Latin letter before an Arabic word (`من A إلى B. ثم`);
 //! - a title or Latin abbreviation from [`LATIN_ABBREVIATIONS`] (`Dr.`, `Mr.`, `e.g.`);
 //! - a dotted acronym (`U.S.`, `ق.م.`);
 //! - the Arabic name of a Latin letter (`دي. كي.` for D. K.) that stands next to
@@ -248,7 +249,11 @@ fn ends_sentence(line: &str, at: usize, end: usize) -> bool {
     }
     let letters = word.chars().count();
     if letters == 1 && word.chars().all(char::is_alphabetic) {
-        return follows_number(&line[..at - word.len()]);
+        // A Latin initial belongs to a Latin name; before Arabic it is a word of its
+        // own (`من A إلى B. ثم`).
+        let latin_before_arabic =
+            word.is_ascii() && next_first.is_some_and(crate::script::is_arabic);
+        return latin_before_arabic || follows_number(&line[..at - word.len()]);
     }
     if LATIN_ABBREVIATIONS.contains(&word) || is_dotted_acronym(word) {
         return false;
@@ -395,6 +400,14 @@ mod tests {
         assert_eq!(
             sentences("ولد عام 1990 م. ثم هاجر."),
             ["ولد عام 1990 م.", "ثم هاجر."]
+        );
+    }
+
+    #[test]
+    fn a_latin_letter_before_arabic_is_not_an_initial() {
+        assert_eq!(
+            sentences("رحلات من A إلى B. يمكن ذلك."),
+            ["رحلات من A إلى B.", "يمكن ذلك."]
         );
     }
 
