@@ -245,13 +245,13 @@ impl<R: Read> Blocks<R> {
         if self.eof {
             return (buf.len(), Cut::Paragraph);
         }
-        // The last line start that has text on it (so a run of blank lines is never
-        // cut in two) right after a blank line; else the last such line start.
+        // The last line start with a word on it (see `starts_with_word`) right after a
+        // blank line; else the last line start with a word on it.
         let mut line_cut = None;
         let mut end = buf.len();
         while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
             let start = nl + 1;
-            if start < buf.len() && !starts_blank(&buf[start..]) {
+            if start < buf.len() && starts_with_word(&buf[start..]) {
                 let previous = memchr::memrchr(b'\n', &buf[..nl]).map_or(0, |p| p + 1);
                 if is_blank(&buf[previous..nl]) {
                     return (start, Cut::Paragraph);
@@ -369,18 +369,22 @@ fn is_blank(line: &[u8]) -> bool {
     }
 }
 
-/// Whether the line starting `rest` starts with whitespace (then it may be blank, and
-/// a cut there could split a run of blank lines).
-fn starts_blank(rest: &[u8]) -> bool {
+/// Whether the line starting `rest` starts with a letter or digit that no normalization
+/// step removes (not a tatweel, not a diacritic, which Unicode counts as alphabetic).
+/// Blocks are only cut before such a line: a line that starts with whitespace may be
+/// blank, and one that starts with an invisible character or a mark may turn blank
+/// once normalized; cutting before either could split a run of blank lines, which
+/// normalization collapses, in two.
+fn starts_with_word(rest: &[u8]) -> bool {
     let head = &rest[..rest.len().min(4)];
     let valid = match std::str::from_utf8(head) {
         Ok(s) => s,
         Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
     };
-    match valid.chars().next() {
-        Some(c) => c.is_whitespace(),
-        None => rest.len() < 4 && rest.first().is_none_or(|&b| b < 0x80),
-    }
+    valid
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() && !crate::normalize::may_vanish(c))
 }
 
 #[cfg(test)]

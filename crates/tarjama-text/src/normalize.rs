@@ -361,6 +361,18 @@ impl Default for Normalizer {
     }
 }
 
+/// Whether some step may remove `c` altogether.
+pub(crate) fn may_vanish(c: char) -> bool {
+    c == '\u{0640}' || is_diacritic(c) || is_bidi_control(c) || is_zero_width(c)
+}
+
+fn is_zero_width(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{00AD}' | '\u{FEFF}'
+    )
+}
+
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
@@ -418,12 +430,7 @@ fn line_endings(s: &str) -> Cow<'_, str> {
 }
 
 fn zero_width(s: &str) -> Cow<'_, str> {
-    let is_zw = |c: char| {
-        matches!(
-            c,
-            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{00AD}' | '\u{FEFF}'
-        )
-    };
+    let is_zw = is_zero_width;
     if !s.chars().any(is_zw) {
         return Cow::Borrowed(s);
     }
