@@ -27,7 +27,7 @@ use crate::{links, Error};
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Step {
-    /// `bom`: drops a byte-order mark (U+FEFF) at the very start of the text.
+    /// `bom`: drops byte-order marks (U+FEFF) at the very start of the text.
     Bom,
     /// `line-endings`: turns `\r\n`, `\r`, U+0085, U+2028 and U+2029 into `\n`.
     LineEndings,
@@ -100,8 +100,9 @@ impl Step {
     /// Applies this step to one stretch of text that holds no URL or e-mail address.
     fn apply<'a>(self, s: &'a str, at: Position) -> Cow<'a, str> {
         match self {
-            Step::Bom => match s.strip_prefix('\u{FEFF}') {
-                Some(rest) if at.starts_text => Cow::Owned(rest.to_owned()),
+            // All of them: a file concatenated from BOM-marked files can start with two.
+            Step::Bom => match s.trim_start_matches('\u{FEFF}') {
+                rest if at.starts_text && rest.len() < s.len() => Cow::Owned(rest.to_owned()),
                 _ => Cow::Borrowed(s),
             },
             Step::LineEndings => line_endings(s),
