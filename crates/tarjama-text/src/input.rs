@@ -160,9 +160,10 @@ const CONTROL_PERCENT: u32 = 10;
 const SNIFF: usize = 8192;
 
 impl<R: Read> Blocks<R> {
-    /// Size at which a block is cut at the next paragraph break.
+    /// Size from which a block is cut: at the last paragraph break in it, else at the
+    /// last line break.
     pub const BLOCK: usize = 256 * 1024;
-    /// Size at which a block is cut at any line break, or inside a line if it has none.
+    /// Size at which a line with no line break in it is cut inside the line.
     pub const MAX_BLOCK: usize = 4 * 1024 * 1024;
 
     /// Streams from any reader; `name` is used in error messages.
@@ -260,11 +261,11 @@ impl<R: Read> Blocks<R> {
             }
             end = nl;
         }
-        if buf.len() < Self::MAX_BLOCK {
-            return (0, Cut::Line);
-        }
         if let Some(cut) = line_cut {
             return (cut, Cut::Line);
+        }
+        if buf.len() < Self::MAX_BLOCK {
+            return (0, Cut::Line);
         }
         // One line longer than MAX_BLOCK: cut at the start of a word, after a space or
         // tab, so that neither side's whitespace or composition changes; failing that

@@ -187,4 +187,3 @@ fn normalize(args: &NormalizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
