@@ -329,7 +329,11 @@ impl Normalizer {
         let mut out = String::with_capacity(text.len());
         let mut pos = 0;
         let protected = links::find(text);
-        for link in protected.iter().cloned().chain(std::iter::once(text.len()..text.len())) {
+        for link in protected
+            .iter()
+            .cloned()
+            .chain(std::iter::once(text.len()..text.len()))
+        {
             let segment = &text[pos..link.start];
             // A stretch that does not start the piece follows a URL, so it is not at
             // the start of a line; one that does not end it comes right before one.
