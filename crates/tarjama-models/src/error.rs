@@ -23,12 +23,34 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A registry manifest could not be parsed.
+    #[error("{path}: bad model manifest: {reason}")]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No source could provide a model file.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The model named on the command line is not known.
+    #[error("unknown model `{0}`: not a registry name (see `tarjama models list`), a .gguf file, or a model folder")]
+    UnknownModel(String),
     /// The tokenizer stored in a model file could not be built.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// The chat template could not be parsed or rendered.
     #[error("chat template: {0}")]
     ChatTemplate(#[from] minijinja::Error),
+    /// The prompt and output do not fit in the model's context window.
+    #[error("the input needs {needed} tokens but the model's context holds {max}")]
+    ContextOverflow {
+        /// Tokens needed.
+        needed: usize,
+        /// Tokens available.
+        max: usize,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -6,5 +6,9 @@
 pub mod error;
 pub mod gguf;
 pub mod paths;
+// pub mod pipeline;
+pub mod registry;
+pub mod sampling;
+pub mod source;
 
 pub use error::{Error, Result};

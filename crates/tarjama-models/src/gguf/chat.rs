@@ -1,0 +1,304 @@
+//! A chat model from one GGUF file: the transformer, its tokenizer and chat template, and
+//! the generation loop with streaming, stop conditions and prompt-prefix reuse.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+
+use super::chat_template::{ChatTemplate, Message};
+use super::model::{self, Transformer};
+use super::tokenizer::GgufTokenizer;
+use crate::sampling::{Sampler, SamplingParams};
+use crate::{Error, Result};
+
+/// How to load a chat model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Cap on the context in tokens (the KV cache and rotary tables are sized by it).
+    pub max_context: usize,
+    /// A Jinja chat template replacing the file's.
+    pub chat_template: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_context: 8192,
+            chat_template: None,
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its turn.
+    EndOfTurn,
+    /// A stop string was produced.
+    StopString,
+    /// `max_new_tokens` was reached.
+    Length,
+    /// The context window is full.
+    Context,
+}
+
+/// The result of one generation, with its timings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Completion {
+    /// The generated text (stop string and end-of-turn token excluded).
+    pub text: String,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were reused from the previous call.
+    pub reused_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Time spent on the prompt (prefill).
+    pub prefill: Duration,
+    /// Time spent generating after the first token.
+    pub decode: Duration,
+}
+
+/// A loaded GGUF chat model.
+pub struct ChatModel {
+    transformer: Transformer,
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    /// The tokens whose keys and values are in the transformer's cache, in order.
+    cached: Vec<u32>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for ChatModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatModel")
+            .field("path", &self.path)
+            .field("hparams", self.transformer.hparams())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatModel {
+    /// Loads the model, tokenizer and chat template of a GGUF file.
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
+        let (mut file, ct) = model::read_header(path)?;
+        let tokenizer = GgufTokenizer::from_gguf(&ct, path)?;
+        let template = match &options.chat_template {
+            Some(source) => {
+                let piece = |id: Option<u32>| {
+                    id.and_then(|id| tokenizer.decode(&[id], false).ok())
+                        .unwrap_or_default()
+                };
+                ChatTemplate::from_source(
+                    source.clone(),
+                    piece(tokenizer.bos),
+                    piece(tokenizer.eos),
+                )?
+            }
+            None => ChatTemplate::from_gguf(&ct, &tokenizer, path)?.ok_or_else(|| {
+                Error::BadModelFile {
+                    path: path.to_path_buf(),
+                    reason: "no chat template (`tokenizer.chat_template`) in the file; \
+                             give one in the model's manifest"
+                        .into(),
+                }
+            })?,
+        };
+        let transformer =
+            Transformer::load(&ct, &mut file, path, &Device::Cpu, options.max_context)?;
+        Ok(ChatModel {
+            transformer,
+            tokenizer,
+            template,
+            cached: Vec::new(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file the model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    /// The transformer (for benchmarks and parity checks).
+    pub fn transformer_mut(&mut self) -> &mut Transformer {
+        &mut self.transformer
+    }
+
+    /// The context window in tokens.
+    pub fn max_context(&self) -> usize {
+        self.transformer.max_context()
+    }
+
+    /// How many tokens `text` takes (no special tokens).
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text, false, false)?.len())
+    }
+
+    /// The prompt token ids for `messages`, ready for the assistant's turn.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let prompt = self.template.render(messages, true)?;
+        let mut ids = self.tokenizer.encode(&prompt, false, true)?;
+        // Templates that print the BOS token themselves (Gemma) must not get a second one.
+        if let (true, Some(bos)) = (self.tokenizer.add_bos, self.tokenizer.bos) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Generates the assistant's answer to `messages`, calling `on_text` with each piece of
+    /// text as soon as it is complete.
+    pub fn chat(
+        &mut self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion> {
+        let ids = self.prompt_tokens(messages)?;
+        self.generate(&ids, params, on_text)
+    }
+
+    /// Generates from raw prompt token ids.
+    pub fn generate(
+        &mut self,
+        ids: &[u32],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion> {
+        if ids.is_empty() {
+            return Err(Error::Tokenizer("empty prompt".into()));
+        }
+        let max_context = self.max_context();
+        if ids.len() >= max_context {
+            return Err(Error::ContextOverflow {
+                needed: ids.len() + 1,
+                max: max_context,
+            });
+        }
+        // Reuse the cached keys and values of the longest common prefix with the last
+        // call (typically the system prompt and instructions); at least one token must be
+        // fed to get logits.
+        let common = self
+            .cached
+            .iter()
+            .zip(ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - 1);
+        self.transformer.truncate_cache(common)?;
+        self.cached.truncate(common);
+
+        let ChatModel {
+            transformer,
+            tokenizer,
+            cached,
+            ..
+        } = self;
+        let mut feed = |tokens: &[u32]| -> Result<candle_core::Tensor> {
+            let logits = transformer.forward(tokens)?;
+            cached.extend_from_slice(tokens);
+            Ok(logits)
+        };
+        let start = Instant::now();
+        let mut logits = feed(&ids[common..])?;
+        let prefill = start.elapsed();
+
+        let mut sampler = Sampler::new(params);
+        let mut history: Vec<u32> = ids.to_vec();
+        let mut stream = tokenizer.stream(true);
+        let mut text = String::new();
+        let mut emitted = 0; // bytes of `text` already given to on_text
+        let hold = params.stop.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut generated = 0;
+        let decode_start = Instant::now();
+        let stop = loop {
+            if generated >= params.max_new_tokens {
+                break StopReason::Length;
+            }
+            let next = sampler.next(&logits, &history)?;
+            if tokenizer.is_end_of_turn(next) {
+                break StopReason::EndOfTurn;
+            }
+            generated += 1;
+            history.push(next);
+            if let Some(piece) = stream.push(next)? {
+                text.push_str(&piece);
+            }
+            if let Some(cut) = find_stop(&text, &params.stop) {
+                text.truncate(cut);
+                break StopReason::StopString;
+            }
+            // Hold back a tail that could still become a stop string.
+            let safe = floor_char_boundary(&text, text.len().saturating_sub(hold));
+            if safe > emitted {
+                on_text(&text[emitted..safe]);
+                emitted = safe;
+            }
+            if ids.len() + generated >= max_context {
+                break StopReason::Context;
+            }
+            logits = feed(&[next])?;
+        };
+        if stop != StopReason::StopString {
+            if let Some(rest) = stream.finish() {
+                text.push_str(&rest);
+            }
+        }
+        if text.len() > emitted {
+            on_text(&text[emitted..]);
+        }
+        Ok(Completion {
+            text,
+            prompt_tokens: ids.len(),
+            reused_tokens: common,
+            generated_tokens: generated,
+            stop,
+            prefill,
+            decode: decode_start.elapsed(),
+        })
+    }
+
+    /// Forgets the cached prompt prefix.
+    pub fn reset(&mut self) -> Result<()> {
+        self.cached.clear();
+        self.transformer.truncate_cache(0)
+    }
+}
+
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_at_the_earliest() {
+        let stops = vec!["\n\n".to_string(), "END".to_string()];
+        assert_eq!(find_stop("abc END\n\nx", &stops), Some(4));
+        assert_eq!(find_stop("abc", &stops), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! The jobs tarjama does with a model: translating documents and summarizing articles.
+//!
+//! Both start from the text-prep crate's sentences, so every piece of output can be tied
+//! back to the bytes of the source it came from.
+
+pub mod prompts;
+pub mod summarize;
+pub mod translate;
+
+pub use summarize::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
+pub use translate::{
+    translate_document, DocumentTranslation, GgufTranslator, SentenceOut, TranslateOptions,
+    Translated, Translator,
+};

@@ -1,0 +1,510 @@
+//! Summarizing an Arabic article in English with a chat model.
+//!
+//! Two strategies: `direct` gives the model the Arabic article and asks for an English
+//! summary; `translate` first translates the article sentence by sentence (see
+//! [`super::translate`]) and summarizes the English. An article longer than the context
+//! allows is summarized map-reduce: each chunk of sentences on its own, then the partial
+//! summaries together.
+//!
+//! Each summary sentence can name the source sentences it draws on. With `translate` this
+//! comes from word overlap with the sentence translations; with `direct` the model is
+//! asked to cite the numbered source sentences, and the citations are parsed and removed.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tarjama_text::{Normalizer, Script};
+
+use super::prompts::{fill, PromptSet};
+use super::translate::{translate_document, GgufTranslator, TranslateOptions};
+use crate::gguf::chat::ChatModel;
+use crate::gguf::chat_template::Message;
+use crate::sampling::SamplingParams;
+use crate::Result;
+
+/// How the summary is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Arabic in, English summary out, in one step.
+    Direct,
+    /// Translate the article, then summarize the English.
+    Translate,
+}
+
+/// How long the summary should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryLength {
+    /// At most this many sentences.
+    Sentences(usize),
+    /// At most about this many words.
+    Words(usize),
+}
+
+impl SummaryLength {
+    fn phrase(self) -> String {
+        match self {
+            SummaryLength::Sentences(1) => "one sentence".into(),
+            SummaryLength::Sentences(n) => format!("at most {n} sentences"),
+            SummaryLength::Words(n) => format!("at most {n} words"),
+        }
+    }
+
+    fn max_new_tokens(self) -> usize {
+        match self {
+            SummaryLength::Sentences(n) => n * 60 + 40,
+            SummaryLength::Words(n) => n * 2 + 40,
+        }
+    }
+}
+
+/// Settings of one summary.
+#[derive(Debug, Clone)]
+pub struct SummaryOptions {
+    /// Direct or translate-then-summarize.
+    pub strategy: Strategy,
+    /// Target length.
+    pub length: SummaryLength,
+    /// Sampling (greedy by default); `max_new_tokens` is derived from the length.
+    pub sampling: SamplingParams,
+    /// Normalization of the Arabic before it reaches the model.
+    pub normalizer: Option<Normalizer>,
+    /// Ask for and return the source sentences each summary sentence draws on.
+    pub attribute: bool,
+}
+
+/// A source sentence a summary sentence draws on.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRef {
+    /// Sentence index in the article.
+    pub index: usize,
+    /// Its byte span in the article.
+    pub span: Range<usize>,
+}
+
+/// One sentence of the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummarySentence {
+    /// The English sentence.
+    pub text: String,
+    /// The article sentences it draws on (empty when none could be found).
+    pub sources: Vec<SourceRef>,
+}
+
+/// A summary and how it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryReport {
+    /// The summary text.
+    pub summary: String,
+    /// The summary's sentences with their sources.
+    pub sentences: Vec<SummarySentence>,
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// How many chunks the article was cut into (1: it fit the context).
+    pub chunks: usize,
+    /// Sentences in the article.
+    pub source_sentences: usize,
+    /// The English translation, for the `translate` strategy.
+    pub translation: Option<String>,
+    /// Repairs and warnings.
+    pub events: Vec<String>,
+    /// Wall time.
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+struct Article {
+    /// (span, normalized text) of every sentence.
+    sentences: Vec<(Range<usize>, String)>,
+}
+
+impl Article {
+    fn new(text: &str, normalizer: Option<&Normalizer>) -> Self {
+        let sentences = tarjama_text::split(text)
+            .iter()
+            .flat_map(|p| p.sentences.iter())
+            .map(|s| {
+                let t = match normalizer {
+                    Some(n) => n.normalize(s.text).into_owned(),
+                    None => s.text.to_string(),
+                };
+                (s.span.clone(), t)
+            })
+            .collect();
+        Article { sentences }
+    }
+
+    fn numbered(&self, range: Range<usize>) -> String {
+        self.sentences[range.clone()]
+            .iter()
+            .zip(range)
+            .map(|((_, t), i)| format!("[{}] {t}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn plain(&self, range: Range<usize>) -> String {
+        self.sentences[range]
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+const CITE: &str = "\n\nThe article's sentences are numbered. End each sentence of your summary \
+with the numbers of the article sentences it is based on, in brackets, like [2][5].";
+
+/// Summarizes `text`, streaming the final summary's text to `on_text`.
+pub fn summarize(
+    model: &mut ChatModel,
+    prompts: &PromptSet,
+    text: &str,
+    options: &SummaryOptions,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<SummaryReport> {
+    let start = Instant::now();
+    let article = Article::new(text, options.normalizer.as_ref());
+    let mut events = Vec::new();
+    if article.sentences.is_empty() {
+        return Ok(SummaryReport {
+            summary: String::new(),
+            sentences: Vec::new(),
+            strategy: options.strategy,
+            chunks: 0,
+            source_sentences: 0,
+            translation: None,
+            events: vec!["the input has no text to summarize".into()],
+            elapsed: start.elapsed(),
+        });
+    }
+    let arabic = article
+        .sentences
+        .iter()
+        .filter(|(_, t)| matches!(Script::detect(t), Script::Arabic | Script::Mixed))
+        .count();
+    if arabic == 0 {
+        events.push("the input has no Arabic; summarizing it as it is".into());
+    }
+
+    let (english_sentences, body, template) = match options.strategy {
+        Strategy::Direct => (None, None, prompts.summarize.clone()),
+        Strategy::Translate => {
+            let mut translator = GgufTranslator::new(
+                model,
+                "summarize".into(),
+                prompts.clone(),
+                SamplingParams {
+                    max_new_tokens: 512,
+                    ..options.sampling.clone()
+                },
+            );
+            let doc = translate_document(
+                &mut translator,
+                text,
+                &TranslateOptions {
+                    normalizer: options.normalizer.clone(),
+                },
+            )?;
+            events.extend(doc.events.iter().cloned());
+            let english: Vec<String> = doc.sentences.iter().map(|s| s.translation.clone()).collect();
+            let body = doc.text();
+            (Some(english), Some(body), prompts.summarize_english.clone())
+        }
+    };
+
+    let length = options.length;
+    let cite = options.attribute && options.strategy == Strategy::Direct;
+    let sampling = SamplingParams {
+        max_new_tokens: length.max_new_tokens() + if cite { 60 } else { 0 },
+        ..options.sampling.clone()
+    };
+    let overhead = 200 + model.count_tokens(&prompts.system)? + model.count_tokens(&template)?;
+    let budget = model
+        .max_context()
+        .saturating_sub(sampling.max_new_tokens + overhead)
+        .max(64);
+
+    let n = article.sentences.len();
+    let whole = match &english_sentences {
+        Some(_) => body.clone().unwrap_or_default(),
+        None if cite => article.numbered(0..n),
+        None => article.plain(0..n),
+    };
+    let whole_tokens = model.count_tokens(&whole)?;
+    let mut chunks = 1;
+    let (answer, cite_offsets) = if whole_tokens <= budget {
+        let user = fill(&template, &[("length", &length.phrase()), ("text", &whole)]);
+        let user = if cite { format!("{user}{CITE}") } else { user };
+        (ask(model, prompts, &user, &sampling, on_text)?, true)
+    } else {
+        // Map: summarize chunks of sentences that fit, in English.
+        let units: Vec<String> = match &english_sentences {
+            Some(en) => en.clone(),
+            None => article.sentences.iter().map(|(_, t)| t.clone()).collect(),
+        };
+        let groups = group_by_tokens(model, &units, budget)?;
+        chunks = groups.len();
+        events.push(format!(
+            "the article ({whole_tokens} tokens) is longer than the context allows ({budget}); \
+             summarized in {chunks} parts, then the parts together"
+        ));
+        let mut partials = Vec::new();
+        for range in groups {
+            let part = units[range].join("\n");
+            let user = fill(
+                &template,
+                &[("length", &SummaryLength::Sentences(3).phrase()), ("text", &part)],
+            );
+            let partial_params = SamplingParams {
+                max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
+                ..options.sampling.clone()
+            };
+            partials.push(ask(model, prompts, &user, &partial_params, &mut |_| {})?);
+        }
+        // Reduce: one summary of the partial summaries.
+        let user = fill(
+            &prompts.summarize_english,
+            &[("length", &length.phrase()), ("text", &partials.join("\n"))],
+        );
+        (ask(model, prompts, &user, &sampling, on_text)?, false)
+    };
+
+    let (summary, cited) = if cite && cite_offsets {
+        strip_citations(&answer, n)
+    } else {
+        (answer.trim().to_string(), Vec::new())
+    };
+    let (summary, cut) = enforce_length(&summary, length);
+    if cut {
+        events.push(format!("the model wrote more than {}; cut", length.phrase()));
+    }
+    let sentences = attribute(
+        &summary,
+        &article,
+        english_sentences.as_deref(),
+        &cited,
+        options.attribute,
+    );
+    if options.attribute && sentences.iter().all(|s| s.sources.is_empty()) {
+        events.push("no source sentences could be tied to the summary".into());
+    }
+    Ok(SummaryReport {
+        summary,
+        sentences,
+        strategy: options.strategy,
+        chunks,
+        source_sentences: n,
+        translation: body,
+        events,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn ask(
+    model: &mut ChatModel,
+    prompts: &PromptSet,
+    user: &str,
+    params: &SamplingParams,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let messages = [
+        Message::new("system", &prompts.system),
+        Message::new("user", user),
+    ];
+    Ok(model.chat(&messages, params, on_text)?.text)
+}
+
+fn group_by_tokens(
+    model: &ChatModel,
+    units: &[String],
+    budget: usize,
+) -> Result<Vec<Range<usize>>> {
+    let mut groups = Vec::new();
+    let (mut start, mut tokens) = (0, 0);
+    for (i, u) in units.iter().enumerate() {
+        let t = model.count_tokens(u)? + 1;
+        if i > start && tokens + t > budget {
+            groups.push(start..i);
+            start = i;
+            tokens = 0;
+        }
+        tokens += t;
+    }
+    groups.push(start..units.len());
+    Ok(groups)
+}
+
+/// Splits `[3][5]`-style citations off each sentence. Returns the clean text and, per
+/// clean sentence, the cited (zero-based) sentence indices below `n`.
+fn strip_citations(answer: &str, n: usize) -> (String, Vec<Vec<usize>>) {
+    let mut clean = String::new();
+    let mut cites = Vec::new();
+    for paragraph in tarjama_text::split(answer.trim()) {
+        for s in paragraph.sentences {
+            let mut text = String::new();
+            let mut nums = Vec::new();
+            let mut rest = s.text;
+            while let Some(open) = rest.find('[') {
+                let Some(close) = rest[open..].find(']') else {
+                    break;
+                };
+                let inside = &rest[open + 1..open + close];
+                let parsed: Vec<usize> = inside
+                    .split([',', ' ', '-'])
+                    .filter(|x| !x.is_empty())
+                    .filter_map(|x| x.trim().parse::<usize>().ok())
+                    .collect();
+                text.push_str(&rest[..open]);
+                if parsed.is_empty() {
+                    text.push_str(&rest[open..open + close + 1]);
+                }
+                nums.extend(parsed.into_iter().filter(|&k| k >= 1 && k <= n).map(|k| k - 1));
+                rest = &rest[open + close + 1..];
+            }
+            text.push_str(rest);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text = text.replace(" .", ".").replace(" ,", ",");
+            if text.is_empty() || text.chars().all(|c| !c.is_alphanumeric()) {
+                // A citation on a line of its own belongs to the sentence before.
+                if let Some(last) = cites.last_mut() {
+                    let last: &mut Vec<usize> = last;
+                    last.extend(nums);
+                }
+                continue;
+            }
+            if !clean.is_empty() {
+                clean.push(' ');
+            }
+            clean.push_str(&text);
+            nums.sort_unstable();
+            nums.dedup();
+            cites.push(nums);
+        }
+    }
+    (clean, cites)
+}
+
+/// Cuts a summary to the requested length at a sentence end; says whether it cut.
+fn enforce_length(summary: &str, length: SummaryLength) -> (String, bool) {
+    let sentences: Vec<&str> = tarjama_text::split(summary)
+        .into_iter()
+        .flat_map(|p| p.sentences.into_iter().map(|s| s.text))
+        .collect();
+    let keep = match length {
+        SummaryLength::Sentences(n) => n.max(1).min(sentences.len()),
+        SummaryLength::Words(n) => {
+            // Allow 20% slack before cutting: a summary that is a little long is better
+            // than one cut mid-thought.
+            let limit = n + n / 5;
+            let mut words = 0;
+            let mut keep = 0;
+            for s in &sentences {
+                words += s.split_whitespace().count();
+                if words > limit && keep > 0 {
+                    break;
+                }
+                keep += 1;
+            }
+            keep
+        }
+    };
+    if keep >= sentences.len() {
+        (summary.trim().to_string(), false)
+    } else {
+        (sentences[..keep].join(" "), true)
+    }
+}
+
+fn content_words(text: &str) -> HashSet<String> {
+    const STOP: &[&str] = &[
+        "the", "and", "that", "this", "with", "from", "for", "was", "were", "are", "has",
+        "have", "had", "his", "her", "its", "their", "they", "which", "who", "said", "says",
+        "will", "would", "been", "between", "about", "also", "into", "after", "over", "not",
+        "but", "than", "there", "what", "when", "where", "while", "during",
+    ];
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(|w| w.to_lowercase())
+        .filter(|w| w.chars().count() > 2 && !STOP.contains(&w.as_str()))
+        .collect()
+}
+
+fn attribute(
+    summary: &str,
+    article: &Article,
+    english: Option<&[String]>,
+    cited: &[Vec<usize>],
+    wanted: bool,
+) -> Vec<SummarySentence> {
+    let sentences: Vec<String> = tarjama_text::split(summary)
+        .into_iter()
+        .flat_map(|p| p.sentences.into_iter().map(|s| s.text.to_string()))
+        .collect();
+    let english_words: Option<Vec<HashSet<String>>> =
+        english.map(|en| en.iter().map(|s| content_words(s)).collect());
+    sentences
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut indices: Vec<usize> = Vec::new();
+            if wanted {
+                if let Some(c) = cited.get(i) {
+                    indices = c.clone();
+                } else if let Some(ew) = &english_words {
+                    let words = content_words(&text);
+                    let mut scored: Vec<(f32, usize)> = ew
+                        .iter()
+                        .enumerate()
+                        .map(|(j, w)| {
+                            let overlap = words.intersection(w).count() as f32;
+                            (overlap / words.len().max(1) as f32, j)
+                        })
+                        .filter(|(s, _)| *s >= 0.25)
+                        .collect();
+                    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    indices = scored.into_iter().take(3).map(|(_, j)| j).collect();
+                    indices.sort_unstable();
+                }
+            }
+            SummarySentence {
+                text,
+                sources: indices
+                    .into_iter()
+                    .filter_map(|j| {
+                        article.sentences.get(j).map(|(span, _)| SourceRef {
+                            index: j,
+                            span: span.clone(),
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_are_parsed_and_removed() {
+        let (text, cites) = strip_citations("Putin met Witkoff [1][2]. Talks were fruitful [3, 9].", 5);
+        assert_eq!(text, "Putin met Witkoff. Talks were fruitful.");
+        assert_eq!(cites, vec![vec![0, 1], vec![2]]);
+    }
+
+    #[test]
+    fn length_is_enforced_at_sentence_ends() {
+        let s = "One two. Three four. Five six.";
+        assert_eq!(enforce_length(s, SummaryLength::Sentences(2)), ("One two. Three four.".into(), true));
+        assert_eq!(enforce_length(s, SummaryLength::Sentences(5)), (s.into(), false));
+        assert_eq!(enforce_length(s, SummaryLength::Words(4)), ("One two. Three four.".into(), true));
+    }
+}

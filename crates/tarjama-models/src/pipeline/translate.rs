@@ -1,0 +1,502 @@
+//! Document translation: split into paragraphs and sentences, pass through what is not
+//! Arabic, translate the rest with any [`Translator`], and keep every output sentence tied
+//! to its source span.
+//!
+//! [`GgufTranslator`] drives a chat model. Small chat models fail in known ways, so each
+//! answer is checked: commentary ("Here is the translation:") is stripped, an answer still
+//! in Arabic or caught in a repetition loop is retried with stricter settings, and a
+//! numbered batch that comes back with a sentence missing is redone sentence by sentence.
+//! Every such event is reported, never hidden.
+
+use std::ops::Range;
+
+use serde::Serialize;
+use tarjama_text::{Normalizer, Script};
+
+use super::prompts::{fill, PromptSet};
+use crate::gguf::chat::ChatModel;
+use crate::gguf::chat_template::Message;
+use crate::sampling::SamplingParams;
+use crate::Result;
+
+/// One translated sentence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Translated {
+    /// The English text.
+    pub text: String,
+    /// Mean log-probability of the output tokens, when the model gives one.
+    pub score: Option<f32>,
+}
+
+/// Anything that turns Arabic sentences into English ones, one output per input, in order.
+pub trait Translator {
+    /// A name for reports (the model).
+    fn name(&self) -> String;
+    /// Translates `sentences` (already normalized).
+    fn translate(&mut self, sentences: &[&str]) -> Result<Vec<Translated>>;
+    /// What went wrong and was repaired since the last call, for the report.
+    fn take_events(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// How to prepare a document for translation.
+#[derive(Debug, Clone, Default)]
+pub struct TranslateOptions {
+    /// Normalization applied to Arabic sentences before translation (`None`: as is).
+    pub normalizer: Option<Normalizer>,
+}
+
+/// One sentence of a translated document.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentenceOut {
+    /// Paragraph index in the document.
+    pub paragraph: usize,
+    /// Sentence index in the document.
+    pub index: usize,
+    /// Byte span of the source sentence.
+    pub span: Range<usize>,
+    /// The source sentence.
+    pub source: String,
+    /// Its translation (the source itself when passed through).
+    pub translation: String,
+    /// Whether it was passed through untouched (not Arabic).
+    pub passthrough: bool,
+    /// Mean log-probability, when known.
+    pub score: Option<f32>,
+}
+
+/// A translated document.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentTranslation {
+    /// Every sentence, in order.
+    pub sentences: Vec<SentenceOut>,
+    /// Failures that were detected and repaired.
+    pub events: Vec<String>,
+}
+
+impl DocumentTranslation {
+    /// The translation as text: sentences of a paragraph joined by a space, paragraphs by a
+    /// blank line.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let mut last_paragraph = None;
+        for s in &self.sentences {
+            match last_paragraph {
+                None => {}
+                Some(p) if p == s.paragraph => out.push(' '),
+                Some(_) => out.push_str("\n\n"),
+            }
+            out.push_str(&s.translation);
+            last_paragraph = Some(s.paragraph);
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Translates a whole document.
+pub fn translate_document(
+    translator: &mut dyn Translator,
+    text: &str,
+    options: &TranslateOptions,
+) -> Result<DocumentTranslation> {
+    let paragraphs = tarjama_text::split(text);
+    let mut sentences = Vec::new();
+    let mut todo_index = Vec::new();
+    let mut todo_text = Vec::new();
+    for (p, paragraph) in paragraphs.iter().enumerate() {
+        for sentence in &paragraph.sentences {
+            let arabic = matches!(sentence.script, Script::Arabic | Script::Mixed);
+            if arabic {
+                todo_index.push(sentences.len());
+                todo_text.push(match &options.normalizer {
+                    Some(n) => n.normalize(sentence.text).into_owned(),
+                    None => sentence.text.to_string(),
+                });
+            }
+            sentences.push(SentenceOut {
+                paragraph: p,
+                index: sentences.len(),
+                span: sentence.span.clone(),
+                source: sentence.text.to_string(),
+                translation: sentence.text.to_string(),
+                passthrough: !arabic,
+                score: None,
+            });
+        }
+    }
+    let refs: Vec<&str> = todo_text.iter().map(String::as_str).collect();
+    let translated = if refs.is_empty() {
+        Vec::new()
+    } else {
+        translator.translate(&refs)?
+    };
+    for (i, t) in todo_index.into_iter().zip(translated) {
+        sentences[i].translation = t.text;
+        sentences[i].score = t.score;
+    }
+    Ok(DocumentTranslation {
+        sentences,
+        events: translator.take_events(),
+    })
+}
+
+/// A chat model used as a translator.
+#[derive(Debug)]
+pub struct GgufTranslator<'m> {
+    model: &'m mut ChatModel,
+    prompts: PromptSet,
+    params: SamplingParams,
+    /// Sentences are sent together while their tokens stay under this.
+    chunk_tokens: usize,
+    /// At most this many sentences per request.
+    chunk_sentences: usize,
+    name: String,
+    events: Vec<String>,
+}
+
+impl<'m> GgufTranslator<'m> {
+    /// Wraps a loaded chat model; `params.max_new_tokens` caps each request's output.
+    pub fn new(
+        model: &'m mut ChatModel, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
+        GgufTranslator {
+            model,
+            prompts,
+            params,
+            chunk_tokens: 160,
+            chunk_sentences: 6,
+            name,
+            events: Vec::new(),
+        }
+    }
+
+    /// Sets how many source tokens and sentences go into one request (1 sentence: each
+    /// sentence alone).
+    pub fn with_chunking(mut self, tokens: usize, sentences: usize) -> Self {
+        self.chunk_tokens = tokens.max(1);
+        self.chunk_sentences = sentences.max(1);
+        self
+    }
+
+    fn ask(&mut self, user: String, max_new: usize, params: &SamplingParams) -> Result<String> {
+        let messages = [
+            Message::new("system", &self.prompts.system),
+            Message::new("user", &user),
+        ];
+        let params = SamplingParams {
+            max_new_tokens: max_new.min(params.max_new_tokens),
+            ..params.clone()
+        };
+        let completion = self.model.chat(&messages, &params, &mut |_| {})?;
+        Ok(completion.text)
+    }
+
+    fn output_budget(&self, source_tokens: usize) -> usize {
+        // Arabic takes more tokens than its English translation in Qwen's and Gemma's
+        // vocabularies; twice the source plus slack covers verbose translations.
+        source_tokens * 2 + 24
+    }
+
+    fn translate_one(&mut self, sentence: &str) -> Result<Translated> {
+        let tokens = self.model.count_tokens(sentence)?;
+        let budget = self.output_budget(tokens);
+        let user = fill(&self.prompts.translate, &[("text", sentence)]);
+        let params = self.params.clone();
+        let raw = self.ask(user.clone(), budget, &params)?;
+        let text = clean_answer(&raw);
+        if let Some(problem) = problem(&text, sentence) {
+            // Retry once, stricter: a repetition penalty breaks loops, and a reminder of
+            // the target language fixes most answers that stayed in Arabic.
+            let strict = SamplingParams {
+                repetition_penalty: 1.15,
+                ..params
+            };
+            let user = format!("{user}\n\nAnswer in English only.");
+            let retry = clean_answer(&self.ask(user, budget, &strict)?);
+            let fixed = problem_free(&retry, sentence);
+            self.events.push(format!(
+                "{problem} in the translation of \"{}\"; retried{}",
+                preview(sentence),
+                if fixed { "" } else { ", still wrong" }
+            ));
+            return Ok(Translated {
+                text: retry,
+                score: None,
+            });
+        }
+        Ok(Translated { text, score: None })
+    }
+
+    fn translate_chunk(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
+        if sentences.len() == 1 {
+            return Ok(vec![self.translate_one(sentences[0])?]);
+        }
+        let numbered: Vec<String> = sentences
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}. {s}", i + 1))
+            .collect();
+        let numbered = numbered.join("\n");
+        let tokens = self.model.count_tokens(&numbered)?;
+        let user = fill(&self.prompts.translate_numbered, &[("text", &numbered)]);
+        let params = self.params.clone();
+        let raw = self.ask(user, self.output_budget(tokens), &params)?;
+        match parse_numbered(&raw, sentences.len()) {
+            Some(lines)
+                if lines
+                    .iter()
+                    .zip(sentences)
+                    .all(|(t, s)| problem(t, s).is_none()) =>
+            {
+                Ok(lines
+                    .into_iter()
+                    .map(|text| Translated { text, score: None })
+                    .collect())
+            }
+            parsed => {
+                self.events.push(format!(
+                    "a batch of {} sentences came back {}; translated them one by one",
+                    sentences.len(),
+                    if parsed.is_none() {
+                        "with sentences missing or merged"
+                    } else {
+                        "with a bad line"
+                    }
+                ));
+                sentences.iter().map(|s| self.translate_one(s)).collect()
+            }
+        }
+    }
+}
+
+impl Translator for GgufTranslator<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn translate(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
+        let mut out = Vec::with_capacity(sentences.len());
+        let mut start = 0;
+        while start < sentences.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < sentences.len() && end - start < self.chunk_sentences {
+                let t = self.model.count_tokens(sentences[end])?;
+                if end > start && tokens + t > self.chunk_tokens {
+                    break;
+                }
+                tokens += t;
+                end += 1;
+            }
+            out.extend(self.translate_chunk(&sentences[start..end])?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(40).collect();
+    if p.len() < s.len() {
+        p.push('…');
+    }
+    p
+}
+
+/// Removes what small chat models wrap around a translation: a lead-in line ("Here is
+/// the translation:"), a `Translation:` label, code fences and enclosing quotes.
+pub fn clean_answer(raw: &str) -> String {
+    let mut lines: Vec<&str> = raw.trim().lines().collect();
+    while let Some(first) = lines.first() {
+        let lower = first.trim().to_lowercase();
+        let lead_in = lower.ends_with(':')
+            && ["here", "sure", "translation", "english", "the translation", "certainly"]
+                .iter()
+                .any(|w| lower.starts_with(w));
+        if lead_in || lower.starts_with("```") || lower.is_empty() {
+            lines.remove(0);
+        } else {
+            break;
+        }
+    }
+    while lines
+        .last()
+        .is_some_and(|l| l.trim().starts_with("```") || l.trim().is_empty())
+    {
+        lines.pop();
+    }
+    let mut text = lines.join("\n").trim().to_string();
+    for label in ["Translation:", "English:", "English translation:"] {
+        if let Some(rest) = text.strip_prefix(label) {
+            text = rest.trim().to_string();
+        }
+    }
+    let quoted = |o: char, c: char| text.starts_with(o) && text.ends_with(c) && text.len() > 2;
+    if quoted('"', '"') || quoted('“', '”') {
+        let inner: String = {
+            let mut cs = text.chars();
+            cs.next();
+            cs.next_back();
+            cs.collect()
+        };
+        if !inner.contains(['"', '“', '”']) {
+            text = inner;
+        }
+    }
+    text
+}
+
+/// What is wrong with a translation, if anything a check can see.
+fn problem(translation: &str, source: &str) -> Option<&'static str> {
+    if translation.trim().is_empty() {
+        return Some("an empty answer");
+    }
+    if arabic_share(translation) > 0.2 {
+        return Some("an answer still in Arabic");
+    }
+    if is_looping(translation) {
+        return Some("a repetition loop");
+    }
+    let (src, out) = (source.chars().count(), translation.chars().count());
+    if out > src * 4 + 80 {
+        return Some("an answer far longer than the source");
+    }
+    None
+}
+
+fn problem_free(translation: &str, source: &str) -> bool {
+    problem(translation, source).is_none()
+}
+
+/// Share of letters that are Arabic.
+fn arabic_share(text: &str) -> f32 {
+    let (mut arabic, mut letters) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{08A0}'..='\u{08FF}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+        {
+            arabic += 1;
+        }
+    }
+    if letters == 0 {
+        0.0
+    } else {
+        arabic as f32 / letters as f32
+    }
+}
+
+/// A word 4-gram that occurs 3 times or more: the signature of a model stuck in a loop.
+fn is_looping(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.to_lowercase())
+        .collect();
+    if words.len() < 12 {
+        return false;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for gram in words.windows(4) {
+        let c = counts.entry(gram).or_insert(0);
+        *c += 1;
+        if *c >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Parses `N. text` lines; None unless exactly the numbers 1..=n come back, in order.
+fn parse_numbered(raw: &str, n: usize) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for line in raw.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let digits: String = line.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let rest = &line[digits.len()..];
+        match digits.parse::<usize>() {
+            Ok(k) if k == out.len() + 1 && (rest.starts_with('.') || rest.starts_with(')')) => {
+                out.push(clean_answer(rest[1..].trim()));
+            }
+            // A line without a number continues the previous sentence.
+            _ if !out.is_empty() && digits.is_empty() => {
+                let last = out.last_mut().expect("not empty");
+                last.push(' ');
+                last.push_str(line);
+            }
+            _ if out.is_empty() && digits.is_empty() => {} // a lead-in line
+            _ => return None,
+        }
+    }
+    (out.len() == n).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commentary_is_stripped() {
+        assert_eq!(
+            clean_answer("Here is the translation:\n\n\"Putin met Witkoff.\""),
+            "Putin met Witkoff."
+        );
+        assert_eq!(clean_answer("Translation: Hello."), "Hello.");
+        assert_eq!(clean_answer("```\nHello.\n```"), "Hello.");
+        assert_eq!(clean_answer("He said \"no\" twice."), "He said \"no\" twice.");
+    }
+
+    #[test]
+    fn problems_are_seen() {
+        assert_eq!(problem("", "x"), Some("an empty answer"));
+        assert_eq!(problem("قال بوتين", "x"), Some("an answer still in Arabic"));
+        let looping = "the talks were fruitful ".repeat(5);
+        assert_eq!(problem(&looping, &"x".repeat(200)), Some("a repetition loop"));
+        assert_eq!(problem("Putin met Witkoff in Saint Petersburg.", "قال"), None);
+    }
+
+    #[test]
+    fn numbered_answers_parse_or_fail() {
+        let raw = "Sure:\n1. First.\n2. Second\ncontinued.\n3) Third.";
+        assert_eq!(
+            parse_numbered(raw, 3).unwrap(),
+            vec!["First.", "Second continued.", "Third."]
+        );
+        assert!(parse_numbered("1. A\n3. C", 3).is_none());
+        assert!(parse_numbered("1. A\n2. B", 3).is_none());
+    }
+
+    struct Upper;
+    impl Translator for Upper {
+        fn name(&self) -> String {
+            "upper".into()
+        }
+        fn translate(&mut self, s: &[&str]) -> Result<Vec<Translated>> {
+            Ok(s.iter()
+                .map(|t| Translated {
+                    text: format!("<{}>", t.chars().count()),
+                    score: None,
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn documents_keep_structure_and_pass_english_through() {
+        let text = "قال بوتين إن المحادثات مثمرة. Hello there.\n\nوأضاف ليفيت.";
+        let doc = translate_document(&mut Upper, text, &TranslateOptions::default()).unwrap();
+        assert_eq!(doc.sentences.len(), 3);
+        assert!(doc.sentences[1].passthrough);
+        assert_eq!(doc.sentences[1].translation, "Hello there.");
+        assert_eq!(&text[doc.sentences[2].span.clone()], "وأضاف ليفيت.");
+        assert_eq!(doc.text(), "<29> Hello there.\n\n<12>\n");
+    }
+}

@@ -1,0 +1,108 @@
+//! Sampling settings and the sampler, kept apart from model loading: the same loaded model
+//! serves greedy translation and sampled summaries.
+
+use candle_core::Tensor;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+
+use crate::Result;
+
+/// How the next token is chosen and when generation stops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 means greedy (deterministic); otherwise the softmax temperature.
+    pub temperature: f64,
+    /// Keep only the `k` most likely tokens before sampling.
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of tokens whose probability reaches `p`.
+    pub top_p: Option<f64>,
+    /// Seed of the sampler's random generator.
+    pub seed: u64,
+    /// Divides the logits of recently seen tokens (1 = off), as llama.cpp's
+    /// `repeat_penalty`.
+    pub repetition_penalty: f32,
+    /// How many recent tokens (prompt included) the penalty looks at.
+    pub repeat_last_n: usize,
+    /// The most tokens to generate.
+    pub max_new_tokens: usize,
+    /// Generation stops before any of these strings; they are not part of the output.
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 299_792_458,
+            repetition_penalty: 1.0,
+            repeat_last_n: 64,
+            max_new_tokens: 512,
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl SamplingParams {
+    /// Greedy decoding of at most `max_new_tokens`.
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        SamplingParams {
+            max_new_tokens,
+            ..Self::default()
+        }
+    }
+
+    fn sampling(&self) -> Sampling {
+        if self.temperature <= 0.0 {
+            return Sampling::ArgMax;
+        }
+        let temperature = self.temperature;
+        match (self.top_k, self.top_p) {
+            (None, None) => Sampling::All { temperature },
+            (Some(k), None) => Sampling::TopK { k, temperature },
+            (None, Some(p)) => Sampling::TopP { p, temperature },
+            (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
+        }
+    }
+}
+
+/// Picks tokens from logits according to [`SamplingParams`].
+pub struct Sampler {
+    processor: LogitsProcessor,
+    penalty: f32,
+    last_n: usize,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("penalty", &self.penalty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// A sampler for these settings, its random generator seeded.
+    pub fn new(params: &SamplingParams) -> Self {
+        Sampler {
+            processor: LogitsProcessor::from_sampling(params.seed, params.sampling()),
+            penalty: params.repetition_penalty,
+            last_n: params.repeat_last_n,
+        }
+    }
+
+    /// The next token given the logits (vocab,) and every token so far.
+    pub fn next(&mut self, logits: &Tensor, history: &[u32]) -> Result<u32> {
+        let logits = if self.penalty != 1.0 && !history.is_empty() {
+            let start = history.len().saturating_sub(self.last_n);
+            candle_transformers::utils::apply_repeat_penalty(
+                logits,
+                self.penalty,
+                &history[start..],
+            )?
+        } else {
+            logits.clone()
+        };
+        Ok(self.processor.sample(&logits)?)
+    }
+}
