@@ -183,9 +183,15 @@ fn split_line(line: &str) -> Vec<Range<usize>> {
     let protected = links::find(line);
     let mut sentences = Vec::new();
     let mut start = 0;
+    let mut links = protected.iter().peekable();
     let mut iter = line.char_indices().peekable();
     while let Some((i, c)) = iter.next() {
-        if !is_terminator(c) || protected.iter().any(|p| p.contains(&i)) {
+        if !is_terminator(c) {
+            continue;
+        }
+        // Links are in order: drop those that end before this character.
+        while links.next_if(|link| link.end <= i).is_some() {}
+        if links.peek().is_some_and(|link| link.contains(&i)) {
             continue;
         }
         // The cluster: this terminator, the ones after it and closing quotes/brackets.
