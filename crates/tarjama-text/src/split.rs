@@ -265,12 +265,10 @@ fn ends_sentence(line: &str, at: usize, end: usize) -> bool {
         return false;
     }
     if LETTER_NAMES.contains(&word) {
-        let before_is_initial = is_initial(last_word(line[..at - word.len()].trim_end()));
-        let next_word = next.split(char::is_whitespace).next().unwrap_or("");
-        let after_is_initial = next_word
-            .strip_suffix('.')
-            .is_some_and(|w| is_initial(&format!("{w}.")));
-        return !(before_is_initial || after_is_initial);
+        let before = last_word(line[..at - word.len()].trim_end());
+        let after = next.split(char::is_whitespace).next().unwrap_or("");
+        let is_initial = |w: &str| w.strip_suffix('.').is_some_and(is_initial_stem);
+        return !(is_initial(before) || is_initial(after));
     }
     true
 }
@@ -286,12 +284,9 @@ fn last_word(text: &str) -> &str {
     &text[start..]
 }
 
-/// Whether `word` (with its final period) is an initial: one letter, or the Arabic name
-/// of a Latin letter.
-fn is_initial(word: &str) -> bool {
-    let Some(stem) = word.strip_suffix('.') else {
-        return false;
-    };
+/// Whether `stem` (an initial without its period) is one letter or the Arabic name of
+/// a Latin letter.
+fn is_initial_stem(stem: &str) -> bool {
     (stem.chars().count() == 1 && stem.chars().all(char::is_alphabetic))
         || LETTER_NAMES.contains(&stem)
 }
