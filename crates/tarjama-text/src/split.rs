@@ -29,7 +29,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::{links, Script};
+use crate::{links, normalize, Script};
 
 /// A sentence: its byte span in the original text, its text and its script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,6 +178,12 @@ fn is_closer(c: char) -> bool {
     matches!(c, '"' | '\'' | '»' | '”' | '’' | '›' | ')' | ']' | '}')
 }
 
+/// Bidi controls and zero-width characters: they take no room and carry no meaning for
+/// where a sentence ends.
+fn is_invisible(c: char) -> bool {
+    normalize::is_bidi_control(c) || normalize::is_zero_width(c)
+}
+
 /// Sentence spans inside one line, trimmed of whitespace.
 fn split_line(line: &str) -> Vec<Range<usize>> {
     let protected = links::find(line);
@@ -194,10 +200,11 @@ fn split_line(line: &str) -> Vec<Range<usize>> {
         if links.peek().is_some_and(|link| link.contains(&i)) {
             continue;
         }
-        // The cluster: this terminator, the ones after it and closing quotes/brackets.
+        // The cluster: this terminator, the ones after it, closing quotes/brackets and
+        // invisible marks (web text puts an RLM after Arabic punctuation).
         let mut end = i + c.len_utf8();
         while let Some(&(j, d)) = iter.peek() {
-            if is_terminator(d) || is_closer(d) {
+            if is_terminator(d) || is_closer(d) || is_invisible(d) {
                 end = j + d.len_utf8();
                 iter.next();
             } else {
@@ -358,6 +365,14 @@ mod tests {
         assert_eq!(
             sentences("لا معنى لها..\". ماذا؟! حقاً..."),
             ["لا معنى لها..\".", "ماذا؟!", "حقاً..."]
+        );
+    }
+
+    #[test]
+    fn invisible_marks_after_the_terminator_stay_with_it() {
+        assert_eq!(
+            sentences("انتهى.\u{200F} ثم بدأ؟\u{200F}\u{200E} نعم"),
+            ["انتهى.\u{200F}", "ثم بدأ؟\u{200F}\u{200E}", "نعم"]
         );
     }
 
