@@ -167,7 +167,7 @@ pub enum Profile {
     /// No step: only what is added by name.
     None,
     /// Safe for translation models: `bom`, `line-endings`, `bidi`, `zero-width`,
-    /// `tatweel`, `whitespace`, `nfc`. Nothing a reader could see is changed.
+    /// `tatweel`, `whitespace`, `nfc`. No letter, vowel mark or digit is changed.
     Mt,
     /// For search and deduplication: `mt` plus `diacritics`, `alef`, `ya`, `ta-marbuta`.
     Search,
