@@ -98,6 +98,12 @@ fn normalize_applies_the_profile_and_named_steps() {
             .write_stdin(input),
     );
     assert_eq!(search, "مرحبا بكم في 2025\nمحمد احمد\n");
+    let no_tatweel_step = stdout_of(
+        tarjama()
+            .args(["prep", "normalize", "--no-step", "tatweel"])
+            .write_stdin(input),
+    );
+    assert_eq!(no_tatweel_step, "مـــرحبا بكم في ٢٠٢٥\nمُحَمَّد أحمد\n");
 }
 
 #[test]

@@ -42,6 +42,13 @@ impl Chunk<'_> {
 
 /// Groups `sentences` into chunks whose [`Chunk::text`] measures at most `budget` by
 /// `len` (a single word longer than the budget is the only exception).
+///
+/// `len` is called on the growing chunk text after each sentence, since token counts
+/// are not additive across a join; a call costs up to one chunk's length, which is
+/// small for the budgets models take (hundreds of tokens).
+///
+/// Chunks never cross the slice given: pass one [`crate::Paragraph`]'s sentences to
+/// keep chunks inside paragraphs, or all of them to let chunks run across.
 pub fn chunk<'a>(
     sentences: &[Sentence<'a>],
     budget: usize,

@@ -267,14 +267,13 @@ impl<R: Read> Blocks<R> {
         if buf.len() < Self::MAX_BLOCK {
             return (0, Cut::Line);
         }
-        // One line longer than MAX_BLOCK: cut at the start of a word, after a space or
-        // tab, so that neither side's whitespace or composition changes; failing that
+        // One line longer than MAX_BLOCK: cut after a space or tab, before a word (see
+        // `starts_with_word`), so that neither side's whitespace or composition
+        // changes; failing that
         // (4 MiB without an ASCII space), right before a UTF-8 lead byte.
-        let word_start = (1..buf.len()).rev().find(|&p| {
-            matches!(buf[p - 1], b' ' | b'\t')
-                && !matches!(buf[p], b' ' | b'\t')
-                && (buf[p] & 0xC0) != 0x80
-        });
+        let word_start = (1..buf.len())
+            .rev()
+            .find(|&p| matches!(buf[p - 1], b' ' | b'\t') && starts_with_word(&buf[p..]));
         if let Some(cut) = word_start {
             return (cut, Cut::Inside);
         }

@@ -13,16 +13,24 @@ const SCHEMES: [&str; 4] = ["http://", "https://", "ftp://", "www."];
 
 /// Byte spans of URLs and e-mail addresses in `text`, in order, not overlapping.
 pub(crate) fn find(text: &str) -> Vec<Range<usize>> {
-    let mut spans = urls(text);
+    let urls = urls(text);
+    // Both lists are in order: merge them, dropping e-mails that overlap a URL
+    // (`http://user@host.com`), in one pass.
+    let mut spans = Vec::with_capacity(urls.len());
+    let mut pending = urls.into_iter().peekable();
     for email in emails(text) {
-        if !spans
-            .iter()
-            .any(|s| s.start < email.end && email.start < s.end)
-        {
+        while let Some(url) = pending.next_if(|url| url.end <= email.start) {
+            spans.push(url);
+        }
+        let overlaps = pending.peek().is_some_and(|url| url.start < email.end)
+            || spans
+                .last()
+                .is_some_and(|last: &Range<usize>| last.end > email.start);
+        if !overlaps {
             spans.push(email);
         }
     }
-    spans.sort_by_key(|s| s.start);
+    spans.extend(pending);
     spans
 }
 
@@ -61,17 +69,27 @@ fn urls(text: &str) -> Vec<Range<usize>> {
 
 /// Length of `url` once sentence punctuation is taken off its end.
 fn trim_trailing(url: &str) -> usize {
+    // Brackets are counted once, up front: recounting per stripped character would
+    // be quadratic on a URL that ends in a long run of `)`.
+    let count = |c: char| url.chars().filter(|&d| d == c).count();
+    let (open_paren, mut close_paren) = (count('('), count(')'));
+    let (open_bracket, mut close_bracket) = (count('['), count(']'));
     let mut end = url.len();
     while let Some(c) = url[..end].chars().next_back() {
         let strip = match c {
-            ')' => url[..end].matches('(').count() < url[..end].matches(')').count(),
-            ']' => url[..end].matches('[').count() < url[..end].matches(']').count(),
+            ')' => open_paren < close_paren,
+            ']' => open_bracket < close_bracket,
             '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' | '»' | '”' | '’' | '،' | '؛' | '؟'
             | '…' | '>' | '}' => true,
             _ => false,
         };
         if !strip {
             break;
+        }
+        match c {
+            ')' => close_paren -= 1,
+            ']' => close_bracket -= 1,
+            _ => {}
         }
         end -= c.len_utf8();
     }
@@ -137,6 +155,14 @@ mod tests {
         assert_eq!(
             found("موقع «http://مثال.مصر/صفحة»"),
             ["http://مثال.مصر/صفحة"]
+        );
+    }
+
+    #[test]
+    fn an_email_inside_a_url_is_part_of_the_url() {
+        assert_eq!(
+            found("a@b.com http://user@host.com/x c@d.org"),
+            ["a@b.com", "http://user@host.com/x", "c@d.org"]
         );
     }
 

@@ -167,7 +167,7 @@ pub enum Profile {
     /// No step: only what is added by name.
     None,
     /// Safe for translation models: `bom`, `line-endings`, `bidi`, `zero-width`,
-    /// `tatweel`, `whitespace`, `nfc`. Nothing a reader could see is changed.
+    /// `tatweel`, `whitespace`, `nfc`. No letter, vowel mark or digit is changed.
     Mt,
     /// For search and deduplication: `mt` plus `diacritics`, `alef`, `ya`, `ta-marbuta`.
     Search,
@@ -371,14 +371,16 @@ pub(crate) fn may_vanish(c: char) -> bool {
     c == '\u{0640}' || is_diacritic(c) || is_bidi_control(c) || is_zero_width(c)
 }
 
-fn is_zero_width(c: char) -> bool {
+/// Zero-width characters, soft hyphen and U+FEFF: see [`Step::ZeroWidth`].
+pub(crate) fn is_zero_width(c: char) -> bool {
     matches!(
         c,
         '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{00AD}' | '\u{FEFF}'
     )
 }
 
-fn is_bidi_control(c: char) -> bool {
+/// Bidirectional controls: see [`Step::Bidi`].
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

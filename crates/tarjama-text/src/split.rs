@@ -29,7 +29,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::{links, Script};
+use crate::{links, normalize, Script};
 
 /// A sentence: its byte span in the original text, its text and its script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,20 +178,33 @@ fn is_closer(c: char) -> bool {
     matches!(c, '"' | '\'' | '»' | '”' | '’' | '›' | ')' | ']' | '}')
 }
 
+/// Bidi controls and zero-width characters: they take no room and carry no meaning for
+/// where a sentence ends.
+fn is_invisible(c: char) -> bool {
+    normalize::is_bidi_control(c) || normalize::is_zero_width(c)
+}
+
 /// Sentence spans inside one line, trimmed of whitespace.
 fn split_line(line: &str) -> Vec<Range<usize>> {
     let protected = links::find(line);
     let mut sentences = Vec::new();
     let mut start = 0;
+    let mut links = protected.iter().peekable();
     let mut iter = line.char_indices().peekable();
     while let Some((i, c)) = iter.next() {
-        if !is_terminator(c) || protected.iter().any(|p| p.contains(&i)) {
+        if !is_terminator(c) {
             continue;
         }
-        // The cluster: this terminator, the ones after it and closing quotes/brackets.
+        // Links are in order: drop those that end before this character.
+        while links.next_if(|link| link.end <= i).is_some() {}
+        if links.peek().is_some_and(|link| link.contains(&i)) {
+            continue;
+        }
+        // The cluster: this terminator, the ones after it, closing quotes/brackets and
+        // invisible marks (web text puts an RLM after Arabic punctuation).
         let mut end = i + c.len_utf8();
         while let Some(&(j, d)) = iter.peek() {
-            if is_terminator(d) || is_closer(d) {
+            if is_terminator(d) || is_closer(d) || is_invisible(d) {
                 end = j + d.len_utf8();
                 iter.next();
             } else {
@@ -259,12 +272,10 @@ fn ends_sentence(line: &str, at: usize, end: usize) -> bool {
         return false;
     }
     if LETTER_NAMES.contains(&word) {
-        let before_is_initial = is_initial(last_word(line[..at - word.len()].trim_end()));
-        let next_word = next.split(char::is_whitespace).next().unwrap_or("");
-        let after_is_initial = next_word
-            .strip_suffix('.')
-            .is_some_and(|w| is_initial(&format!("{w}.")));
-        return !(before_is_initial || after_is_initial);
+        let before = last_word(line[..at - word.len()].trim_end());
+        let after = next.split(char::is_whitespace).next().unwrap_or("");
+        let is_initial = |w: &str| w.strip_suffix('.').is_some_and(is_initial_stem);
+        return !(is_initial(before) || is_initial(after));
     }
     true
 }
@@ -280,12 +291,9 @@ fn last_word(text: &str) -> &str {
     &text[start..]
 }
 
-/// Whether `word` (with its final period) is an initial: one letter, or the Arabic name
-/// of a Latin letter.
-fn is_initial(word: &str) -> bool {
-    let Some(stem) = word.strip_suffix('.') else {
-        return false;
-    };
+/// Whether `stem` (an initial without its period) is one letter or the Arabic name of
+/// a Latin letter.
+fn is_initial_stem(stem: &str) -> bool {
     (stem.chars().count() == 1 && stem.chars().all(char::is_alphabetic))
         || LETTER_NAMES.contains(&stem)
 }
@@ -357,6 +365,14 @@ mod tests {
         assert_eq!(
             sentences("لا معنى لها..\". ماذا؟! حقاً..."),
             ["لا معنى لها..\".", "ماذا؟!", "حقاً..."]
+        );
+    }
+
+    #[test]
+    fn invisible_marks_after_the_terminator_stay_with_it() {
+        assert_eq!(
+            sentences("انتهى.\u{200F} ثم بدأ؟\u{200F}\u{200E} نعم"),
+            ["انتهى.\u{200F}", "ثم بدأ؟\u{200F}\u{200E}", "نعم"]
         );
     }
 

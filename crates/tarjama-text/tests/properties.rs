@@ -263,3 +263,116 @@ proptest! {
         }
     }
 }
+
+/// A few MB of text from [`POOL`], with words at line starts so that blocks get cut,
+/// built by a fixed linear congruential generator (reproducible, no dependency).
+fn large_pool_text(seed: u64, bytes: usize) -> String {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut text = String::new();
+    while text.len() < bytes {
+        let piece = POOL[next() % POOL.len()];
+        text.push_str(piece);
+        if piece.ends_with('\n') && next() % 2 == 0 {
+            text.push_str("قال");
+        }
+    }
+    text
+}
+
+#[test]
+fn streamed_blocks_split_and_normalize_like_the_whole() {
+    use tarjama_text::input::Blocks;
+
+    for seed in [1, 2] {
+        let text = large_pool_text(seed, 2 * 1024 * 1024);
+        let blocks: Vec<_> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(blocks.len() > 4, "{} blocks", blocks.len());
+
+        // Splitting: same sentences, same spans, same paragraph breaks.
+        let whole: Vec<(std::ops::Range<usize>, bool)> = split(&text)
+            .iter()
+            .flat_map(|p| {
+                p.sentences
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.span.clone(), i == 0))
+            })
+            .collect();
+        let mut streamed = Vec::new();
+        for block in &blocks {
+            for (k, p) in split_at(&block.text, block.offset).iter().enumerate() {
+                for (i, s) in p.sentences.iter().enumerate() {
+                    let starts = i == 0 && (k > 0 || block.starts_paragraph);
+                    streamed.push((s.span.clone(), starts));
+                }
+            }
+        }
+        assert_eq!(whole, streamed, "seed {seed}");
+
+        // Normalizing: the pieces add up to the whole.
+        for normalizer in normalizers() {
+            let mut joined = String::new();
+            for (i, block) in blocks.iter().enumerate() {
+                let position = Position {
+                    starts_text: i == 0,
+                    starts_line: block.starts_line,
+                    ends_line: block.ends_line,
+                };
+                joined.push_str(&normalizer.normalize_piece(&block.text, position));
+            }
+            assert!(
+                joined == normalizer.normalize(&text),
+                "seed {seed}, steps {:?}",
+                normalizer.steps()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_line_cut_inside_normalizes_like_the_whole() {
+    use tarjama_text::input::Blocks;
+
+    // One line longer than a block's maximum: the reader must cut inside it.
+    let text: String = large_pool_text(3, Blocks::<&[u8]>::MAX_BLOCK + 512 * 1024)
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let blocks: Vec<_> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(blocks.len() > 1 && !blocks[1].starts_line);
+    for normalizer in [
+        Normalizer::new(Profile::Mt),
+        Normalizer::new(Profile::Search).with_step(Step::Digits),
+    ] {
+        let mut joined = String::new();
+        for (i, block) in blocks.iter().enumerate() {
+            let position = Position {
+                starts_text: i == 0,
+                starts_line: block.starts_line,
+                ends_line: block.ends_line,
+            };
+            joined.push_str(&normalizer.normalize_piece(&block.text, position));
+        }
+        assert!(
+            joined == normalizer.normalize(&text),
+            "steps {:?}",
+            normalizer.steps()
+        );
+    }
+}

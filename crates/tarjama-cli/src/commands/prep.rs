@@ -65,6 +65,9 @@ pub struct NormalizeArgs {
     /// diacritics, alef, ya, ta-marbuta, digits, whitespace, nfc.
     #[arg(long = "step", value_name = "NAME", value_parser = parse_step)]
     steps: Vec<Step>,
+    /// Leave out a step of the profile by name (repeatable).
+    #[arg(long = "no-step", value_name = "NAME", value_parser = parse_step)]
+    without: Vec<Step>,
     /// Print one JSON object: profile, steps, text, and the steps that changed something.
     #[arg(long)]
     json: bool,
@@ -151,6 +154,10 @@ fn normalize(args: &NormalizeArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .steps
         .iter()
         .fold(Normalizer::new(args.profile), |n, &step| n.with_step(step));
+    let normalizer = args
+        .without
+        .iter()
+        .fold(normalizer, |n, &step| n.without_step(step));
     if args.json {
         // Streamed by hand so the text is never held whole: the JSON string is
         // written piece by piece, each piece escaped by serde_json.
