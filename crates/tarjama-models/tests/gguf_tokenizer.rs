@@ -71,7 +71,13 @@ fn sha256_file(path: &Path) -> String {
 fn load(path: &Path) -> (Content, GgufTokenizer) {
     let mut file = File::open(path).unwrap();
     let content = Content::read(&mut file).unwrap();
+    let start = std::time::Instant::now();
     let tok = GgufTokenizer::from_gguf(&content, path).unwrap();
+    eprintln!(
+        "{}: tokenizer built in {:.2?}",
+        path.file_name().unwrap().to_string_lossy(),
+        start.elapsed()
+    );
     (content, tok)
 }
 
@@ -91,6 +97,7 @@ fn parse_ids(line: &str) -> Vec<u32> {
 /// Tokenizes every FLORES line with `tok` and compares with llama.cpp's ids; checks the
 /// decode round trip and the streaming decoder on the way. Returns (identical, total).
 fn check_flores(name: &str, model: &Json, tok: &GgufTokenizer) -> (usize, usize) {
+    let start = std::time::Instant::now();
     let mut identical = 0;
     let mut total = 0;
     let mut first_diffs = Vec::new();
@@ -125,7 +132,11 @@ fn check_flores(name: &str, model: &Json, tok: &GgufTokenizer) -> (usize, usize)
             assert_eq!(&streamed, line, "{name} {lang}:{}: streamed", i + 1);
         }
     }
-    eprintln!("{name}: {identical}/{total} FLORES lines tokenized identically to llama.cpp");
+    eprintln!(
+        "{name}: {identical}/{total} FLORES lines tokenized identically to llama.cpp \
+         (encode + decode + stream in {:.2?})",
+        start.elapsed()
+    );
     assert!(
         first_diffs.is_empty(),
         "{name}: {identical}/{total} identical; first differences:\n{}",
@@ -379,4 +390,100 @@ fn chat_templates_match_jinja2() {
         "{} chat-template renderings identical to jinja2",
         cases.len()
     );
+}
+
+/// A SentencePiece-style (`llama`) vocabulary small enough to check by hand.
+fn tiny_spm() -> GgufTokenizer {
+    use candle_core::quantized::gguf_file::Value;
+    let mut tokens = vec![("<unk>", 2, 0.0), ("<s>", 3, 0.0), ("</s>", 3, 0.0)];
+    let bytes: Vec<String> = (0..=255u8).map(|b| format!("<0x{b:02X}>")).collect();
+    tokens.extend(bytes.iter().map(|b| (b.as_str(), 6, 0.0)));
+    // Higher score merges first: "▁a" beats "ab".
+    tokens.extend([
+        ("▁", 1, -1.0),
+        ("a", 1, -2.0),
+        ("b", 1, -3.0),
+        ("▁a", 1, -4.0),
+        ("ab", 1, -5.0),
+        ("▁ab", 1, -6.0),
+        ("<u>", 4, 0.0),
+    ]);
+    let mut md = std::collections::HashMap::new();
+    let s = |x: &str| Value::String(x.to_string());
+    md.insert("tokenizer.ggml.model".to_string(), s("llama"));
+    md.insert(
+        "tokenizer.ggml.tokens".to_string(),
+        Value::Array(tokens.iter().map(|t| s(t.0)).collect()),
+    );
+    md.insert(
+        "tokenizer.ggml.token_type".to_string(),
+        Value::Array(tokens.iter().map(|t| Value::I32(t.1)).collect()),
+    );
+    md.insert(
+        "tokenizer.ggml.scores".to_string(),
+        Value::Array(tokens.iter().map(|t| Value::F32(t.2)).collect()),
+    );
+    md.insert(
+        "tokenizer.ggml.add_space_prefix".to_string(),
+        Value::Bool(false),
+    );
+    let content = Content {
+        magic: candle_core::quantized::gguf_file::VersionedMagic::GgufV3,
+        metadata: md,
+        tensor_infos: Default::default(),
+        tensor_data_offset: 0,
+    };
+    GgufTokenizer::from_gguf(&content, Path::new("tiny.gguf")).unwrap()
+}
+
+#[test]
+fn spm_merges_by_score_and_falls_back_to_bytes() {
+    let tok = tiny_spm();
+    let id = |t: &str| tok.token_to_id(t).unwrap();
+    let (space, a, b, space_a, ab, user) =
+        (id("▁"), id("a"), id("b"), id("▁a"), id("ab"), id("<u>"));
+    let (bos, c3, a9) = (id("<s>"), id("<0xC3>"), id("<0xA9>"));
+    assert_eq!(tok.bos, Some(bos));
+    assert!(tok.add_bos);
+    // "ab": one merge. " ab": "▁a" outranks "ab", and "▁a"+"b" = "▁ab" follows.
+    assert_eq!(tok.encode("ab", false, false).unwrap(), vec![ab]);
+    assert_eq!(
+        tok.encode(" ab", true, false).unwrap(),
+        vec![bos, id("▁ab")]
+    );
+    // "bab": "ab" at 1 is the only pair in the vocabulary.
+    assert_eq!(tok.encode("bab", false, false).unwrap(), vec![b, ab]);
+    // "é" is not in the vocabulary: its two UTF-8 bytes.
+    assert_eq!(tok.encode("aé", false, false).unwrap(), vec![a, c3, a9]);
+    // User-defined tokens are always matched, control tokens only when asked.
+    assert_eq!(
+        tok.encode("a<u> a", false, false).unwrap(),
+        vec![a, user, space_a]
+    );
+    assert_eq!(tok.encode("<s>", false, true).unwrap(), vec![bos]);
+    assert_ne!(tok.encode("<s>", false, false).unwrap(), vec![bos]);
+    let _ = space;
+
+    // Decoding and streaming: the two bytes of "é" only print together.
+    let ids = tok.encode(" ab aé", true, false).unwrap();
+    assert_eq!(tok.decode(&ids, true).unwrap(), " ab aé");
+    assert_eq!(tok.decode(&ids, false).unwrap(), "<s> ab aé");
+    let mut stream = tok.stream(true);
+    let pieces: Vec<Option<String>> = ids.iter().map(|&i| stream.push(i).unwrap()).collect();
+    assert_eq!(
+        pieces,
+        vec![
+            None,
+            Some(" ab".into()),
+            Some(" a".into()),
+            None,
+            Some("é".into())
+        ]
+    );
+    assert_eq!(stream.finish(), None);
+    // A stream cut inside a character ends with U+FFFD, never half a character.
+    let mut stream = tok.stream(true);
+    assert_eq!(stream.push(c3).unwrap(), None);
+    assert_eq!(stream.finish().as_deref(), Some("\u{FFFD}"));
+    assert!(tok.decode(&[u32::MAX], true).is_err());
 }

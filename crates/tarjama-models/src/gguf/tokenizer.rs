@@ -724,16 +724,18 @@ fn spm_merges(
     scores: &[f32],
     vocab: &HashMap<String, u32>,
 ) -> Vec<(String, String)> {
+    // llama.cpp compares scores as floats, so -0.0 and 0.0 tie (adding 0.0 turns -0.0
+    // into 0.0) and ties go by token id. A NaN from a damaged file ranks last.
+    let key = |i: usize| {
+        let s = scores[i];
+        if s.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s + 0.0
+        }
+    };
     let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    // total_cmp orders -0.0 below 0.0; llama.cpp compares them as equal, and token
-    // order then decides, which a stable pass by value restores.
-    order.sort_by(|&a, &b| {
-        scores[b]
-            .partial_cmp(&scores[a])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
     let mut merges = Vec::new();
     for i in order {
         let text = &tokens[i];
