@@ -18,6 +18,9 @@ Only token ids are written, never FLORES text.
 
 Models are looked up in $TARJAMA_HOME/models (default: ~/.cache/tarjama/models);
 FLORES in $TARJAMA_FLORES (default: ../shared/eval/flores200 next to the repository).
+llama-cpp-python does not report which llama.cpp commit it vendors; set
+LLAMA_CPP_COMMIT (the `vendor/llama.cpp` commit of the sdist, 0c1e57098bba for 0.3.36)
+to record it. Reruns with the same versions write byte-identical files.
 """
 
 from __future__ import annotations
