@@ -290,8 +290,10 @@ impl GgufTokenizer {
             }
         };
 
-        let bos = md.opt_token_id(KEY_BOS, n)?.or(default_bos);
-        let eos = md.opt_token_id(KEY_EOS, n)?.or(default_eos);
+        // llama.cpp's SentencePiece defaults (BOS 1, EOS 2) apply only inside the vocabulary.
+        let in_vocab = |id: Option<u32>| id.filter(|&id| (id as usize) < n);
+        let bos = md.opt_token_id(KEY_BOS, n)?.or(in_vocab(default_bos));
+        let eos = md.opt_token_id(KEY_EOS, n)?.or(in_vocab(default_eos));
         let unk = md.opt_token_id(KEY_UNK, n)?;
         let _pad = md.opt_token_id(KEY_PAD, n)?;
         let add_bos = md.opt_bool(KEY_ADD_BOS)?.unwrap_or(default_add_bos);
