@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Generate tarjama-eval's parity fixtures with the reference metric implementations.
+
+Writes, under crates/tarjama-eval/tests/fixtures/metrics/:
+  ref.txt, hyp_*.txt   synthetic English segments (one per line) and noisy variants,
+                       generated deterministically here (no third-party text);
+  expected.json        sacreBLEU corpus and sentence BLEU (tokenizers 13a/none/intl/char,
+                       every smoothing), chrF and chrF++ (with signatures), rouge-score
+                       ROUGE-1/2/L/Lsum P/R/F per segment and mean, and NLTK Porter stems.
+
+Usage (from the repository root):
+    pip install -r scripts/requirements-metrics.txt
+    python3 scripts/gen_metric_fixtures.py
+Then `cargo test -p tarjama-eval --test parity` checks the Rust port against it.
+"""
+
+import json
+import random
+from pathlib import Path
+
+import nltk
+import rouge_score
+import sacrebleu
+from nltk.stem import porter
+from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "crates" / "tarjama-eval" / "tests" / "fixtures" / "metrics"
+SEED = 20261129
+
+SUBJECTS = [
+    "The minister", "A spokesman for the ministry", "Local residents", "The central bank",
+    "Analysts", "The committee", "Several witnesses", "The government", "Protesters",
+    "The company's engineers", "Farmers in the north", "The national football team",
+    "Relief agencies", "The prime minister's office", "Hospital officials", "Investors",
+]
+VERBS = [
+    "announced", "denied", "is considering", "will publish", "has rejected", "welcomed",
+    "criticized", "were discussing", "reported", "confirmed", "is investigating",
+    "have been negotiating", "postponed", "approved", "questioned", "celebrated",
+]
+OBJECTS = [
+    "the new budget", "a plan to rebuild the damaged bridges", "the proposed agreement",
+    "reports of renewed fighting", "the results of the elections", "higher fuel prices",
+    "the generalization of the rules", "the nationalization of the railways",
+    "an investigation into the accident", "the relational database of voters",
+    "rising unemployment among graduates", "the hopefulness of the negotiators",
+    "talks with neighbouring countries", "the running costs of hospitals",
+    "emergency flights to the capital", "the happiest day of the season",
+]
+TAILS = [
+    "on Monday", "after months of delays", "in a statement", "despite strong opposition",
+    "according to officials", "late last night", "for the third time this year",
+    "in the city of Mosul", "during a televised address", "before the summit in Cairo",
+    "", "", "",
+]
+NUMBERS = ["1,000", "3.5", "2,450,000", "0.75", "1990-2000", "12:30", "50%", "$1,200.50", "7th"]
+DISJOINT = [
+    "zebra", "quantum", "violin", "glacier", "pumpkin", "saxophone", "nebula", "walrus",
+    "origami", "tundra", "kazoo", "marzipan", "yodel", "quokka", "fjord", "xylophone",
+]
+# Hand-written segments that stress the tokenizers and whitespace handling.
+SPECIAL = [
+    "",
+    "!!! ??? ... ,,, ;;; --- ((( ))) \"\" ''",
+    "Café déjà vu: naïve façade, Ångström, São Paulo, Zürich.",
+    "北京欢迎你。东京、大阪和京都！",
+    "قال الوزير إن المفاوضات ستستمر غدا في القاهرة.",
+    "We loved it 😀🎉 — really, truly 👍🏽!",
+    "The figure rose from 1,234,567.89 to 2.5 million (a 12.5% increase) in 2023-2024.",
+    "See https://example.com/path?a=1&b=2 or mail info@example.org for details.",
+    "BREAKING NEWS: THE PARLIAMENT HAS DISSOLVED ITSELF AFTER A NO-CONFIDENCE VOTE.",
+    "Tabs\tand\u00a0non-breaking\u3000ideographic\u2009thin spaces, a\u001cseparator.",
+    "Entities &amp; escapes: &lt;tag&gt; &quot;quoted&quot; <skipped> text.",
+    "Trailing whitespace is stripped before tokenizing.   \t",
+    "«Guillemets» „low quotes“ ‘curly’ — dashes – and … ellipsis; ¿Qué? ¡Sí!",
+    "x",
+    "A dying man was lying near the sky-blue tying posts, his innings over.",
+]
+
+
+def sentence(rng: random.Random) -> str:
+    parts = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)]
+    if rng.random() < 0.4:
+        parts.append(f"worth {rng.choice(NUMBERS)}")
+    tail = rng.choice(TAILS)
+    if tail:
+        parts.append(tail)
+    text = " ".join(parts)
+    return text + rng.choice([".", ".", ".", "!", "?", ""])
+
+
+def make_refs(rng: random.Random) -> list:
+    refs = [sentence(rng) for _ in range(60)]
+    # One very long line: several sentences run together.
+    refs.append(" ".join(sentence(rng) for _ in range(25)))
+    refs.extend(SPECIAL)
+    return refs
+
+
+def perturb(rng: random.Random, text: str, p: float) -> str:
+    words = text.split(" ")
+    out = []
+    for w in words:
+        r = rng.random()
+        if r < p / 3:
+            continue  # drop
+        if r < 2 * p / 3:
+            out.append(rng.choice(DISJOINT))  # substitute
+            continue
+        if r < p and out:
+            out.insert(len(out) - 1, w)  # swap with the previous word
+            continue
+        out.append(w)
+    if rng.random() < p / 2:
+        out = [w.upper() if rng.random() < 0.5 else w for w in out]
+    if rng.random() < p / 2:
+        out = [w.rstrip(".,!?") for w in out]
+    return " ".join(out)
+
+
+def make_systems(rng: random.Random, refs: list) -> dict:
+    systems = {
+        "hyp_identical": list(refs),
+        "hyp_light": [perturb(rng, r, 0.15) for r in refs],
+        "hyp_heavy": [perturb(rng, r, 0.5) for r in refs],
+        "hyp_disjoint": [
+            " ".join(rng.choice(DISJOINT) for _ in range(rng.randint(1, 12))) for _ in refs
+        ],
+    }
+    # Edge cases line by line: empty hypothesis, hypothesis for an empty reference, a
+    # single token, whitespace only, and the reference with a different case.
+    edge = []
+    for i, r in enumerate(refs):
+        kind = i % 6
+        if kind == 0:
+            edge.append("")
+        elif kind == 1:
+            edge.append(r.lower())
+        elif kind == 2:
+            edge.append(r.split(" ")[0] if r else "something for nothing")
+        elif kind == 3:
+            edge.append("   \t ")
+        elif kind == 4:
+            edge.append(perturb(rng, r, 0.3) + " " + perturb(rng, r, 0.3))
+        else:
+            edge.append(r)
+    systems["hyp_edge"] = edge
+    return systems
+
+
+def write_lines(path: Path, lines: list) -> None:
+    for line in lines:
+        assert "\n" not in line and "\r" not in line, line
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="\n")
+
+
+def read_lines(path: Path) -> list:
+    # Exactly how tarjama reads a file: split on "\n" only; the metrics strip what they strip.
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [line[:-1] if line.endswith("\n") else line for line in f]
+
+
+BLEU_TOKENIZERS = ["13a", "none", "intl", "char"]
+SMOOTHINGS = [("exp", None), ("floor", None), ("add-k", None), ("none", None), ("floor", 0.2)]
+CHRF_CONFIGS = [
+    dict(word_order=0),
+    dict(word_order=2),
+    dict(word_order=0, whitespace=True),
+    dict(word_order=2, eps_smoothing=True),
+    dict(word_order=0, lowercase=True),
+]
+ROUGE_TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+
+
+def bleu_entry(hyps, refs, tokenize, smooth, value, lowercase=False):
+    metric = BLEU(tokenize=tokenize, smooth_method=smooth, smooth_value=value, lowercase=lowercase)
+    s = metric.corpus_score(hyps, [refs])
+    sent = BLEU(tokenize=tokenize, smooth_method=smooth, smooth_value=value,
+                lowercase=lowercase, effective_order=True)
+    sentence_scores = [sent.sentence_score(h, [r]).score for h, r in zip(hyps, refs)]
+    return {
+        "tokenize": tokenize,
+        "smooth": smooth,
+        "smooth_value": value,
+        "lowercase": lowercase,
+        "score": s.score,
+        "counts": [int(c) for c in s.counts] if smooth != "add-k" else None,
+        "totals": [int(t) for t in s.totals] if smooth != "add-k" else None,
+        "precisions": s.precisions,
+        "bp": s.bp,
+        "sys_len": s.sys_len,
+        "ref_len": s.ref_len,
+        "signature": str(metric.get_signature()),
+        "formatted": s.format(width=2, signature=str(metric.get_signature())),
+        "sentence_signature": str(sent.get_signature()),
+        "sentence": sentence_scores,
+    }
+
+
+def chrf_entry(hyps, refs, cfg):
+    metric = CHRF(**cfg)
+    s = metric.corpus_score(hyps, [refs])
+    return {
+        "word_order": cfg.get("word_order", 0),
+        "whitespace": cfg.get("whitespace", False),
+        "eps_smoothing": cfg.get("eps_smoothing", False),
+        "lowercase": cfg.get("lowercase", False),
+        "name": s.name,
+        "score": s.score,
+        "signature": str(metric.get_signature()),
+        "sentence": [metric.sentence_score(h, [r]).score for h, r in zip(hyps, refs)],
+    }
+
+
+def rouge_entry(targets, predictions, use_stemmer):
+    scorer = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=use_stemmer)
+    per_type = {t: [] for t in ROUGE_TYPES}
+    for t, p in zip(targets, predictions):
+        scores = scorer.score(t, p)
+        for k in ROUGE_TYPES:
+            per_type[k].append([scores[k].precision, scores[k].recall, scores[k].fmeasure])
+    out = {}
+    for k, rows in per_type.items():
+        n = len(rows)
+        mean = [sum(r[i] for r in rows) / n for i in range(3)]
+        out[k] = {"segments": rows, "mean": mean}
+    return out
+
+
+def documents(lines: list) -> list:
+    """Groups of three consecutive segments joined by newlines, for ROUGE-Lsum."""
+    return ["\n".join(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+
+
+def stemmer_cases(rng: random.Random, texts: list) -> list:
+    from rouge_score import tokenize as rtok
+    words = set()
+    for t in texts:
+        words.update(rtok.tokenize(t, None))
+    words.update([
+        "caresses", "ponies", "ties", "flies", "dies", "spied", "died", "agreed", "feed",
+        "bled", "sing", "conflated", "troubled", "sized", "hopping", "tanned", "falling",
+        "hissing", "fizzed", "failing", "filing", "happy", "sky", "enjoy", "spy", "relational",
+        "conditional", "rational", "valenci", "hesitanci", "digitizer", "conformabli",
+        "radicalli", "differentli", "vileli", "analogousli", "vietnamization", "predication",
+        "operator", "feudalism", "decisiveness", "hopefulness", "callousness", "formaliti",
+        "sensitiviti", "sensibiliti", "triplicate", "formative", "formalize", "electriciti",
+        "electrical", "hopeful", "goodness", "revival", "allowance", "inference", "airliner",
+        "gyroscopic", "adjustable", "defensible", "irritant", "replacement", "adjustment",
+        "dependent", "adoption", "homologou", "communism", "activate", "angulariti",
+        "homologous", "effective", "bowdlerize", "probate", "rate", "cease", "controll",
+        "roll", "geology", "archaeology", "theology", "skies", "dying", "lying", "tying",
+        "news", "innings", "outings", "cannings", "howe", "proceed", "exceed", "succeed",
+        "yyyy", "syzygy", "toying", "yelling", "eyed", "ayes", "fully", "carefully",
+        "generalli", "electricalli", "ed", "ing", "eeds", "ieds", "bies", "1990s", "4x4s",
+    ])
+    alphabet = "aeiouybcdfglmnrstvz"
+    for _ in range(1500):
+        n = rng.randint(4, 12)
+        w = "".join(rng.choice(alphabet) for _ in range(n))
+        w += rng.choice(["", "s", "es", "ies", "ed", "ied", "ing", "ly", "ness", "ation",
+                         "ational", "alli", "logi", "ful", "ement", "ize", "ll", "e"])
+        words.add(w)
+    stemmer = porter.PorterStemmer()
+    return [[w, stemmer.stem(w)] for w in sorted(words)]
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    OUT.mkdir(parents=True, exist_ok=True)
+    refs = make_refs(rng)
+    systems = make_systems(rng, refs)
+    write_lines(OUT / "ref.txt", refs)
+    for name, hyps in systems.items():
+        write_lines(OUT / f"{name}.txt", hyps)
+
+    refs = read_lines(OUT / "ref.txt")
+    expected = {
+        "generator": "scripts/gen_metric_fixtures.py",
+        "sacrebleu_version": sacrebleu.__version__,
+        "rouge_score_version": "0.1.2",
+        "nltk_version": nltk.__version__,
+        "ref": "ref.txt",
+        "systems": {},
+    }
+    for name in systems:
+        hyps = read_lines(OUT / f"{name}.txt")
+        entry = {"file": f"{name}.txt", "bleu": [], "chrf": []}
+        for tok in BLEU_TOKENIZERS:
+            for smooth, value in SMOOTHINGS:
+                entry["bleu"].append(bleu_entry(hyps, refs, tok, smooth, value))
+        entry["bleu"].append(bleu_entry(hyps, refs, "13a", "exp", None, lowercase=True))
+        for cfg in CHRF_CONFIGS:
+            entry["chrf"].append(chrf_entry(hyps, refs, cfg))
+        entry["rouge"] = rouge_entry(refs, hyps, use_stemmer=True)
+        entry["rouge_nostem"] = rouge_entry(refs, hyps, use_stemmer=False)
+        entry["rouge_documents"] = rouge_entry(documents(refs), documents(hyps), use_stemmer=True)
+        expected["systems"][name] = entry
+    all_text = refs + [h for hyps in systems.values() for h in hyps]
+    expected["stemmer"] = stemmer_cases(rng, all_text)
+    (OUT / "expected.json").write_text(
+        json.dumps(expected, ensure_ascii=False, indent=0, sort_keys=False) + "\n",
+        encoding="utf-8",
+    )
+    print(f"wrote {OUT}/expected.json and {len(systems) + 1} text files")
+
+
+if __name__ == "__main__":
+    main()
