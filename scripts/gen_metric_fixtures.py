@@ -124,6 +124,9 @@ def make_systems(rng: random.Random, refs: list) -> dict:
     systems = {
         "hyp_identical": list(refs),
         "hyp_light": [perturb(rng, r, 0.15) for r in refs],
+        # A second light system, close to the first: a difference the bootstrap should
+        # not call significant.
+        "hyp_light_b": [perturb(rng, r, 0.17) for r in refs],
         "hyp_heavy": [perturb(rng, r, 0.5) for r in refs],
         "hyp_disjoint": [
             " ".join(rng.choice(DISJOINT) for _ in range(rng.randint(1, 12))) for _ in refs
@@ -267,6 +270,52 @@ def stemmer_cases(rng: random.Random, texts: list) -> list:
     return [[w, stemmer.stem(w)] for w in sorted(words)]
 
 
+def bootstrap_cases(refs: list, systems: dict) -> dict:
+    """sacreBLEU's paired bootstrap (`--paired-bs`), baseline hyp_light.
+
+    `replay` uses 200 resamples and records numpy's resample indices, so the Rust port can
+    replay them and must reproduce mean, interval and p-value; `default` is sacreBLEU's
+    1000 resamples from seed 12345, which the port (with its own generator) can only match
+    in distribution.
+    """
+    import os
+
+    import numpy as np
+    from sacrebleu.significance import Result, _bootstrap_resample, _paired_bs_test, estimate_ci
+
+    os.environ["SACREBLEU_SEED"] = "12345"
+    baseline = systems["hyp_light"]
+    others = ["hyp_light_b", "hyp_heavy", "hyp_edge", "hyp_identical"]
+    out = {"baseline": "hyp_light.txt", "systems": [f"{o}.txt" for o in others]}
+    for label, n_samples in [("replay", 200), ("default", 1000)]:
+        idxs = np.random.default_rng(12345).choice(len(refs), size=(n_samples, len(refs)), replace=True)
+        case = {"n_samples": n_samples, "seed": 12345, "metrics": []}
+        if label == "replay":
+            case["indices"] = idxs.tolist()
+        for metric_name, metric in [("BLEU", BLEU()), ("chrF2", CHRF()), ("chrF2++", CHRF(word_order=2))]:
+            bl_stats = metric._extract_corpus_statistics(baseline, [refs])
+            bl_score = metric._aggregate_and_compute(bl_stats)
+            _, bl_scores = _bootstrap_resample(bl_stats, metric, n_samples)
+            bl_mean, bl_ci = estimate_ci(np.array([x.score for x in bl_scores]))
+            entry = {
+                "name": metric_name,
+                "baseline": {"score": bl_score.score, "mean": float(bl_mean), "ci": float(bl_ci)},
+                "systems": [],
+            }
+            for other in others:
+                _, res = _paired_bs_test(
+                    {metric_name: (bl_stats, Result(bl_score.score))}, other, systems[other],
+                    [refs], {metric_name: metric}, n_samples=n_samples, seed=12345)
+                r = res[metric_name]
+                entry["systems"].append({
+                    "score": float(r.score), "mean": float(r.mean), "ci": float(r.ci),
+                    "p_value": float(r.p_value),
+                })
+            case["metrics"].append(entry)
+        out[label] = case
+    return out
+
+
 def main() -> None:
     rng = random.Random(SEED)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -298,6 +347,8 @@ def main() -> None:
         entry["rouge_nostem"] = rouge_entry(refs, hyps, use_stemmer=False)
         entry["rouge_documents"] = rouge_entry(documents(refs), documents(hyps), use_stemmer=True)
         expected["systems"][name] = entry
+    expected["bootstrap"] = bootstrap_cases(
+        refs, {name: read_lines(OUT / f"{name}.txt") for name in systems})
     all_text = refs + [h for hyps in systems.values() for h in hyps]
     expected["stemmer"] = stemmer_cases(rng, all_text)
     (OUT / "expected.json").write_text(

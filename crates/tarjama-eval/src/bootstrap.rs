@@ -185,20 +185,41 @@ pub fn paired_bootstrap<M: CorpusMetric + ?Sized>(
     config: &BootstrapConfig,
 ) -> Result<(Estimate, Vec<PairedResult>)> {
     validate(config, baseline.len())?;
-    for system in systems {
-        check_lengths(system.len(), baseline.len())?;
-    }
     // One set of resamples for everyone: sacreBLEU seeds each comparison (and the baseline's
     // own interval) with the same seed and shape, so they all see the same index sets.
     let indices = resample_indices(baseline.len(), config);
+    paired_bootstrap_with_indices(metric, baseline, systems, &indices)
+}
+
+/// [`paired_bootstrap`] on given resamples (rows of segment indices), for replaying another
+/// tool's resamples, such as numpy's in sacreBLEU.
+pub fn paired_bootstrap_with_indices<M: CorpusMetric + ?Sized>(
+    metric: &M,
+    baseline: &[Vec<f64>],
+    systems: &[&[Vec<f64>]],
+    indices: &[Vec<usize>],
+) -> Result<(Estimate, Vec<PairedResult>)> {
+    if indices.is_empty() {
+        return Err(EvalError::InvalidConfig(
+            "bootstrap needs at least one resample",
+        ));
+    }
+    if indices.iter().flatten().any(|&i| i >= baseline.len()) {
+        return Err(EvalError::InvalidConfig(
+            "a resample index is past the last segment",
+        ));
+    }
+    for system in systems {
+        check_lengths(system.len(), baseline.len())?;
+    }
     let base_score = metric.score_from_stats(&sum_rows(baseline));
-    let base_samples = resampled_scores(metric, baseline, &indices);
+    let base_samples = resampled_scores(metric, baseline, indices);
     let base_estimate = estimate(base_score, base_samples.clone());
     let results = systems
         .iter()
         .map(|system| {
             let score = metric.score_from_stats(&sum_rows(system));
-            let samples = resampled_scores(metric, system, &indices);
+            let samples = resampled_scores(metric, system, indices);
             let diffs: Vec<f64> = samples
                 .iter()
                 .zip(&base_samples)
