@@ -25,13 +25,24 @@ pub mod rouge;
 pub mod tokenize;
 
 pub use error::EvalError;
-pub use metric::CorpusMetric;
+pub use metric::{CorpusMetric, Signature};
 
 /// The sacreBLEU release whose behaviour (and signature format) this crate mirrors.
 pub const SACREBLEU_VERSION: &str = "2.6.0";
 
 /// The rouge-score release whose behaviour this crate mirrors.
 pub const ROUGE_SCORE_VERSION: &str = "0.1.2";
+
+/// Splits a file's text into segments the way sacreBLEU's command line reads a file: one
+/// segment per `\n`-terminated line (a last line without `\n` counts too), with trailing
+/// whitespace (Python's definition, so `\r` of CRLF files too) removed.
+pub fn split_segments(text: &str) -> Vec<&str> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    body.split('\n').map(pytext::rstrip).collect()
+}
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, EvalError>;

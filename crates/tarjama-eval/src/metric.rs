@@ -14,7 +14,8 @@ pub trait CorpusMetric {
     /// have the same length.
     fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> crate::Result<Vec<Vec<f64>>>;
 
-    /// The corpus score (0..100) from statistics summed over segments.
+    /// The corpus score from statistics summed over segments, on the metric's own scale
+    /// (0..100 for BLEU and chrF, 0..1 for ROUGE as rouge-score reports it).
     fn score_from_stats(&self, stats: &[f64]) -> f64;
 
     /// The corpus score of the given segments.

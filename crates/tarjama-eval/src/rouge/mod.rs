@@ -157,6 +157,16 @@ impl RougeScorer {
         self.use_stemmer
     }
 
+    /// A signature in the spirit of sacreBLEU's, naming what decides the numbers:
+    /// `stem:yes|tok:default|agg:mean|rouge-score:0.1.2`.
+    pub fn signature(&self) -> String {
+        format!(
+            "stem:{}|tok:default|agg:mean|rouge-score:{}",
+            if self.use_stemmer { "yes" } else { "no" },
+            crate::ROUGE_SCORE_VERSION
+        )
+    }
+
     /// Scores one prediction against its target, one entry per variant in order.
     pub fn score(&self, target: &str, prediction: &str) -> Vec<(RougeType, RougeScore)> {
         let needs_tokens = self.types.iter().any(|t| *t != RougeType::Lsum);
@@ -356,8 +366,8 @@ fn summary_level_lcs(reference: &[Vec<String>], candidate: &[Vec<String>]) -> Ro
     RougeScore::new(hits as f64 / n as f64, hits as f64 / m as f64)
 }
 
-/// One ROUGE variant as a [`CorpusMetric`] (F-measure x 100, averaged over segments), so
-/// that it can be bootstrapped like BLEU and chrF.
+/// One ROUGE variant as a [`CorpusMetric`]: the F-measure averaged over segments, on
+/// rouge-score's 0..1 scale, so that it can be bootstrapped like BLEU and chrF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RougeMetric {
     /// The variant.
@@ -383,7 +393,7 @@ impl CorpusMetric for RougeMetric {
 
     fn score_from_stats(&self, stats: &[f64]) -> f64 {
         match stats {
-            [sum, n, ..] if *n > 0.0 => 100.0 * sum / n,
+            [sum, n, ..] if *n > 0.0 => sum / n,
             _ => 0.0,
         }
     }
