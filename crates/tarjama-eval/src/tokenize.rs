@@ -25,7 +25,7 @@ pub enum Tokenizer {
     /// inside numbers. sacreBLEU's default.
     #[default]
     #[serde(rename = "13a")]
-    Thirteen13a,
+    Mteval13a,
     /// mteval-v14 international: Unicode punctuation and symbols are separated.
     #[serde(rename = "intl")]
     Intl,
@@ -43,7 +43,7 @@ impl Tokenizer {
     /// The name in sacreBLEU's signature (`tok:13a`).
     pub fn signature(self) -> &'static str {
         match self {
-            Tokenizer::Thirteen13a => "13a",
+            Tokenizer::Mteval13a => "13a",
             Tokenizer::Intl => "intl",
             Tokenizer::Char => "char",
             Tokenizer::None => "none",
@@ -53,7 +53,7 @@ impl Tokenizer {
     /// Tokenizes one segment; tokens in the result are separated by single spaces.
     pub fn tokenize<'a>(self, line: &'a str) -> Cow<'a, str> {
         match self {
-            Tokenizer::Thirteen13a => Cow::Owned(tokenize_13a(line)),
+            Tokenizer::Mteval13a => Cow::Owned(tokenize_13a(line)),
             Tokenizer::Intl => Cow::Owned(tokenize_intl(line)),
             Tokenizer::Char => Cow::Owned(tokenize_char(line)),
             Tokenizer::None => Cow::Borrowed(line),
@@ -66,7 +66,7 @@ impl FromStr for Tokenizer {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "13a" => Ok(Tokenizer::Thirteen13a),
+            "13a" => Ok(Tokenizer::Mteval13a),
             "intl" => Ok(Tokenizer::Intl),
             "char" => Ok(Tokenizer::Char),
             "none" => Ok(Tokenizer::None),
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn thirteen_a_keeps_numbers_together() {
-        let t = Tokenizer::Thirteen13a;
+        let t = Tokenizer::Mteval13a;
         assert_eq!(
             t.tokenize("It costs $1,000.50, ok."),
             "It costs $ 1,000.50 , ok ."

@@ -106,7 +106,7 @@ enum MetricName {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum TokenizerName {
     #[value(name = "13a")]
-    Thirteen13a,
+    Mteval13a,
     None,
     Intl,
     Char,
@@ -115,7 +115,7 @@ enum TokenizerName {
 impl From<TokenizerName> for Tokenizer {
     fn from(name: TokenizerName) -> Self {
         match name {
-            TokenizerName::Thirteen13a => Tokenizer::Thirteen13a,
+            TokenizerName::Mteval13a => Tokenizer::Mteval13a,
             TokenizerName::None => Tokenizer::None,
             TokenizerName::Intl => Tokenizer::Intl,
             TokenizerName::Char => Tokenizer::Char,
@@ -623,7 +623,11 @@ fn render_table(report: &Report, width: usize) -> String {
 }
 
 fn render_segments(out: &mut String, hyp: &str, segments: &[Vec<SegmentScore>], width: usize) {
-    let _ = writeln!(out, "\nSegment scores for {hyp}:");
+    // sacreBLEU's `-sl` turns on the effective order for sentence BLEU; so do we.
+    let _ = writeln!(
+        out,
+        "\nSegment scores for {hyp} (sentence BLEU with eff:yes):"
+    );
     if let Some(first) = segments.first() {
         let names: Vec<&str> = first.iter().map(|s| s.name.as_str()).collect();
         let _ = writeln!(out, "segment\t{}", names.join("\t"));
