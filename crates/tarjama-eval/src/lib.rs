@@ -61,6 +61,9 @@ pub fn split_segments(text: &str) -> Vec<&str> {
     body.split('\n').map(pytext::rstrip).collect()
 }
 
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, EvalError>;
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -72,6 +75,3 @@ mod tests {
         assert_eq!(split_segments("a\n\nb\n"), ["a", "", "b"]);
     }
 }
-
-/// Result alias of this crate.
-pub type Result<T> = std::result::Result<T, EvalError>;
