@@ -316,6 +316,54 @@ def bootstrap_cases(refs: list, systems: dict) -> dict:
     return out
 
 
+STRESS_POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    + list("0123456789.,.,-") * 2
+    + list("!\"#$%&'()*+/:;<=>?@[\\]^_`{|}~")
+    + list("«»—–…¿¡、。٪،؛؟“”‘’„•·§¶†")
+    + list("€£¥©°±×÷∞≈√™₹")
+    + list("éßİΣσςñçøåÆŒ中文字日本語한국عربيةשלום")
+    + ["😀", "👍🏽", "🎉", "\u200d", "\u0301"]
+    + [" "] * 12
+    + ["\t", "\u00a0", "\u2028", "\u001c", "\u001f", "\u0085", "\u3000", "\u2009", "\u200b", "\r"]
+    + ["&amp;", "&lt;", "&gt;", "&quot;", "<skipped>", "-\n", "\n", "http://x.org/a?b=1&c=2", "1,000.5", "3-4"]
+)
+
+
+def stress_cases(rng: random.Random) -> dict:
+    """Random strings over a pool of troublesome characters: tokenizer outputs and
+    sentence-level scores of random pairs, straight from the reference code."""
+    from rouge_score import tokenize as rtok
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+    from sacrebleu.tokenizers.tokenizer_char import TokenizerChar
+    from sacrebleu.tokenizers.tokenizer_intl import TokenizerV14International
+
+    t13a, tintl, tchar = Tokenizer13a(), TokenizerV14International(), TokenizerChar()
+    stemmer = porter.PorterStemmer()
+    strings = ["".join(rng.choice(STRESS_POOL) for _ in range(rng.randint(0, 60))) for _ in range(300)]
+    tokens = [
+        {"text": t, "13a": t13a(t), "intl": tintl(t), "char": tchar(t),
+         "rouge": rtok.tokenize(t, stemmer)}
+        for t in strings
+    ]
+    pairs = []
+    for i in range(len(strings) - 1):
+        hyp = strings[i]
+        # Share a random slice of the reference so that there are matches to count.
+        ref = strings[i + 1]
+        cut = rng.randint(0, len(hyp))
+        ref = hyp[:cut] + ref if rng.random() < 0.5 else ref + hyp[cut:]
+        pairs.append({
+            "hyp": hyp,
+            "ref": ref,
+            "bleu_13a": sacrebleu.sentence_bleu(hyp, [ref]).score,
+            "bleu_intl": sacrebleu.sentence_bleu(hyp, [ref], tokenize="intl").score,
+            "chrf": sacrebleu.sentence_chrf(hyp, [ref]).score,
+            "chrf_pp": sacrebleu.sentence_chrf(hyp, [ref], word_order=2).score,
+        })
+    return {"tokens": tokens, "pairs": pairs}
+
+
 def main() -> None:
     rng = random.Random(SEED)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -349,6 +397,7 @@ def main() -> None:
         expected["systems"][name] = entry
     expected["bootstrap"] = bootstrap_cases(
         refs, {name: read_lines(OUT / f"{name}.txt") for name in systems})
+    expected["stress"] = stress_cases(random.Random(SEED + 1))
     all_text = refs + [h for hyps in systems.values() for h in hyps]
     expected["stemmer"] = stemmer_cases(rng, all_text)
     (OUT / "expected.json").write_text(

@@ -254,3 +254,68 @@ fn porter_stemmer_matches_nltk() {
         wrong.join("\n")
     );
 }
+
+#[test]
+fn tokenizers_match_on_random_troublesome_strings() {
+    let exp = expected();
+    let stress = &exp["stress"];
+    for case in stress["tokens"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        for (key, tokenizer) in [
+            ("13a", Tokenizer::Mteval13a),
+            ("intl", Tokenizer::Intl),
+            ("char", Tokenizer::Char),
+        ] {
+            assert_eq!(
+                tokenizer.tokenize(text),
+                case[key].as_str().unwrap(),
+                "{key} of {text:?}"
+            );
+        }
+        let rouge: Vec<&str> = case["rouge"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tarjama_eval::rouge::tokenize(text, true),
+            rouge,
+            "rouge tokens of {text:?}"
+        );
+    }
+    let intl = BleuConfig {
+        tokenizer: Tokenizer::Intl,
+        ..BleuConfig::sentence()
+    };
+    for pair in stress["pairs"].as_array().unwrap() {
+        let (hyp, reference) = (pair["hyp"].as_str().unwrap(), pair["ref"].as_str().unwrap());
+        let what = format!("{hyp:?} vs {reference:?}");
+        close(
+            bleu::sentence_bleu(hyp, &[reference], &BleuConfig::sentence())
+                .unwrap()
+                .score,
+            f(&pair["bleu_13a"]),
+            &what,
+        );
+        close(
+            bleu::sentence_bleu(hyp, &[reference], &intl).unwrap().score,
+            f(&pair["bleu_intl"]),
+            &what,
+        );
+        close(
+            chrf::sentence_chrf(hyp, &[reference], &ChrfConfig::default())
+                .unwrap()
+                .score,
+            f(&pair["chrf"]),
+            &what,
+        );
+        close(
+            chrf::sentence_chrf(hyp, &[reference], &ChrfConfig::chrf_plus_plus())
+                .unwrap()
+                .score,
+            f(&pair["chrf_pp"]),
+            &what,
+        );
+    }
+}
