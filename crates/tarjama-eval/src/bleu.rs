@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::metric::{check_lengths, sum_rows, CorpusMetric, Signature};
+use crate::metric::{check_lengths, CorpusMetric, Signature};
 use crate::tokenize::Tokenizer;
 use crate::{pytext, EvalError, Result};
 
@@ -361,14 +361,18 @@ fn my_log(x: f64) -> f64 {
     }
 }
 
-/// BLEU of already-summed statistics with `nrefs` references per segment.
+/// BLEU of already-summed statistics with `nrefs` references per segment. The n-gram order
+/// is the length of `stats.counts`.
 pub fn score_from_stats(stats: &BleuStats, nrefs: usize, config: &BleuConfig) -> BleuScore {
-    let correct: Vec<f64> = stats.counts.iter().map(|&c| c as f64).collect();
-    let total: Vec<f64> = stats.totals.iter().map(|&t| t as f64).collect();
-    let mut config = config.clone();
-    config.max_ngram_order = config.max_ngram_order.min(correct.len()).max(1);
-    let (score, precisions, bp) = if correct.is_empty() {
-        (0.0, vec![0.0; config.max_ngram_order], 0.0)
+    let order = stats.counts.len().min(stats.totals.len());
+    let config = BleuConfig {
+        max_ngram_order: order.max(1),
+        ..config.clone()
+    };
+    let correct: Vec<f64> = stats.counts[..order].iter().map(|&c| c as f64).collect();
+    let total: Vec<f64> = stats.totals[..order].iter().map(|&t| t as f64).collect();
+    let (score, precisions, bp) = if order == 0 {
+        (0.0, vec![0.0], 0.0)
     } else {
         compute(
             stats.sys_len as f64,
@@ -472,11 +476,6 @@ impl CorpusMetric for BleuConfig {
             self,
         )
         .0
-    }
-
-    fn corpus_score(&self, hyps: &[&str], refs: &[&str]) -> Result<f64> {
-        let rows = CorpusMetric::segment_stats(self, hyps, refs)?;
-        Ok(CorpusMetric::score_from_stats(self, &sum_rows(&rows)))
     }
 }
 
