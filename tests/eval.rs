@@ -92,6 +92,7 @@ fn json_output_is_complete_and_stable() {
         &[&h1],
         &["--json", "--metrics", "bleu,chrf,rouge", "--sentence-level"],
     ));
+    assert_eq!(v["format_version"], 1);
     assert_eq!(v["n_segments"], 3);
     assert_eq!(v["sacrebleu_version"], "2.6.0");
     let system = &v["systems"][0];

@@ -2,6 +2,22 @@
 //! BLEU, chrF and chrF++ and rouge-score-exact ROUGE, optionally with sacreBLEU's paired
 //! bootstrap test. One segment per line; the output mirrors `sacrebleu`'s text output, or
 //! is JSON with `--json`.
+//!
+//! The JSON document (`format_version` 1; keys are only ever added):
+//!
+//! ```text
+//! { "format_version": 1, "reference": PATH, "n_segments": N,
+//!   "sacrebleu_version": "2.6.0", "rouge_score_version": "0.1.2",
+//!   "bootstrap": { "n_samples": 1000, "seed": 12345 }            // with --paired-bs
+//!   "systems": [ { "hyp": PATH, "baseline": BOOL,
+//!     "metrics": [ { "name": "BLEU" | "chrF2" | "chrF2++" | "ROUGE-1" | ...,
+//!                    "score": F64,   // 0..100 for BLEU/chrF, mean F-measure 0..1 for ROUGE
+//!                    "signature": STR,
+//!                    "bleu": { counts, totals, precisions, bp, ratio, sys_len, ref_len, verbose },
+//!                    "rouge": { precision, recall, fmeasure },            // means
+//!                    "bootstrap": { mean, ci, p_value } } ],  // p_value null for the baseline
+//!     "segments": [ [ { "name", "score", "rouge"? } ] ] } ] }     // with --sentence-level
+//! ```
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -215,6 +231,7 @@ struct SegmentScore {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    format_version: u32,
     reference: String,
     n_segments: usize,
     sacrebleu_version: &'static str,
@@ -447,6 +464,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     let report = Report {
+        format_version: 1,
         reference: args.reference.display().to_string(),
         n_segments: refs.len(),
         sacrebleu_version: tarjama_eval::SACREBLEU_VERSION,
