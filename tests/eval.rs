@@ -273,3 +273,46 @@ fn paired_bootstrap_table_marks_the_baseline() {
         "{stdout}"
     );
 }
+
+#[test]
+fn rouge_lsum_splits_on_the_sentence_marker() {
+    let dir = TempDir::new().unwrap();
+    let r = write(
+        &dir,
+        "ref.txt",
+        "The cat sat on the mat.<n>It was happy there.\nPolice arrested two men.<n>They were released later.\n"
+            .as_bytes(),
+    );
+    let h = write(
+        &dir,
+        "hyp.txt",
+        "It was happy.<n>The cat sat on a mat.\nTwo men were arrested.<n>Police released them later.\n"
+            .as_bytes(),
+    );
+    let v = json(eval(
+        &r,
+        &[&h],
+        &[
+            "--json",
+            "--metrics",
+            "rouge",
+            "--rouge-sentence-sep",
+            "<n>",
+        ],
+    ));
+    let metrics = &v["systems"][0]["metrics"];
+    // rouge-score with the markers replaced by newlines: rougeL 0.575657894736842,
+    // rougeLsum 0.7960526315789473 (mean F over the two segments).
+    assert_eq!(metrics[2]["name"], "ROUGE-L");
+    assert!((metrics[2]["score"].as_f64().unwrap() - 0.575657894736842).abs() < 1e-12);
+    assert_eq!(metrics[3]["name"], "ROUGE-Lsum");
+    assert!((metrics[3]["score"].as_f64().unwrap() - 0.7960526315789473).abs() < 1e-12);
+    assert!(metrics[3]["signature"]
+        .as_str()
+        .unwrap()
+        .contains("|sent-sep:<n>|"));
+    // Without the marker, the marker's letter is a token and Lsum is just L.
+    let plain = json(eval(&r, &[&h], &["--json", "--metrics", "rouge"]));
+    let m = &plain["systems"][0]["metrics"];
+    assert_eq!(m[2]["score"], m[3]["score"]);
+}

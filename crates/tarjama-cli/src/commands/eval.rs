@@ -75,6 +75,12 @@ pub struct Args {
     /// Turn off ROUGE's Porter stemmer (on by default, as in most summarization papers).
     #[arg(long)]
     no_stemmer: bool,
+
+    /// Marker that separates sentences inside a segment for ROUGE-Lsum (e.g. `<n>`, as in
+    /// CNN/DailyMail files); rouge-score splits Lsum on newlines, which a one-segment-per-line
+    /// file cannot hold, so without a marker ROUGE-Lsum equals ROUGE-L.
+    #[arg(long, value_name = "MARKER")]
+    rouge_sentence_sep: Option<String>,
 }
 
 /// BLEU options, named as sacreBLEU names them.
@@ -246,6 +252,7 @@ struct Plan {
     bleu: Option<BleuConfig>,
     chrf: Vec<ChrfConfig>,
     rouge: Option<RougeScorer>,
+    rouge_sentence_sep: Option<String>,
 }
 
 impl Plan {
@@ -270,24 +277,41 @@ impl Plan {
                 .collect(),
             rouge: wants(MetricName::Rouge)
                 .then(|| RougeScorer::new(&RougeType::STANDARD, !args.no_stemmer)),
+            rouge_sentence_sep: args.rouge_sentence_sep.clone().filter(|s| !s.is_empty()),
         })
     }
 
-    /// The metrics as bootstrappable corpus metrics, in report order.
-    fn corpus_metrics(&self) -> Vec<Box<dyn CorpusMetric>> {
-        let mut out: Vec<Box<dyn CorpusMetric>> = Vec::new();
+    /// ROUGE's view of the segments: the sentence marker turned into the newline that
+    /// rouge-score's Lsum splits on (a newline is a plain separator for the other types).
+    fn rouge_text<'a>(&self, segments: &[&'a str]) -> Vec<std::borrow::Cow<'a, str>> {
+        segments
+            .iter()
+            .map(|s| match &self.rouge_sentence_sep {
+                Some(sep) if s.contains(sep.as_str()) => {
+                    std::borrow::Cow::Owned(s.replace(sep.as_str(), "\n"))
+                }
+                _ => std::borrow::Cow::Borrowed(*s),
+            })
+            .collect()
+    }
+
+    /// The metrics as bootstrappable corpus metrics, in report order, each with whether it
+    /// reads ROUGE's view of the text ([`Plan::rouge_text`]).
+    fn corpus_metrics(&self) -> Vec<(Box<dyn CorpusMetric>, bool)> {
+        let mut out: Vec<(Box<dyn CorpusMetric>, bool)> = Vec::new();
         if let Some(bleu) = &self.bleu {
-            out.push(Box::new(bleu.clone()));
+            out.push((Box::new(bleu.clone()), false));
         }
         for chrf in &self.chrf {
-            out.push(Box::new(*chrf));
+            out.push((Box::new(*chrf), false));
         }
         if let Some(rouge) = &self.rouge {
             for &kind in rouge.types() {
-                out.push(Box::new(RougeMetric {
+                let metric = RougeMetric {
                     kind,
                     use_stemmer: rouge.use_stemmer(),
-                }));
+                };
+                out.push((Box::new(metric), true));
             }
         }
         out
@@ -327,12 +351,20 @@ impl Plan {
             });
         }
         if let Some(scorer) = &self.rouge {
-            let corpus = scorer.score_corpus(refs, hyps)?;
+            let corpus = scorer.score_corpus(&self.rouge_text(refs), &self.rouge_text(hyps))?;
+            let signature = match &self.rouge_sentence_sep {
+                Some(sep) => scorer.signature().replacen(
+                    "|rouge-score:",
+                    &format!("|sent-sep:{sep}|rouge-score:"),
+                    1,
+                ),
+                None => scorer.signature(),
+            };
             for (kind, mean) in corpus.types.iter().zip(corpus.mean) {
                 out.push(MetricResult {
                     name: kind.display_name(),
                     score: mean.fmeasure,
-                    signature: scorer.signature(),
+                    signature: signature.clone(),
                     bleu: None,
                     rouge: Some(mean),
                     bootstrap: None,
@@ -372,7 +404,8 @@ impl Plan {
                     });
                 }
                 if let Some(scorer) = &self.rouge {
-                    for (kind, s) in scorer.score(reference, hyp) {
+                    let texts = self.rouge_text(&[reference, hyp]);
+                    for (kind, s) in scorer.score(&texts[0], &texts[1]) {
                         row.push(SegmentScore {
                             name: kind.display_name(),
                             score: s.fmeasure,
@@ -439,10 +472,23 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     if let Some(config) = &bootstrap_config {
-        for (m, metric) in plan.corpus_metrics().iter().enumerate() {
-            let stats = views
+        let rouge_refs = plan.rouge_text(&ref_view);
+        let rouge_refs: Vec<&str> = rouge_refs.iter().map(AsRef::as_ref).collect();
+        let rouge_hyps: Vec<Vec<std::borrow::Cow<str>>> =
+            views.iter().map(|h| plan.rouge_text(h)).collect();
+        let rouge_hyps: Vec<Vec<&str>> = rouge_hyps
+            .iter()
+            .map(|h| h.iter().map(AsRef::as_ref).collect())
+            .collect();
+        for (m, (metric, reads_rouge_text)) in plan.corpus_metrics().iter().enumerate() {
+            let (systems, refs) = if *reads_rouge_text {
+                (&rouge_hyps, &rouge_refs)
+            } else {
+                (&views, &ref_view)
+            };
+            let stats = systems
                 .iter()
-                .map(|hyps| metric.segment_stats(hyps, &ref_view))
+                .map(|hyps| metric.segment_stats(hyps, refs))
                 .collect::<Result<Vec<_>, _>>()?;
             let others: Vec<&[Vec<f64>]> = stats[1..].iter().map(Vec::as_slice).collect();
             let (base, paired) =
