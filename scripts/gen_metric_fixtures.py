@@ -364,18 +364,47 @@ def stress_cases(rng: random.Random) -> dict:
     return {"tokens": tokens, "pairs": pairs}
 
 
+def multi_ref_entry(hyps, ref_streams):
+    """Two reference streams: sacreBLEU's multi-reference BLEU/chrF and rouge-score's
+    score_multi (best F-measure target per type)."""
+    entry = {"bleu": {}, "chrf": {}}
+    for tok in ["13a", "intl"]:
+        metric = BLEU(tokenize=tok)
+        s = metric.corpus_score(hyps, ref_streams)
+        entry["bleu"][tok] = {"score": s.score, "ref_len": s.ref_len, "signature": str(metric.get_signature())}
+    for word_order in [0, 2]:
+        metric = CHRF(word_order=word_order)
+        s = metric.corpus_score(hyps, ref_streams)
+        entry["chrf"][s.name] = {"score": s.score, "signature": str(metric.get_signature())}
+    scorer = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True)
+    rows = {t: [] for t in ROUGE_TYPES}
+    for i, h in enumerate(hyps):
+        scores = scorer.score_multi([stream[i] for stream in ref_streams], h)
+        for t in ROUGE_TYPES:
+            rows[t].append([scores[t].precision, scores[t].recall, scores[t].fmeasure])
+    entry["rouge"] = {
+        t: {"segments": r, "mean": [sum(x[i] for x in r) / len(r) for i in range(3)]}
+        for t, r in rows.items()
+    }
+    return entry
+
+
 def main() -> None:
     rng = random.Random(SEED)
     OUT.mkdir(parents=True, exist_ok=True)
     refs = make_refs(rng)
     systems = make_systems(rng, refs)
     write_lines(OUT / "ref.txt", refs)
+    # A second reference stream for multi-reference scoring: another noisy rendering.
+    write_lines(OUT / "ref2.txt", [perturb(random.Random(SEED + 2 + i), r, 0.2) for i, r in enumerate(refs)])
     for name, hyps in systems.items():
         write_lines(OUT / f"{name}.txt", hyps)
 
     refs = read_lines(OUT / "ref.txt")
+    refs2 = read_lines(OUT / "ref2.txt")
     expected = {
         "generator": "scripts/gen_metric_fixtures.py",
+        "ref2": "ref2.txt",
         "sacrebleu_version": sacrebleu.__version__,
         "rouge_score_version": "0.1.2",
         "nltk_version": nltk.__version__,
@@ -394,6 +423,7 @@ def main() -> None:
         entry["rouge"] = rouge_entry(refs, hyps, use_stemmer=True)
         entry["rouge_nostem"] = rouge_entry(refs, hyps, use_stemmer=False)
         entry["rouge_documents"] = rouge_entry(documents(refs), documents(hyps), use_stemmer=True)
+        entry["multi_ref"] = multi_ref_entry(hyps, [refs, refs2])
         expected["systems"][name] = entry
     expected["bootstrap"] = bootstrap_cases(
         refs, {name: read_lines(OUT / f"{name}.txt") for name in systems})

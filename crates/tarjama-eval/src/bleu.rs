@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::metric::{check_lengths, CorpusMetric, Signature};
+use crate::metric::{check_lengths, refs_per_segment, CorpusMetric, Signature};
 use crate::tokenize::Tokenizer;
 use crate::{pytext, EvalError, Result};
 
@@ -455,11 +455,11 @@ impl CorpusMetric for BleuConfig {
         "BLEU".to_string()
     }
 
-    fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> Result<Vec<Vec<f64>>> {
-        check_lengths(hyps.len(), refs.len())?;
+    fn segment_stats_multi(&self, hyps: &[&str], ref_streams: &[&[&str]]) -> Result<Vec<Vec<f64>>> {
+        let refs = refs_per_segment(hyps.len(), ref_streams)?;
         hyps.iter()
-            .zip(refs)
-            .map(|(h, r)| segment_stats(h, &[r], self).map(|s| s.to_row()))
+            .zip(&refs)
+            .map(|(h, r)| segment_stats(h, r, self).map(|s| s.to_row()))
             .collect()
     }
 

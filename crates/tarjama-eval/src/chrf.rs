@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::metric::{check_lengths, CorpusMetric, Signature};
+use crate::metric::{check_lengths, refs_per_segment, CorpusMetric, Signature};
 use crate::{pytext, EvalError, Result};
 
 /// Options of chrF, named after sacreBLEU's `CHRF(...)` arguments.
@@ -346,12 +346,12 @@ impl CorpusMetric for ChrfConfig {
         ChrfConfig::name(self)
     }
 
-    fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> Result<Vec<Vec<f64>>> {
-        check_lengths(hyps.len(), refs.len())?;
+    fn segment_stats_multi(&self, hyps: &[&str], ref_streams: &[&[&str]]) -> Result<Vec<Vec<f64>>> {
+        let refs = refs_per_segment(hyps.len(), ref_streams)?;
         hyps.iter()
-            .zip(refs)
+            .zip(&refs)
             .map(|(h, r)| {
-                segment_stats(h, &[r], self).map(|s| s.into_iter().map(|v| v as f64).collect())
+                segment_stats(h, r, self).map(|s| s.into_iter().map(|v| v as f64).collect())
             })
             .collect()
     }

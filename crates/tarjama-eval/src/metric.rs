@@ -10,9 +10,18 @@ pub trait CorpusMetric {
     /// Short display name (`BLEU`, `chrF2++`, `ROUGE-L`).
     fn name(&self) -> String;
 
-    /// The statistics of each segment, one row per hypothesis/reference pair; rows all
-    /// have the same length.
-    fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> crate::Result<Vec<Vec<f64>>>;
+    /// The statistics of each segment against one or more reference streams (each as long
+    /// as `hyps`), one row per hypothesis; rows all have the same length.
+    fn segment_stats_multi(
+        &self,
+        hyps: &[&str],
+        ref_streams: &[&[&str]],
+    ) -> crate::Result<Vec<Vec<f64>>>;
+
+    /// The statistics of each segment against a single reference.
+    fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> crate::Result<Vec<Vec<f64>>> {
+        self.segment_stats_multi(hyps, &[refs])
+    }
 
     /// The corpus score from statistics summed over segments, on the metric's own scale
     /// (0..100 for BLEU and chrF, 0..1 for ROUGE as rouge-score reports it).
@@ -34,6 +43,25 @@ pub fn sum_rows(rows: &[Vec<f64>]) -> Vec<f64> {
         }
     }
     total
+}
+
+/// Checks that there is at least one reference stream and that each is as long as `hyps`,
+/// and returns the references of segment `i` for every `i`.
+pub(crate) fn refs_per_segment<'a>(
+    n_hyps: usize,
+    ref_streams: &[&[&'a str]],
+) -> crate::Result<Vec<Vec<&'a str>>> {
+    if ref_streams.is_empty() {
+        return Err(crate::EvalError::InvalidConfig(
+            "at least one reference stream is needed",
+        ));
+    }
+    for stream in ref_streams {
+        check_lengths(n_hyps, stream.len())?;
+    }
+    Ok((0..n_hyps)
+        .map(|i| ref_streams.iter().map(|s| s[i]).collect())
+        .collect())
 }
 
 pub(crate) fn check_lengths(hyps: usize, refs: usize) -> crate::Result<()> {

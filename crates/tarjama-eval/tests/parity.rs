@@ -319,3 +319,57 @@ fn tokenizers_match_on_random_troublesome_strings() {
         );
     }
 }
+
+#[test]
+fn multi_reference_matches_sacrebleu_and_rouge_score() {
+    let exp = expected();
+    let refs = read_lines("ref.txt");
+    let refs2 = read_lines(exp["ref2"].as_str().unwrap());
+    let streams: [&[String]; 2] = [&refs, &refs2];
+    for (name, system) in exp["systems"].as_object().unwrap() {
+        let hyps = read_lines(system["file"].as_str().unwrap());
+        let multi = &system["multi_ref"];
+        for (tok, want) in multi["bleu"].as_object().unwrap() {
+            let config = BleuConfig {
+                tokenizer: tok.parse().unwrap(),
+                ..BleuConfig::default()
+            };
+            let s = bleu::corpus_bleu_multi(&hyps, &streams, &config).unwrap();
+            close(
+                s.score,
+                f(&want["score"]),
+                &format!("{name} 2-ref BLEU {tok}"),
+            );
+            assert_eq!(s.ref_len, want["ref_len"].as_u64().unwrap());
+            assert_eq!(s.signature.to_string(), want["signature"].as_str().unwrap());
+        }
+        for config in [ChrfConfig::default(), ChrfConfig::chrf_plus_plus()] {
+            let want = &multi["chrf"][config.name()];
+            let s = chrf::corpus_chrf_multi(&hyps, &streams, &config).unwrap();
+            close(
+                s.score,
+                f(&want["score"]),
+                &format!("{name} 2-ref {}", config.name()),
+            );
+            assert_eq!(s.signature.to_string(), want["signature"].as_str().unwrap());
+        }
+        let corpus = RougeScorer::new(&RougeType::STANDARD, true)
+            .score_corpus_multi(&streams, &hyps)
+            .unwrap();
+        for (k, kind) in RougeType::STANDARD.iter().enumerate() {
+            let e = &multi["rouge"][kind.key()];
+            for (i, row) in e["segments"].as_array().unwrap().iter().enumerate() {
+                let got = corpus.segments[i][k];
+                let what = format!("{name} 2-ref {} segment {i}", kind.key());
+                close(got.precision, f(&row[0]), &what);
+                close(got.recall, f(&row[1]), &what);
+                close(got.fmeasure, f(&row[2]), &what);
+            }
+            close(
+                corpus.mean[k].fmeasure,
+                f(&e["mean"][2]),
+                &format!("{name} 2-ref {} mean", kind.key()),
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub mod porter;
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::metric::{check_lengths, CorpusMetric};
+use crate::metric::{check_lengths, refs_per_segment, CorpusMetric};
 use crate::{EvalError, Result};
 
 /// A ROUGE variant, named as rouge-score names it (`rouge1`, `rouge2`, `rougeL`, `rougeLsum`).
@@ -199,21 +199,67 @@ impl RougeScorer {
             .collect()
     }
 
+    /// rouge-score `score_multi`: per variant, the score against the target with the best
+    /// F-measure (the first on ties). With no target every score is 0.
+    pub fn score_multi<T: AsRef<str>>(
+        &self,
+        targets: &[T],
+        prediction: &str,
+    ) -> Vec<(RougeType, RougeScore)> {
+        let per_target: Vec<Vec<(RougeType, RougeScore)>> = targets
+            .iter()
+            .map(|t| self.score(t.as_ref(), prediction))
+            .collect();
+        (0..self.types.len())
+            .map(|k| {
+                let mut best: Option<RougeScore> = None;
+                for scores in &per_target {
+                    let s = scores[k].1;
+                    // numpy.argmax: the first maximum wins.
+                    if best.is_none_or(|b| s.fmeasure > b.fmeasure) {
+                        best = Some(s);
+                    }
+                }
+                (self.types[k], best.unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// Scores every segment and averages: per-segment scores and the mean per variant.
     pub fn score_corpus<T: AsRef<str>, P: AsRef<str>>(
         &self,
         targets: &[T],
         predictions: &[P],
     ) -> Result<RougeCorpus> {
-        check_lengths(predictions.len(), targets.len())?;
-        let segments: Vec<Vec<RougeScore>> = targets
+        self.score_corpus_multi(&[targets], predictions)
+    }
+
+    /// [`RougeScorer::score_corpus`] with several target streams, each as long as
+    /// `predictions`; each segment is scored with [`RougeScorer::score_multi`].
+    pub fn score_corpus_multi<T: AsRef<str>, P: AsRef<str>>(
+        &self,
+        target_streams: &[&[T]],
+        predictions: &[P],
+    ) -> Result<RougeCorpus> {
+        if target_streams.is_empty() {
+            return Err(EvalError::InvalidConfig(
+                "at least one reference stream is needed",
+            ));
+        }
+        for stream in target_streams {
+            check_lengths(predictions.len(), stream.len())?;
+        }
+        let segments: Vec<Vec<RougeScore>> = predictions
             .iter()
-            .zip(predictions)
-            .map(|(t, p)| {
-                self.score(t.as_ref(), p.as_ref())
-                    .into_iter()
-                    .map(|(_, s)| s)
-                    .collect()
+            .enumerate()
+            .map(|(i, p)| {
+                let targets: Vec<&str> = target_streams.iter().map(|s| s[i].as_ref()).collect();
+                let scores = if targets.len() == 1 {
+                    self.score(targets[0], p.as_ref())
+                } else {
+                    self.score_multi(&targets, p.as_ref())
+                };
+                scores.into_iter().map(|(_, s)| s).collect()
             })
             .collect();
         let n = segments.len() as f64;
@@ -381,13 +427,13 @@ impl CorpusMetric for RougeMetric {
         self.kind.display_name()
     }
 
-    fn segment_stats(&self, hyps: &[&str], refs: &[&str]) -> Result<Vec<Vec<f64>>> {
-        check_lengths(hyps.len(), refs.len())?;
+    fn segment_stats_multi(&self, hyps: &[&str], ref_streams: &[&[&str]]) -> Result<Vec<Vec<f64>>> {
+        let refs = refs_per_segment(hyps.len(), ref_streams)?;
         let scorer = RougeScorer::new(&[self.kind], self.use_stemmer);
         Ok(hyps
             .iter()
-            .zip(refs)
-            .map(|(h, r)| vec![scorer.score(r, h)[0].1.fmeasure, 1.0])
+            .zip(&refs)
+            .map(|(h, r)| vec![scorer.score_multi(r, h)[0].1.fmeasure, 1.0])
             .collect())
     }
 
