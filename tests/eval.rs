@@ -316,3 +316,60 @@ fn rouge_lsum_splits_on_the_sentence_marker() {
     let m = &plain["systems"][0]["metrics"];
     assert_eq!(m[2]["score"], m[3]["score"]);
 }
+
+#[test]
+fn several_references_match_sacrebleu_multi_reference() {
+    let (dir, r, h1, h2) = setup();
+    let r2 = write(
+        &dir,
+        "ref2.txt",
+        b"The cat was sitting on the mat.\nHello world, this is just a test.\nA fast brown fox.\n",
+    );
+    let mut cmd = tarjama();
+    cmd.args(["eval", "--ref"])
+        .arg(&r)
+        .arg("--ref")
+        .arg(&r2)
+        .arg("--hyp")
+        .arg(&h1);
+    // `sacrebleu ref ref2 -i h1 -m bleu chrf -w 4`
+    cmd.args(["--width", "4"]).assert().success().stdout(
+        "BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 40.8623 \
+         89.5/62.5/30.8/20.0 (BP = 0.949 ratio = 0.950 hyp_len = 19 ref_len = 20)\n\
+         chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = 70.4800\n",
+    );
+    // Every metric, per segment and with the bootstrap, accepts two references.
+    let mut cmd = tarjama();
+    cmd.args([
+        "eval",
+        "--json",
+        "--paired-bs",
+        "--sentence-level",
+        "--metrics",
+        "bleu,chrf++,rouge",
+    ]);
+    cmd.arg("--ref")
+        .arg(&r)
+        .arg("--ref")
+        .arg(&r2)
+        .arg("--hyp")
+        .arg(&h1)
+        .arg("--hyp")
+        .arg(&h2);
+    let v = json(cmd);
+    assert_eq!(v["references"].as_array().unwrap().len(), 2);
+    assert_eq!(v["systems"][1]["segments"].as_array().unwrap().len(), 3);
+
+    let short = write(&dir, "short_ref.txt", b"one\ntwo\n");
+    let mut cmd = tarjama();
+    cmd.args(["eval", "--ref"])
+        .arg(&r)
+        .arg("--ref")
+        .arg(&short)
+        .arg("--hyp")
+        .arg(&h1);
+    cmd.assert().failure().stderr(
+        predicate::str::contains("short_ref.txt has 2 lines")
+            .and(predicate::str::contains("ref.txt has 3")),
+    );
+}

@@ -6,7 +6,7 @@
 //! The JSON document (`format_version` 1; keys are only ever added):
 //!
 //! ```text
-//! { "format_version": 1, "reference": PATH, "n_segments": N,
+//! { "format_version": 1, "references": [PATH, ...], "n_segments": N,
 //!   "sacrebleu_version": "2.6.0", "rouge_score_version": "0.1.2",
 //!   "bootstrap": { "n_samples": 1000, "seed": 12345 }            // with --paired-bs
 //!   "systems": [ { "hyp": PATH, "baseline": BOOL,
@@ -19,6 +19,7 @@
 //!     "segments": [ [ { "name", "score", "rouge"? } ] ] } ] }     // with --sentence-level
 //! ```
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,10 @@ use crate::exit;
 /// Flags of `tarjama eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Reference file, one segment per line (UTF-8).
-    #[arg(long = "ref", value_name = "REF")]
-    reference: PathBuf,
+    /// Reference file, one segment per line (UTF-8). Repeat for several references per
+    /// segment (sacreBLEU's multi-reference BLEU and chrF, rouge-score's score_multi).
+    #[arg(long = "ref", value_name = "REF", required = true)]
+    references: Vec<PathBuf>,
 
     /// Hypothesis file, one segment per line, aligned with the reference. Repeat for several
     /// systems; with --paired-bs the first is the baseline.
@@ -238,7 +240,7 @@ struct SegmentScore {
 #[derive(Debug, Serialize)]
 struct Report {
     format_version: u32,
-    reference: String,
+    references: Vec<String>,
     n_segments: usize,
     sacrebleu_version: &'static str,
     rouge_score_version: &'static str,
@@ -283,14 +285,12 @@ impl Plan {
 
     /// ROUGE's view of the segments: the sentence marker turned into the newline that
     /// rouge-score's Lsum splits on (a newline is a plain separator for the other types).
-    fn rouge_text<'a>(&self, segments: &[&'a str]) -> Vec<std::borrow::Cow<'a, str>> {
+    fn rouge_text<'a>(&self, segments: &[&'a str]) -> Vec<Cow<'a, str>> {
         segments
             .iter()
             .map(|s| match &self.rouge_sentence_sep {
-                Some(sep) if s.contains(sep.as_str()) => {
-                    std::borrow::Cow::Owned(s.replace(sep.as_str(), "\n"))
-                }
-                _ => std::borrow::Cow::Borrowed(*s),
+                Some(sep) if s.contains(sep.as_str()) => Cow::Owned(s.replace(sep.as_str(), "\n")),
+                _ => Cow::Borrowed(*s),
             })
             .collect()
     }
@@ -317,10 +317,10 @@ impl Plan {
         out
     }
 
-    fn score(&self, hyps: &[&str], refs: &[&str]) -> anyhow::Result<Vec<MetricResult>> {
+    fn score(&self, hyps: &[&str], refs: &[&[&str]]) -> anyhow::Result<Vec<MetricResult>> {
         let mut out = Vec::new();
         if let Some(config) = &self.bleu {
-            let s: BleuScore = bleu::corpus_bleu(hyps, refs, config)?;
+            let s: BleuScore = bleu::corpus_bleu_multi(hyps, refs, config)?;
             out.push(MetricResult {
                 name: "BLEU".to_string(),
                 score: s.score,
@@ -340,7 +340,7 @@ impl Plan {
             });
         }
         for config in &self.chrf {
-            let s = chrf::corpus_chrf(hyps, refs, config)?;
+            let s = chrf::corpus_chrf_multi(hyps, refs, config)?;
             out.push(MetricResult {
                 name: s.name,
                 score: s.score,
@@ -351,7 +351,9 @@ impl Plan {
             });
         }
         if let Some(scorer) = &self.rouge {
-            let corpus = scorer.score_corpus(&self.rouge_text(refs), &self.rouge_text(hyps))?;
+            let rouge_refs: Vec<Vec<Cow<str>>> = refs.iter().map(|r| self.rouge_text(r)).collect();
+            let rouge_refs: Vec<&[Cow<str>]> = rouge_refs.iter().map(Vec::as_slice).collect();
+            let corpus = scorer.score_corpus_multi(&rouge_refs, &self.rouge_text(hyps))?;
             let signature = match &self.rouge_sentence_sep {
                 Some(sep) => scorer.signature().replacen(
                     "|rouge-score:",
@@ -374,10 +376,11 @@ impl Plan {
         Ok(out)
     }
 
+    /// Per-segment scores; `refs[i]` holds the references of segment `i`.
     fn score_segments(
         &self,
         hyps: &[&str],
-        refs: &[&str],
+        refs: &[Vec<&str>],
     ) -> anyhow::Result<Vec<Vec<SegmentScore>>> {
         let sentence_bleu = self.bleu.as_ref().map(|c| BleuConfig {
             effective_order: true,
@@ -385,10 +388,10 @@ impl Plan {
         });
         hyps.iter()
             .zip(refs)
-            .map(|(hyp, reference)| {
+            .map(|(hyp, references)| {
                 let mut row = Vec::new();
                 if let Some(config) = &sentence_bleu {
-                    let s = bleu::sentence_bleu(hyp, &[reference], config)?;
+                    let s = bleu::sentence_bleu(hyp, references, config)?;
                     row.push(SegmentScore {
                         name: "BLEU".to_string(),
                         score: s.score,
@@ -396,7 +399,7 @@ impl Plan {
                     });
                 }
                 for config in &self.chrf {
-                    let s = chrf::sentence_chrf(hyp, &[reference], config)?;
+                    let s = chrf::sentence_chrf(hyp, references, config)?;
                     row.push(SegmentScore {
                         name: s.name,
                         score: s.score,
@@ -404,8 +407,9 @@ impl Plan {
                     });
                 }
                 if let Some(scorer) = &self.rouge {
-                    let texts = self.rouge_text(&[reference, hyp]);
-                    for (kind, s) in scorer.score(&texts[0], &texts[1]) {
+                    let targets = self.rouge_text(references);
+                    let prediction = &self.rouge_text(&[hyp])[0];
+                    for (kind, s) in scorer.score_multi(&targets, prediction) {
                         row.push(SegmentScore {
                             name: kind.display_name(),
                             score: s.fmeasure,
@@ -425,29 +429,51 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         bail!("--metrics is empty; choose from bleu, chrf, chrf++, rouge");
     }
     let plan = Plan::new(&args)?;
-    let refs = read_segments(&args.reference)?;
-    if refs.is_empty() {
-        bail!("reference {} has no lines", args.reference.display());
+    let first_ref = &args.references[0];
+    let refs = args
+        .references
+        .iter()
+        .map(|path| read_segments(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if refs[0].is_empty() {
+        bail!("reference {} has no lines", first_ref.display());
+    }
+    let n = refs[0].len();
+    for (path, r) in args.references.iter().zip(&refs).skip(1) {
+        if r.len() != n {
+            bail!(
+                "line counts differ: reference {} has {} lines, reference {} has {n}",
+                path.display(),
+                r.len(),
+                first_ref.display()
+            );
+        }
     }
     let systems = args
         .hyps
         .iter()
         .map(|path| {
             let hyps = read_segments(path)?;
-            if hyps.len() != refs.len() {
+            if hyps.len() != n {
                 bail!(
-                    "line counts differ: hypothesis {} has {} lines, reference {} has {}",
+                    "line counts differ: hypothesis {} has {} lines, reference {} has {n}",
                     path.display(),
                     hyps.len(),
-                    args.reference.display(),
-                    refs.len()
+                    first_ref.display()
                 );
             }
             Ok(hyps)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let ref_view: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let ref_streams: Vec<Vec<&str>> = refs
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let ref_view: Vec<&[&str]> = ref_streams.iter().map(Vec::as_slice).collect();
+    let refs_by_segment: Vec<Vec<&str>> = (0..n)
+        .map(|i| ref_streams.iter().map(|s| s[i]).collect())
+        .collect();
     let views: Vec<Vec<&str>> = systems
         .iter()
         .map(|s| s.iter().map(String::as_str).collect())
@@ -464,7 +490,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             baseline: bootstrap_config.is_some() && i == 0 && args.hyps.len() > 1,
             metrics: plan.score(hyps, &ref_view)?,
             segments: if args.sentence_level {
-                Some(plan.score_segments(hyps, &ref_view)?)
+                Some(plan.score_segments(hyps, &refs_by_segment)?)
             } else {
                 None
             },
@@ -472,10 +498,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
 
     if let Some(config) = &bootstrap_config {
-        let rouge_refs = plan.rouge_text(&ref_view);
-        let rouge_refs: Vec<&str> = rouge_refs.iter().map(AsRef::as_ref).collect();
-        let rouge_hyps: Vec<Vec<std::borrow::Cow<str>>> =
-            views.iter().map(|h| plan.rouge_text(h)).collect();
+        let rouge_refs: Vec<Vec<Cow<str>>> = ref_view.iter().map(|r| plan.rouge_text(r)).collect();
+        let rouge_refs: Vec<Vec<&str>> = rouge_refs
+            .iter()
+            .map(|r| r.iter().map(AsRef::as_ref).collect())
+            .collect();
+        let rouge_refs: Vec<&[&str]> = rouge_refs.iter().map(Vec::as_slice).collect();
+        let rouge_hyps: Vec<Vec<Cow<str>>> = views.iter().map(|h| plan.rouge_text(h)).collect();
         let rouge_hyps: Vec<Vec<&str>> = rouge_hyps
             .iter()
             .map(|h| h.iter().map(AsRef::as_ref).collect())
@@ -488,7 +517,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             };
             let stats = systems
                 .iter()
-                .map(|hyps| metric.segment_stats(hyps, refs))
+                .map(|hyps| metric.segment_stats_multi(hyps, refs))
                 .collect::<Result<Vec<_>, _>>()?;
             let others: Vec<&[Vec<f64>]> = stats[1..].iter().map(Vec::as_slice).collect();
             let (base, paired) =
@@ -511,8 +540,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
     let report = Report {
         format_version: 1,
-        reference: args.reference.display().to_string(),
-        n_segments: refs.len(),
+        references: args
+            .references
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        n_segments: n,
         sacrebleu_version: tarjama_eval::SACREBLEU_VERSION,
         rouge_score_version: tarjama_eval::ROUGE_SCORE_VERSION,
         bootstrap: bootstrap_config,
