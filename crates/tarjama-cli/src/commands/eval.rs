@@ -31,7 +31,7 @@ use tarjama_eval::bootstrap::{self, BootstrapConfig, Estimate};
 use tarjama_eval::chrf::{self, ChrfConfig};
 use tarjama_eval::rouge::{RougeMetric, RougeScore, RougeScorer, RougeType};
 use tarjama_eval::tokenize::Tokenizer;
-use tarjama_eval::CorpusMetric;
+use tarjama_eval::{CorpusMetric, Signature};
 
 use crate::exit;
 
@@ -192,6 +192,9 @@ struct MetricResult {
     /// Headline number: 0..100 for BLEU and chrF, F-measure 0..1 for ROUGE.
     score: f64,
     signature: String,
+    /// sacreBLEU's signature, kept typed so the bootstrap can add `bs:` and `seed:`.
+    #[serde(skip)]
+    sacrebleu_signature: Option<Signature>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bleu: Option<BleuDetails>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -325,6 +328,7 @@ impl Plan {
                 name: "BLEU".to_string(),
                 score: s.score,
                 signature: s.signature.to_string(),
+                sacrebleu_signature: Some(s.signature.clone()),
                 bleu: Some(BleuDetails {
                     verbose: s.verbose(),
                     counts: s.counts,
@@ -345,6 +349,7 @@ impl Plan {
                 name: s.name,
                 score: s.score,
                 signature: s.signature.to_string(),
+                sacrebleu_signature: Some(s.signature),
                 bleu: None,
                 rouge: None,
                 bootstrap: None,
@@ -367,6 +372,7 @@ impl Plan {
                     name: kind.display_name(),
                     score: mean.fmeasure,
                     signature: signature.clone(),
+                    sacrebleu_signature: None,
                     bleu: None,
                     rouge: Some(mean),
                     bootstrap: None,
@@ -423,61 +429,68 @@ impl Plan {
     }
 }
 
-/// Runs `tarjama eval`.
-pub fn run(args: Args) -> anyhow::Result<i32> {
-    if args.metrics.is_empty() {
-        bail!("--metrics is empty; choose from bleu, chrf, chrf++, rouge");
-    }
-    let plan = Plan::new(&args)?;
+/// The reference streams and hypothesis files, checked to line up.
+struct Inputs {
+    /// One vector of segments per reference file.
+    refs: Vec<Vec<String>>,
+    /// One vector of segments per hypothesis file.
+    systems: Vec<Vec<String>>,
+}
+
+fn read_inputs(args: &Args) -> anyhow::Result<Inputs> {
     let first_ref = &args.references[0];
     let refs = args
         .references
         .iter()
         .map(|path| read_segments(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if refs[0].is_empty() {
+    let n = refs[0].len();
+    if n == 0 {
         bail!("reference {} has no lines", first_ref.display());
     }
-    let n = refs[0].len();
-    for (path, r) in args.references.iter().zip(&refs).skip(1) {
-        if r.len() != n {
+    let same_length = |kind: &str, path: &Path, len: usize| -> anyhow::Result<()> {
+        if len != n {
             bail!(
-                "line counts differ: reference {} has {} lines, reference {} has {n}",
+                "line counts differ: {kind} {} has {len} lines, reference {} has {n}",
                 path.display(),
-                r.len(),
                 first_ref.display()
             );
         }
+        Ok(())
+    };
+    for (path, r) in args.references.iter().zip(&refs).skip(1) {
+        same_length("reference", path, r.len())?;
     }
     let systems = args
         .hyps
         .iter()
         .map(|path| {
             let hyps = read_segments(path)?;
-            if hyps.len() != n {
-                bail!(
-                    "line counts differ: hypothesis {} has {} lines, reference {} has {n}",
-                    path.display(),
-                    hyps.len(),
-                    first_ref.display()
-                );
-            }
+            same_length("hypothesis", path, hyps.len())?;
             Ok(hyps)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Inputs { refs, systems })
+}
 
-    let ref_streams: Vec<Vec<&str>> = refs
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
+fn as_strs(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(String::as_str).collect()
+}
+
+/// Runs `tarjama eval`.
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.metrics.is_empty() {
+        bail!("--metrics is empty; choose from bleu, chrf, chrf++, rouge");
+    }
+    let plan = Plan::new(&args)?;
+    let inputs = read_inputs(&args)?;
+    let n = inputs.refs[0].len();
+    let ref_streams: Vec<Vec<&str>> = inputs.refs.iter().map(|r| as_strs(r)).collect();
     let ref_view: Vec<&[&str]> = ref_streams.iter().map(Vec::as_slice).collect();
     let refs_by_segment: Vec<Vec<&str>> = (0..n)
         .map(|i| ref_streams.iter().map(|s| s[i]).collect())
         .collect();
-    let views: Vec<Vec<&str>> = systems
-        .iter()
-        .map(|s| s.iter().map(String::as_str).collect())
-        .collect();
+    let views: Vec<Vec<&str>> = inputs.systems.iter().map(|s| as_strs(s)).collect();
     let bootstrap_config = args.bootstrap.paired_bs.then_some(BootstrapConfig {
         n_samples: args.bootstrap.bootstrap_samples,
         seed: args.bootstrap.seed,
@@ -496,46 +509,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             },
         });
     }
-
     if let Some(config) = &bootstrap_config {
-        let rouge_refs: Vec<Vec<Cow<str>>> = ref_view.iter().map(|r| plan.rouge_text(r)).collect();
-        let rouge_refs: Vec<Vec<&str>> = rouge_refs
-            .iter()
-            .map(|r| r.iter().map(AsRef::as_ref).collect())
-            .collect();
-        let rouge_refs: Vec<&[&str]> = rouge_refs.iter().map(Vec::as_slice).collect();
-        let rouge_hyps: Vec<Vec<Cow<str>>> = views.iter().map(|h| plan.rouge_text(h)).collect();
-        let rouge_hyps: Vec<Vec<&str>> = rouge_hyps
-            .iter()
-            .map(|h| h.iter().map(AsRef::as_ref).collect())
-            .collect();
-        for (m, (metric, reads_rouge_text)) in plan.corpus_metrics().iter().enumerate() {
-            let (systems, refs) = if *reads_rouge_text {
-                (&rouge_hyps, &rouge_refs)
-            } else {
-                (&views, &ref_view)
-            };
-            let stats = systems
-                .iter()
-                .map(|hyps| metric.segment_stats_multi(hyps, refs))
-                .collect::<Result<Vec<_>, _>>()?;
-            let others: Vec<&[Vec<f64>]> = stats[1..].iter().map(Vec::as_slice).collect();
-            let (base, paired) =
-                bootstrap::paired_bootstrap(metric.as_ref(), &stats[0], &others, config)?;
-            let fill = |result: &mut MetricResult, e: Estimate, p_value: Option<f64>| {
-                result.bootstrap = Some(BootstrapResult {
-                    mean: e.mean,
-                    ci: e.ci,
-                    p_value,
-                });
-                // ROUGE's signature has no `nrefs:` and stays as it is.
-                result.signature = add_bootstrap(&result.signature, config);
-            };
-            fill(&mut results[0].metrics[m], base, None);
-            for (system, r) in results[1..].iter_mut().zip(paired) {
-                fill(&mut system.metrics[m], r.estimate, Some(r.p_value));
-            }
-        }
+        attach_bootstrap(&plan, &views, &ref_view, config, &mut results)?;
     }
 
     let report = Report {
@@ -562,17 +537,59 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     Ok(exit::SUCCESS)
 }
 
-/// Inserts `bs:N|seed:S` after `nrefs:` as sacreBLEU does for bootstrapped scores.
-fn add_bootstrap(signature: &str, config: &BootstrapConfig) -> String {
-    match signature.split_once('|') {
-        Some((nrefs, rest)) if nrefs.starts_with("nrefs:") => {
-            format!(
-                "{nrefs}|bs:{}|seed:{}|{rest}",
-                config.n_samples, config.seed
-            )
+/// Runs sacreBLEU's paired bootstrap for every metric (the first system is the baseline)
+/// and records mean, interval and p-value in `results`.
+fn attach_bootstrap(
+    plan: &Plan,
+    systems: &[Vec<&str>],
+    refs: &[&[&str]],
+    config: &BootstrapConfig,
+    results: &mut [SystemResult],
+) -> anyhow::Result<()> {
+    let rouge_refs: Vec<Vec<Cow<str>>> = refs.iter().map(|r| plan.rouge_text(r)).collect();
+    let rouge_refs: Vec<Vec<&str>> = rouge_refs
+        .iter()
+        .map(|r| r.iter().map(AsRef::as_ref).collect())
+        .collect();
+    let rouge_refs: Vec<&[&str]> = rouge_refs.iter().map(Vec::as_slice).collect();
+    let rouge_systems: Vec<Vec<Cow<str>>> = systems.iter().map(|h| plan.rouge_text(h)).collect();
+    let rouge_systems: Vec<Vec<&str>> = rouge_systems
+        .iter()
+        .map(|h| h.iter().map(AsRef::as_ref).collect())
+        .collect();
+    for (m, (metric, reads_rouge_text)) in plan.corpus_metrics().iter().enumerate() {
+        let (hyps, refs) = if *reads_rouge_text {
+            (&rouge_systems[..], &rouge_refs[..])
+        } else {
+            (systems, refs)
+        };
+        let stats = hyps
+            .iter()
+            .map(|h| metric.segment_stats_multi(h, refs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let others: Vec<&[Vec<f64>]> = stats[1..].iter().map(Vec::as_slice).collect();
+        let (base, paired) =
+            bootstrap::paired_bootstrap(metric.as_ref(), &stats[0], &others, config)?;
+        let fill = |result: &mut MetricResult, e: Estimate, p_value: Option<f64>| {
+            result.bootstrap = Some(BootstrapResult {
+                mean: e.mean,
+                ci: e.ci,
+                p_value,
+            });
+            // sacreBLEU adds `bs:` and `seed:` to its signatures; ROUGE's has no such fields.
+            if let Some(sig) = &result.sacrebleu_signature {
+                result.signature = sig
+                    .clone()
+                    .with_bootstrap(config.n_samples, config.seed)
+                    .to_string();
+            }
+        };
+        fill(&mut results[0].metrics[m], base, None);
+        for (system, r) in results[1..].iter_mut().zip(paired) {
+            fill(&mut system.metrics[m], r.estimate, Some(r.p_value));
         }
-        _ => signature.to_string(),
     }
+    Ok(())
 }
 
 fn is_rouge(m: &MetricResult) -> bool {
