@@ -432,3 +432,32 @@ fn printed_lines_match_sacrebleu_for_every_tokenizer_and_smoothing() {
     }
     assert!(runs >= 100, "{runs} runs");
 }
+
+#[test]
+fn hypotheses_can_come_from_standard_input() {
+    let (_dir, r, h1, _) = setup();
+    let from_file = json(eval(&r, &[&h1], &["--json"]));
+    let mut cmd = eval(&r, &[Path::new("-")], &["--json"]);
+    cmd.write_stdin(HYP1);
+    let from_stdin = json(cmd);
+    assert_eq!(
+        from_file["systems"][0]["metrics"],
+        from_stdin["systems"][0]["metrics"]
+    );
+}
+
+#[test]
+fn tokenized_output_is_warned_about_on_stderr() {
+    let dir = TempDir::new().unwrap();
+    let lines: String = (0..120)
+        .map(|i| format!("sentence number {i} .\n"))
+        .collect();
+    let r = write(&dir, "ref.txt", lines.replace(" .", ".").as_bytes());
+    let h = write(&dir, "hyp.txt", lines.as_bytes());
+    eval(&r, &[&h], &["--metrics", "bleu"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "120 lines that end in a tokenized period",
+        ));
+}

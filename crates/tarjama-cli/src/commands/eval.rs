@@ -21,7 +21,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(long = "ref", value_name = "REF", required = true)]
     references: Vec<PathBuf>,
 
-    /// Hypothesis file, one segment per line, aligned with the reference. Repeat for several
-    /// systems; with --paired-bs the first is the baseline.
+    /// Hypothesis file, one segment per line, aligned with the reference; `-` reads standard
+    /// input. Repeat for several systems; with --paired-bs the first is the baseline.
     #[arg(long = "hyp", value_name = "HYP", required = true)]
     hyps: Vec<PathBuf>,
 
@@ -167,9 +167,17 @@ impl SmoothName {
     }
 }
 
-/// Reads a file of segments, naming the file in every error.
+/// Reads a file of segments (`-`: standard input), naming the file in every error.
 fn read_segments(path: &Path) -> anyhow::Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+        bytes
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
     let text = String::from_utf8(bytes).map_err(|err| {
         let at = err.utf8_error().valid_up_to();
         let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -467,10 +475,24 @@ fn read_inputs(args: &Args) -> anyhow::Result<Inputs> {
         .map(|path| {
             let hyps = read_segments(path)?;
             same_length("hypothesis", path, hyps.len())?;
+            warn_if_tokenized(path, &hyps);
             Ok(hyps)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Inputs { refs, systems })
+}
+
+/// sacreBLEU's warning: 100 or more lines ending in a separated period suggest tokenized
+/// output, which BLEU's own tokenizer then splits again and scores unfairly.
+fn warn_if_tokenized(path: &Path, hyps: &[String]) {
+    let tokenized = hyps.iter().filter(|h| h.ends_with(" .")).count();
+    if tokenized >= 100 {
+        tracing::warn!(
+            "{} has {tokenized} lines that end in a tokenized period (' .'); \
+             detokenize system output before scoring it",
+            path.display()
+        );
+    }
 }
 
 fn as_strs(lines: &[String]) -> Vec<&str> {
