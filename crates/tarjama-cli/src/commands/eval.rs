@@ -110,7 +110,12 @@ struct BootstrapFlags {
     paired_bs: bool,
 
     /// Bootstrap resamples.
-    #[arg(long, default_value_t = bootstrap::DEFAULT_SAMPLES, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = bootstrap::DEFAULT_SAMPLES,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     bootstrap_samples: usize,
 
     /// Seed of the resampling (results are identical for the same seed on every machine).
