@@ -126,9 +126,9 @@ fn replaying_sacrebleu_resamples_reproduces_its_results() {
                 (got.estimate.ci - f(&want["ci"])).abs() < 1e-3,
                 "{name} ci {got:?} {want}"
             );
-            assert_eq!(
-                got.p_value,
-                f(&want["p_value"]),
+            // p-values are multiples of 1/201: this is equality of the counts.
+            assert!(
+                (got.p_value - f(&want["p_value"])).abs() < 1e-12,
                 "{name} p-value {got:?} {want}"
             );
         }
