@@ -6,8 +6,9 @@
 pub mod error;
 pub mod gguf;
 pub mod paths;
-// pub mod pipeline;
+pub mod pipeline;
 pub mod registry;
+pub mod resolve;
 pub mod sampling;
 pub mod source;
 

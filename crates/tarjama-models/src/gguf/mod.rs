@@ -1,11 +1,11 @@
 //! GGUF chat models: reading the file, building its tokenizer and chat template from the
 //! metadata, and running the quantized transformer through candle.
 
-// pub mod chat; // waits for chat_template
+pub mod chat;
 pub mod chat_template;
 pub mod model;
 pub mod tokenizer;
 
-// pub use chat::{ChatModel, Completion, LoadOptions, StopReason};
-// pub use chat_template::{ChatTemplate, Message};
+pub use chat::{ChatModel, Completion, LoadOptions, StopReason};
+pub use chat_template::{ChatTemplate, Message};
 pub use tokenizer::GgufTokenizer;

@@ -1,0 +1,180 @@
+//! Flags and helpers shared by the commands that run a model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tarjama_models::gguf::{ChatModel, LoadOptions};
+use tarjama_models::pipeline::prompts::PromptSet;
+use tarjama_models::registry::Registry;
+use tarjama_models::resolve::{self, ModelKind, Resolved};
+use tarjama_models::sampling::SamplingParams;
+use tarjama_text::{Normalizer, Profile};
+
+use crate::progress::Reporter;
+
+/// Which model to run and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// A registry name (`tarjama models list`), a .gguf file, a model folder, or a hub repo
+    /// id (`owner/name` or `owner/name:FILE.gguf`). Default: the registry's default model,
+    /// downloaded on first use.
+    #[arg(short, long, env = "TARJAMA_MODEL")]
+    pub model: Option<String>,
+    /// Context window cap in tokens (memory grows with it).
+    #[arg(long, default_value_t = 8192)]
+    pub max_context: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+}
+
+/// How tokens are chosen.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy and deterministic.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Sample among the k most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens up to this total probability.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 299_792_458)]
+    pub seed: u64,
+    /// Penalty on recently used tokens (1 = none).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Cap on generated tokens per request.
+    #[arg(long = "max-tokens")]
+    pub max_tokens: Option<usize>,
+    /// Stop generating at this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    /// The sampling parameters, with `default_max` when `--max-tokens` is absent.
+    pub fn params(&self, default_max: usize) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+            repetition_penalty: self.repetition_penalty,
+            max_new_tokens: self.max_tokens.unwrap_or(default_max),
+            stop: self.stop.clone(),
+            ..SamplingParams::default()
+        }
+    }
+}
+
+/// Sets the size of the thread pool candle's kernels run on. Must run before any model
+/// work.
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        // candle's CPU kernels use rayon's global pool, which reads this on first use.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+}
+
+/// `--normalize mt|search|none`.
+pub fn normalizer(profile: &str) -> anyhow::Result<Option<Normalizer>> {
+    let profile: Profile = profile
+        .parse()
+        .with_context(|| format!("--normalize {profile}"))?;
+    Ok(match profile {
+        Profile::None => None,
+        p => Some(Normalizer::new(p)),
+    })
+}
+
+/// Finds the model, downloading a registry model on first use.
+pub fn resolve_model(args: &ModelArgs, quiet: bool) -> anyhow::Result<Resolved> {
+    let registry = Registry::load()?;
+    let mut progress = Reporter::new(quiet);
+    Ok(resolve::resolve(
+        &registry,
+        args.model.as_deref(),
+        true,
+        &mut progress,
+    )?)
+}
+
+/// A loaded chat model with its prompts.
+pub struct LoadedChat {
+    /// The model.
+    pub model: ChatModel,
+    /// Its prompts (manifest overrides applied).
+    pub prompts: PromptSet,
+    /// Its name for reports.
+    pub name: String,
+}
+
+/// Loads a GGUF chat model.
+pub fn load_chat(resolved: &Resolved, args: &ModelArgs) -> anyhow::Result<LoadedChat> {
+    if resolved.kind != ModelKind::Gguf {
+        anyhow::bail!(
+            "{} is an encoder-decoder model folder; this command needs a GGUF chat model",
+            resolved.path.display()
+        );
+    }
+    let manifest = resolved.manifest.as_ref();
+    let max_context = manifest
+        .and_then(|m| m.generation.max_context)
+        .map_or(args.max_context, |m| m.min(args.max_context));
+    let options = LoadOptions {
+        max_context,
+        chat_template: manifest.and_then(|m| m.chat_template.clone()),
+    };
+    let model = ChatModel::load(&resolved.path, &options)
+        .with_context(|| format!("loading {}", resolved.path.display()))?;
+    let prompts = manifest
+        .map(|m| PromptSet::with_overrides(&m.prompts))
+        .unwrap_or_default();
+    Ok(LoadedChat {
+        model,
+        prompts,
+        name: resolved.name.clone(),
+    })
+}
+
+/// Expands the command line's inputs: `-` or nothing is stdin; folders are walked for
+/// `.txt` files (sorted, hidden entries skipped).
+pub fn expand_inputs(inputs: &[String]) -> anyhow::Result<Vec<tarjama_text::Source>> {
+    if inputs.is_empty() {
+        return Ok(vec![tarjama_text::Source::Stdin]);
+    }
+    let mut out = Vec::new();
+    for arg in inputs {
+        let path = Path::new(arg);
+        if arg != "-" && path.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files).with_context(|| format!("{}: cannot list", path.display()))?;
+            files.sort();
+            out.extend(files.into_iter().map(tarjama_text::Source::File));
+        } else {
+            out.push(tarjama_text::Source::from_arg(arg));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            walk(&path, files)?;
+        } else if ty.is_file() && path.extension().is_some_and(|e| e == "txt") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
