@@ -214,7 +214,11 @@ pub fn summarize(
                 },
             )?;
             events.extend(doc.events.iter().cloned());
-            let english: Vec<String> = doc.sentences.iter().map(|s| s.translation.clone()).collect();
+            let english: Vec<String> = doc
+                .sentences
+                .iter()
+                .map(|s| s.translation.clone())
+                .collect();
             let body = doc.text();
             (Some(english), Some(body), prompts.summarize_english.clone())
         }
@@ -261,7 +265,10 @@ pub fn summarize(
             let part = units[range].join("\n");
             let user = fill(
                 &template,
-                &[("length", &SummaryLength::Sentences(3).phrase()), ("text", &part)],
+                &[
+                    ("length", &SummaryLength::Sentences(3).phrase()),
+                    ("text", &part),
+                ],
             );
             let partial_params = SamplingParams {
                 max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
@@ -284,7 +291,10 @@ pub fn summarize(
     };
     let (summary, cut) = enforce_length(&summary, length);
     if cut {
-        events.push(format!("the model wrote more than {}; cut", length.phrase()));
+        events.push(format!(
+            "the model wrote more than {}; cut",
+            length.phrase()
+        ));
     }
     let sentences = attribute(
         &summary,
@@ -366,7 +376,12 @@ fn strip_citations(answer: &str, n: usize) -> (String, Vec<Vec<usize>>) {
                 if parsed.is_empty() {
                     text.push_str(&rest[open..open + close + 1]);
                 }
-                nums.extend(parsed.into_iter().filter(|&k| k >= 1 && k <= n).map(|k| k - 1));
+                nums.extend(
+                    parsed
+                        .into_iter()
+                        .filter(|&k| k >= 1 && k <= n)
+                        .map(|k| k - 1),
+                );
                 rest = &rest[open + close + 1..];
             }
             text.push_str(rest);
@@ -425,10 +440,10 @@ fn enforce_length(summary: &str, length: SummaryLength) -> (String, bool) {
 
 fn content_words(text: &str) -> HashSet<String> {
     const STOP: &[&str] = &[
-        "the", "and", "that", "this", "with", "from", "for", "was", "were", "are", "has",
-        "have", "had", "his", "her", "its", "their", "they", "which", "who", "said", "says",
-        "will", "would", "been", "between", "about", "also", "into", "after", "over", "not",
-        "but", "than", "there", "what", "when", "where", "while", "during",
+        "the", "and", "that", "this", "with", "from", "for", "was", "were", "are", "has", "have",
+        "had", "his", "her", "its", "their", "they", "which", "who", "said", "says", "will",
+        "would", "been", "between", "about", "also", "into", "after", "over", "not", "but", "than",
+        "there", "what", "when", "where", "while", "during",
     ];
     text.split(|c: char| !c.is_alphanumeric())
         .map(|w| w.to_lowercase())
@@ -495,7 +510,8 @@ mod tests {
 
     #[test]
     fn citations_are_parsed_and_removed() {
-        let (text, cites) = strip_citations("Putin met Witkoff [1][2]. Talks were fruitful [3, 9].", 5);
+        let (text, cites) =
+            strip_citations("Putin met Witkoff [1][2]. Talks were fruitful [3, 9].", 5);
         assert_eq!(text, "Putin met Witkoff. Talks were fruitful.");
         assert_eq!(cites, vec![vec![0, 1], vec![2]]);
     }
@@ -503,8 +519,17 @@ mod tests {
     #[test]
     fn length_is_enforced_at_sentence_ends() {
         let s = "One two. Three four. Five six.";
-        assert_eq!(enforce_length(s, SummaryLength::Sentences(2)), ("One two. Three four.".into(), true));
-        assert_eq!(enforce_length(s, SummaryLength::Sentences(5)), (s.into(), false));
-        assert_eq!(enforce_length(s, SummaryLength::Words(4)), ("One two. Three four.".into(), true));
+        assert_eq!(
+            enforce_length(s, SummaryLength::Sentences(2)),
+            ("One two. Three four.".into(), true)
+        );
+        assert_eq!(
+            enforce_length(s, SummaryLength::Sentences(5)),
+            (s.into(), false)
+        );
+        assert_eq!(
+            enforce_length(s, SummaryLength::Words(4)),
+            ("One two. Three four.".into(), true)
+        );
     }
 }

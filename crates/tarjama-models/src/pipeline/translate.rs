@@ -161,7 +161,11 @@ pub struct GgufTranslator<'m> {
 impl<'m> GgufTranslator<'m> {
     /// Wraps a loaded chat model; `params.max_new_tokens` caps each request's output.
     pub fn new(
-        model: &'m mut ChatModel, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
+        model: &'m mut ChatModel,
+        name: String,
+        prompts: PromptSet,
+        params: SamplingParams,
+    ) -> Self {
         GgufTranslator {
             model,
             prompts,
@@ -317,9 +321,16 @@ pub fn clean_answer(raw: &str) -> String {
     while let Some(first) = lines.first() {
         let lower = first.trim().to_lowercase();
         let lead_in = lower.ends_with(':')
-            && ["here", "sure", "translation", "english", "the translation", "certainly"]
-                .iter()
-                .any(|w| lower.starts_with(w));
+            && [
+                "here",
+                "sure",
+                "translation",
+                "english",
+                "the translation",
+                "certainly",
+            ]
+            .iter()
+            .any(|w| lower.starts_with(w));
         if lead_in || lower.starts_with("```") || lower.is_empty() {
             lines.remove(0);
         } else {
@@ -394,10 +405,7 @@ fn arabic_share(text: &str) -> f32 {
 
 /// A word 4-gram that occurs 3 times or more: the signature of a model stuck in a loop.
 fn is_looping(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| w.to_lowercase())
-        .collect();
+    let words: Vec<String> = text.split_whitespace().map(|w| w.to_lowercase()).collect();
     if words.len() < 12 {
         return false;
     }
@@ -451,7 +459,10 @@ mod tests {
         );
         assert_eq!(clean_answer("Translation: Hello."), "Hello.");
         assert_eq!(clean_answer("```\nHello.\n```"), "Hello.");
-        assert_eq!(clean_answer("He said \"no\" twice."), "He said \"no\" twice.");
+        assert_eq!(
+            clean_answer("He said \"no\" twice."),
+            "He said \"no\" twice."
+        );
     }
 
     #[test]
@@ -459,8 +470,14 @@ mod tests {
         assert_eq!(problem("", "x"), Some("an empty answer"));
         assert_eq!(problem("قال بوتين", "x"), Some("an answer still in Arabic"));
         let looping = "the talks were fruitful ".repeat(5);
-        assert_eq!(problem(&looping, &"x".repeat(200)), Some("a repetition loop"));
-        assert_eq!(problem("Putin met Witkoff in Saint Petersburg.", "قال"), None);
+        assert_eq!(
+            problem(&looping, &"x".repeat(200)),
+            Some("a repetition loop")
+        );
+        assert_eq!(
+            problem("Putin met Witkoff in Saint Petersburg.", "قال"),
+            None
+        );
     }
 
     #[test]
