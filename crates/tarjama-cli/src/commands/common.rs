@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tarjama_models::gguf::{ChatModel, LoadOptions};
 use tarjama_models::pipeline::prompts::PromptSet;
+use tarjama_models::pipeline::{GgufTranslator, Translator};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
@@ -138,6 +139,30 @@ pub fn load_chat(resolved: &Resolved, args: &ModelArgs) -> anyhow::Result<Loaded
         prompts,
         name: resolved.name.clone(),
     })
+}
+
+/// Loads any model as a [`Translator`]: a GGUF chat model asked to translate, with
+/// `batch_tokens`/`batch_sentences` source tokens and sentences per request.
+pub fn load_translator(
+    resolved: &Resolved,
+    args: &ModelArgs,
+    params: SamplingParams,
+    batch_tokens: usize,
+    batch_sentences: usize,
+) -> anyhow::Result<Box<dyn Translator>> {
+    match resolved.kind {
+        ModelKind::Gguf => {
+            let chat = load_chat(resolved, args)?;
+            Ok(Box::new(
+                GgufTranslator::new(chat.model, chat.name, chat.prompts, params)
+                    .with_chunking(batch_tokens, batch_sentences),
+            ))
+        }
+        ModelKind::HfFolder => anyhow::bail!(
+            "{}: encoder-decoder models are not wired into this command yet",
+            resolved.path.display()
+        ),
+    }
 }
 
 /// Expands the command line's inputs: `-` or nothing is stdin; folders are walked for

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_models::pipeline::{
-    translate_document, DocumentTranslation, GgufTranslator, TranslateOptions, Translator,
-};
-use tarjama_models::sampling::SamplingParams;
+use tarjama_models::pipeline::{translate_document, DocumentTranslation, TranslateOptions};
 use tarjama_text::{ReadOptions, Source};
 
 use super::common::{self, ModelArgs, SamplingArgs};
@@ -201,17 +198,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         max_bytes: Some(args.max_input_size),
     };
     let resolved = common::resolve_model(&args.model, args.quiet)?;
-    let mut chat = common::load_chat(&resolved, &args.model)?;
-    let params = SamplingParams {
-        ..args.sampling.params(512)
-    };
-    let mut translator = GgufTranslator::new(
-        &mut chat.model,
-        chat.name.clone(),
-        chat.prompts.clone(),
-        params,
-    )
-    .with_chunking(args.batch_tokens, args.batch_sentences);
+    let mut translator = common::load_translator(
+        &resolved,
+        &args.model,
+        args.sampling.params(512),
+        args.batch_tokens,
+        args.batch_sentences,
+    )?;
     let options = TranslateOptions { normalizer };
     let model_name = translator.name();
 
@@ -223,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let result = tarjama_text::read_text(source, &read)
             .map_err(anyhow::Error::from)
             .and_then(|text| {
-                translate_document(&mut translator, &text, &options)
+                translate_document(translator.as_mut(), &text, &options)
                     .with_context(|| format!("{name}: translation failed"))
             });
         let doc = match result {

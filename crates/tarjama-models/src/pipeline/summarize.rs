@@ -198,7 +198,7 @@ pub fn summarize(
         Strategy::Direct => (None, None, prompts.summarize.clone()),
         Strategy::Translate => {
             let mut translator = GgufTranslator::new(
-                model,
+                &mut *model,
                 "summarize".into(),
                 prompts.clone(),
                 SamplingParams {

@@ -8,6 +8,7 @@
 //! numbered batch that comes back with a sentence missing is redone sentence by sentence.
 //! Every such event is reported, never hidden.
 
+use std::borrow::BorrowMut;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -144,10 +145,11 @@ pub fn translate_document(
     })
 }
 
-/// A chat model used as a translator.
+/// A chat model used as a translator. It owns the model (`GgufTranslator<ChatModel>`)
+/// or borrows it (`GgufTranslator<&mut ChatModel>`).
 #[derive(Debug)]
-pub struct GgufTranslator<'m> {
-    model: &'m mut ChatModel,
+pub struct GgufTranslator<M: BorrowMut<ChatModel> = ChatModel> {
+    model: M,
     prompts: PromptSet,
     params: SamplingParams,
     /// Sentences are sent together while their tokens stay under this.
@@ -158,14 +160,9 @@ pub struct GgufTranslator<'m> {
     events: Vec<String>,
 }
 
-impl<'m> GgufTranslator<'m> {
+impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
     /// Wraps a loaded chat model; `params.max_new_tokens` caps each request's output.
-    pub fn new(
-        model: &'m mut ChatModel,
-        name: String,
-        prompts: PromptSet,
-        params: SamplingParams,
-    ) -> Self {
+    pub fn new(model: M, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
         GgufTranslator {
             model,
             prompts,
@@ -194,7 +191,10 @@ impl<'m> GgufTranslator<'m> {
             max_new_tokens: max_new.min(params.max_new_tokens),
             ..params.clone()
         };
-        let completion = self.model.chat(&messages, &params, &mut |_| {})?;
+        let completion = self
+            .model
+            .borrow_mut()
+            .chat(&messages, &params, &mut |_| {})?;
         Ok(completion.text)
     }
 
@@ -205,7 +205,7 @@ impl<'m> GgufTranslator<'m> {
     }
 
     fn translate_one(&mut self, sentence: &str) -> Result<Translated> {
-        let tokens = self.model.count_tokens(sentence)?;
+        let tokens = self.model.borrow().count_tokens(sentence)?;
         let budget = self.output_budget(tokens);
         let user = fill(&self.prompts.translate, &[("text", sentence)]);
         let params = self.params.clone();
@@ -244,7 +244,7 @@ impl<'m> GgufTranslator<'m> {
             .map(|(i, s)| format!("{}. {s}", i + 1))
             .collect();
         let numbered = numbered.join("\n");
-        let tokens = self.model.count_tokens(&numbered)?;
+        let tokens = self.model.borrow().count_tokens(&numbered)?;
         let user = fill(&self.prompts.translate_numbered, &[("text", &numbered)]);
         let params = self.params.clone();
         let raw = self.ask(user, self.output_budget(tokens), &params)?;
@@ -276,7 +276,7 @@ impl<'m> GgufTranslator<'m> {
     }
 }
 
-impl Translator for GgufTranslator<'_> {
+impl<M: BorrowMut<ChatModel>> Translator for GgufTranslator<M> {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -288,7 +288,7 @@ impl Translator for GgufTranslator<'_> {
             let mut end = start;
             let mut tokens = 0;
             while end < sentences.len() && end - start < self.chunk_sentences {
-                let t = self.model.count_tokens(sentences[end])?;
+                let t = self.model.borrow().count_tokens(sentences[end])?;
                 if end > start && tokens + t > self.chunk_tokens {
                     break;
                 }
