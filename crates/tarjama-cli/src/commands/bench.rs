@@ -1,10 +1,338 @@
-//! `tarjama bench`.
+//! `tarjama bench`: the same sentences through several models; quality (BLEU, chrF++ or
+//! ROUGE), speed and peak memory side by side, as a table, JSON or an HTML page.
+//!
+//! Each model is measured in a child process of its own (this binary re-executed with
+//! the hidden `--worker JOB` flag), so its peak memory is not inflated by the models
+//! measured before it, and its "cold" load is the first one in a fresh process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
+
+use crate::benchmark::data::{self, Article};
+use crate::benchmark::machine::{self, Machine};
+use crate::benchmark::report::{self, BenchReport, Dataset, Failure, Settings};
+use crate::benchmark::worker::{self, Job, TaskJob, WorkerResult};
+use crate::exit;
 
 /// Flags of `tarjama bench`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  tarjama bench --model qwen2.5-coder-0.5b-instruct --model qwen2.5-coder-1.5b-instruct
+  tarjama bench -m gemma-3-270m --src ar.txt --ref en.txt --limit 20 --json
+  tarjama bench -m qwen2.5-coder-0.5b-instruct --task summarize --limit 5 --html report.html")]
+pub struct Args {
+    /// Models to compare (repeatable): registry names, .gguf files or hub repo ids.
+    /// Default: the registry's default model.
+    #[arg(short, long = "model")]
+    pub models: Vec<String>,
+    /// `translate`: sentence translation quality and speed; `summarize`: article
+    /// summaries.
+    #[arg(long, value_enum, default_value_t = Task::Translate)]
+    pub task: Task,
+    /// Arabic sources, one sentence a line (with --ref).
+    #[arg(long, requires = "reference", conflicts_with = "flores")]
+    pub src: Option<PathBuf>,
+    /// English references, line-aligned with --src.
+    #[arg(long = "ref", requires = "src")]
+    pub reference: Option<PathBuf>,
+    /// FLORES-200 folder (arb_Arab.devtest, eng_Latn.devtest, metadata_devtest.tsv).
+    /// Default: $TARJAMA_FLORES, else ../shared/eval/flores200.
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
+    /// Summarize: a folder of Arabic .txt articles instead of FLORES documents.
+    #[arg(long, conflicts_with = "flores")]
+    pub articles: Option<PathBuf>,
+    /// Summarize: reference summaries, same file names as --articles.
+    #[arg(long, requires = "articles")]
+    pub refs: Option<PathBuf>,
+    /// Summarize: `direct`, `translate`, or `both` compared.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Both)]
+    pub strategy: StrategyArg,
+    /// Summarize: summary length in sentences.
+    #[arg(long, default_value_t = 3)]
+    pub sentences: usize,
+    /// Use the first N sentences (translate; default 100) or articles (summarize;
+    /// default 10); 0 for all.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Timed repetitions over the speed subset, after the full pass.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Sentences in the speed subset (the first ones).
+    #[arg(long, default_value_t = 5)]
+    pub speed_subset: usize,
+    /// Cap on generated tokens per sentence (per summary for --task summarize).
+    #[arg(long = "max-tokens", default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Context window cap in tokens.
+    #[arg(long, default_value_t = 4096)]
+    pub max_context: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Normalization of the Arabic before it reaches the model: mt, search or none.
+    #[arg(long, default_value = "mt")]
+    pub normalize: String,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write an HTML report with a quality-vs-speed plot to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Internal: measure one model as described by this job file.
+    #[arg(long, hide = true)]
+    pub worker: Option<PathBuf>,
+}
+
+/// What to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    /// Sentence translation.
+    Translate,
+    /// Article summaries.
+    Summarize,
+}
+
+/// Summary strategies to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Arabic in, English summary out.
+    Direct,
+    /// Translate, then summarize.
+    Translate,
+    /// Both, compared.
+    Both,
+}
 
 /// Runs `tarjama bench`.
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`tarjama bench` is not available yet in this build")
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(job) = &args.worker {
+        return worker::run(job);
+    }
+    super::common::normalizer(&args.normalize)?;
+    let limit = match (args.limit, args.task) {
+        (Some(0), _) => None,
+        (Some(n), _) => Some(n),
+        (None, Task::Translate) => Some(100),
+        (None, Task::Summarize) => Some(10),
+    };
+    let mut machine = Machine::detect(args.threads);
+    let (dataset, references, articles, task) = prepare(&args, limit)?;
+    let models: Vec<String> = if args.models.is_empty() {
+        // The registry's default model, found the same way the other commands find it.
+        let resolved = super::common::resolve_model(
+            &super::common::ModelArgs {
+                model: None,
+                max_context: args.max_context,
+                threads: args.threads,
+            },
+            false,
+        )?;
+        vec![resolved.path.display().to_string()]
+    } else {
+        args.models.clone()
+    };
+
+    let dir = tempfile::tempdir().context("creating a temporary folder for the workers")?;
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for (i, model) in models.iter().enumerate() {
+        eprintln!("bench: model {}/{}: {model}", i + 1, models.len());
+        let job = Job {
+            model: model.clone(),
+            max_context: args.max_context,
+            threads: args.threads,
+            max_tokens: args.max_tokens,
+            runs: args.runs,
+            speed_subset: args.speed_subset.max(1),
+            normalize: args.normalize.clone(),
+            task: task.clone(),
+        };
+        let outcome = run_worker(&job, &dir.path().join(format!("job-{i}.json")))
+            .and_then(|raw| report::model_report(raw, &references, &articles));
+        match outcome {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: {model}: {e:#}");
+                failures.push(Failure {
+                    model: model.clone(),
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+    }
+    machine.load_end = machine::load_average();
+
+    let report = BenchReport {
+        schema: report::SCHEMA,
+        task: match args.task {
+            Task::Translate => "translate",
+            Task::Summarize => "summarize",
+        }
+        .into(),
+        dataset,
+        settings: Settings {
+            runs: args.runs,
+            speed_subset: args.speed_subset.max(1),
+            max_tokens: args.max_tokens,
+            decoding: "greedy".into(),
+        },
+        machine,
+        models: reports,
+        failures,
+        notes: notes(&args),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", report::table(&report))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::html(&report))
+            .with_context(|| format!("{}: cannot write the HTML report", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(
+        match (report.models.is_empty(), report.failures.is_empty()) {
+            (true, _) => exit::FAILURE,
+            (false, false) => exit::SOME_FAILED,
+            (false, true) => exit::SUCCESS,
+        },
+    )
+}
+
+/// Reads the data: the dataset description, the reference translations (translate),
+/// the articles (summarize) and the workers' task.
+fn prepare(
+    args: &Args,
+    limit: Option<usize>,
+) -> anyhow::Result<(Dataset, Vec<String>, Vec<Article>, TaskJob)> {
+    match args.task {
+        Task::Translate => {
+            let set = match (&args.src, &args.reference) {
+                (Some(src), Some(reference)) => data::parallel_files(src, reference, limit)?,
+                _ => data::flores_sentences(&data::flores_dir(args.flores.as_deref())?, limit)?,
+            };
+            let dataset = Dataset {
+                name: set.name.clone(),
+                items: set.sources.len(),
+                available: set.available,
+            };
+            let task = TaskJob::Translate {
+                sources: set.sources,
+            };
+            Ok((dataset, set.references, Vec::new(), task))
+        }
+        Task::Summarize => {
+            let (name, articles, available) = match &args.articles {
+                Some(dir) => {
+                    let all = data::article_folder(dir, args.refs.as_deref(), None)?;
+                    let n = all.len();
+                    (dir.display().to_string(), truncate(all, limit), n)
+                }
+                None => {
+                    let dir = data::flores_dir(args.flores.as_deref())?;
+                    let all = data::flores_documents(&dir, None)?;
+                    let n = all.len();
+                    (
+                        format!("FLORES-200 devtest documents ({})", dir.display()),
+                        truncate(all, limit),
+                        n,
+                    )
+                }
+            };
+            let strategies: Vec<String> = match args.strategy {
+                StrategyArg::Direct => vec!["direct".into()],
+                StrategyArg::Translate => vec!["translate".into()],
+                StrategyArg::Both => vec!["direct".into(), "translate".into()],
+            };
+            let task = TaskJob::Summarize {
+                articles: articles
+                    .iter()
+                    .map(|a| (a.name.clone(), a.text.clone()))
+                    .collect(),
+                strategies,
+                sentences: args.sentences.max(1),
+                need_translation: articles.iter().any(|a| a.english.is_none()),
+            };
+            let dataset = Dataset {
+                name,
+                items: articles.len(),
+                available,
+            };
+            Ok((dataset, Vec::new(), articles, task))
+        }
+    }
+}
+
+fn truncate<T>(mut v: Vec<T>, limit: Option<usize>) -> Vec<T> {
+    if let Some(n) = limit {
+        v.truncate(n);
+    }
+    v
+}
+
+/// Runs one model's job in a child process and reads its JSON line.
+fn run_worker(job: &Job, job_path: &Path) -> anyhow::Result<WorkerResult> {
+    std::fs::write(job_path, serde_json::to_vec(job)?)
+        .with_context(|| format!("{}: cannot write the job", job_path.display()))?;
+    let exe = std::env::current_exe().context("finding this program to run the worker")?;
+    let output = Command::new(&exe)
+        .arg("bench")
+        .arg("--worker")
+        .arg(job_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "the worker measuring {} failed ({})",
+            job.model,
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .context("the worker printed no result")?;
+    serde_json::from_str(line).context("the worker's result is not valid JSON")
+}
+
+fn notes(args: &Args) -> Vec<String> {
+    let mut notes = vec![
+        "decoding is greedy, one sentence per request (batch 1); no retries or repairs, \
+         so quality is the model's own"
+            .to_string(),
+        format!(
+            "quality is over every sentence of one pass; speed figures are medians over that \
+             pass and {} repeated run(s) over the first {} sentence(s); latency percentiles \
+             pool all timed sentences",
+            args.runs,
+            args.speed_subset.max(1)
+        ),
+        "cold load = first load in a fresh process (the OS file cache may already hold the \
+         file, so it is not a cold-disk load); warm load = second load in the same process"
+            .to_string(),
+        "peak RSS is the worker process's VmHWM: both loads plus the run".to_string(),
+        "speed depends on everything else running on the machine: see the load averages"
+            .to_string(),
+    ];
+    if args.task == Task::Summarize {
+        notes.push(
+            "entity faithfulness = share of capitalized, not sentence-initial words of the \
+             summaries found in the English document (FLORES reference, else the model's \
+             own translation)"
+                .into(),
+        );
+    }
+    notes
 }
