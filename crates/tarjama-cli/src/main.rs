@@ -3,6 +3,7 @@
 //! One file per subcommand under `commands/`; this file only parses the command line,
 //! sets up logging and maps errors to exit codes.
 
+mod batch;
 mod benchmark;
 mod commands;
 mod exit;

@@ -1,31 +1,51 @@
-//! `tarjama translate`: Arabic files, folders or stdin into English.
+//! `tarjama translate`: Arabic text from a pipe, files or whole folders into English.
 //!
-//! Each input is split into paragraphs and sentences; Arabic sentences are translated,
-//! anything else passes through. Outputs are written atomically (temporary file, then
-//! rename), so an interrupted run never leaves a half-written file that looks done. One
-//! bad input is reported and skipped; the exit code says whether some failed.
+//! A folder run is built to survive the night: outputs are written atomically, every
+//! finished input is recorded in a manifest in the output folder so a rerun skips it
+//! (after a kill, a crash or Ctrl-C), one bad input is reported and skipped, repeated
+//! sentences are translated once, and `--shard K/N` splits a corpus between machines. The
+//! pieces live in `crate::batch`; this file wires them to the command line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use tarjama_models::pipeline::{translate_document, DocumentTranslation, TranslateOptions};
+use sha2::{Digest, Sha256};
+use tarjama_models::pipeline::{translate_document, TranslateOptions, Translator};
+use tarjama_models::resolve::{ModelKind, Resolved};
 use tarjama_text::{ReadOptions, Source};
 
 use super::common::{self, ModelArgs, SamplingArgs};
+use crate::batch::cache::CachedTranslator;
+use crate::batch::formats::Prepared;
+use crate::batch::inputs::{self, Input, Selection, Shard};
+use crate::batch::manifest::{self, Manifest};
+use crate::batch::render::{self, Format};
+use crate::batch::{atomic, signal, INTERRUPTED};
 use crate::exit;
 
 /// Flags of `tarjama translate`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   echo 'قال بوتين إن المحادثات كانت مثمرة.' | tarjama translate
-  tarjama translate articles/ -o english/ --format jsonl
-  tarjama translate a.txt b.txt --format tsv > side-by-side.tsv")]
+  tarjama translate article.txt -o article.en.txt
+  tarjama translate articles/ -o english/                  # mirrors the tree; rerun to resume
+  tarjama translate articles/ -o english/ --format html    # bilingual pages for a browser
+  tarjama translate films/ -o subs/ --include '*.srt'      # subtitles: timestamps kept
+  tarjama translate corpus/ -o out/ --shard 2/4            # machine 2 of 4, same out/ folder
+
+A folder run records each finished input in OUTPUT/.tarjama-manifest*.jsonl and skips it
+next time unless the input, the model or the settings changed; kill it at any moment and
+rerun the same command. Ctrl-C stops after the current input (exit 130).
+Exit codes: 0 all done, 1 nothing done, 2 usage error, 3 some inputs failed, 130 stopped.")]
 pub struct Args {
-    /// Inputs: files, folders (their .txt files, recursively), or - for stdin (the default).
+    /// Inputs: files, folders (walked recursively for .txt and .srt files), or - for
+    /// stdin (the default).
     pub inputs: Vec<String>,
-    /// Output: a folder (mirrors the inputs' tree), or a file for a single input.
+    /// Output: a folder (mirrors the inputs' folder tree), or a file for a single input.
     /// Default: stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -36,10 +56,13 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Beam size for encoder-decoder models; chat models decode greedily and ignore it.
+    #[arg(long)]
+    pub beam: Option<usize>,
     /// Sentences per request to a chat model (1: each sentence alone).
     #[arg(long, default_value_t = 6)]
     pub batch_sentences: usize,
-    /// Source tokens per request to a chat model.
+    /// Source tokens per request to the model.
     #[arg(long, default_value_t = 160)]
     pub batch_tokens: usize,
     /// Normalization of the Arabic before translation: mt, search or none.
@@ -51,227 +74,655 @@ pub struct Args {
     /// Refuse inputs larger than this many bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_input_size: u64,
-    /// No progress or notes on stderr.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// No progress or notes on stderr (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
-    /// Print a machine-readable summary of the run on stderr at the end.
+    /// Print a machine-readable summary at the end: on stdout when outputs go to files,
+    /// else on stderr.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// The translation, with the source's paragraphs.
-    Txt,
-    /// One JSON record per sentence: file, paragraph, index, span, source, translation.
-    Jsonl,
-    /// Source and translation side by side, one sentence per line.
-    Tsv,
+/// Which files of the input folders are translated.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Selecting inputs")]
+pub struct SelectArgs {
+    /// Only files whose path under the input folder matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip files whose path under the input folder matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Also walk hidden files and folders (names starting with a dot).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Follow symlinked folders.
+    #[arg(long)]
+    pub follow: bool,
+    /// Take only shard K of N (by a hash of each input's path), e.g. 2/4.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
-impl Format {
-    fn extension(self) -> &'static str {
-        match self {
-            Format::Txt => "txt",
-            Format::Jsonl => "jsonl",
-            Format::Tsv => "tsv",
+/// How a folder run treats earlier work.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Batch runs")]
+pub struct BatchArgs {
+    /// Skip inputs the output folder's manifest records as done (the default when it has
+    /// one; with this flag a missing manifest is an error).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Redo every input, ignoring the manifest.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No translation cache on disk (repeated sentences are still translated once per run).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Everything that changes a translation, hashed into the cache key.
+#[derive(Serialize)]
+struct TranslationSettings<'a> {
+    tarjama: &'a str,
+    model: &'a str,
+    model_file: String,
+    model_bytes: u64,
+    temperature: f64,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+    seed: u64,
+    repetition_penalty: f32,
+    max_tokens: Option<usize>,
+    stop: &'a [String],
+    beam: Option<usize>,
+    batch_sentences: usize,
+    batch_tokens: usize,
+    max_context: usize,
+    normalize: &'a str,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// (translation settings hash, output settings hash): the second adds what changes the
+/// output file but not the translation.
+fn settings_hashes(args: &Args, resolved: &Resolved) -> anyhow::Result<(String, String)> {
+    let model_bytes = std::fs::metadata(&resolved.path).map_or(0, |m| m.len());
+    let s = TranslationSettings {
+        tarjama: env!("CARGO_PKG_VERSION"),
+        model: &resolved.name,
+        model_file: resolved
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        model_bytes,
+        temperature: args.sampling.temperature,
+        top_k: args.sampling.top_k,
+        top_p: args.sampling.top_p,
+        seed: args.sampling.seed,
+        repetition_penalty: args.sampling.repetition_penalty,
+        max_tokens: args.sampling.max_tokens,
+        stop: &args.sampling.stop,
+        beam: args.beam,
+        batch_sentences: args.batch_sentences,
+        batch_tokens: args.batch_tokens,
+        max_context: args.model.max_context,
+        normalize: &args.normalize,
+    };
+    let translation = sha256_hex(&serde_json::to_vec(&s)?);
+    let output = sha256_hex(
+        format!(
+            "{translation}\nformat={}\nlossy={}",
+            args.format.name(),
+            args.lossy
+        )
+        .as_bytes(),
+    );
+    Ok((translation, output))
+}
+
+/// One input that could not be done.
+#[derive(Serialize)]
+struct Failure {
+    file: String,
+    reason: String,
+}
+
+#[derive(Serialize, Default)]
+struct Summary {
+    inputs: usize,
+    done: usize,
+    /// Done by an earlier run (manifest).
+    skipped: usize,
+    /// Not a format this command reads.
+    unsupported: usize,
+    failed: usize,
+    interrupted: bool,
+    sentences: usize,
+    model_sentences: usize,
+    cache_hits: usize,
+    seconds: f64,
+    sentences_per_second: f64,
+    model: String,
+    format: &'static str,
+    output: Option<String>,
+    failures: Vec<Failure>,
+    events: Vec<String>,
+}
+
+/// Where outputs go.
+enum Sink {
+    Stdout,
+    File(PathBuf),
+    Folder(PathBuf),
+}
+
+/// Files, sentences, rate and ETA: a bar on a terminal, a line every few seconds
+/// otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    total: usize,
+    start: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Self {
+        let bar = (!quiet && total > 1 && std::io::stderr().is_terminal()).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} files  {msg}  ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
+        Progress {
+            bar,
+            quiet,
+            total,
+            start: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Called after each input; `worked` counts the inputs that needed the model.
+    fn update(&mut self, s: &Summary, worked: usize, remaining: usize) {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let rate = s.sentences as f64 / secs;
+        let msg = format!("{} sentences  {rate:.2} sentences/s", s.sentences);
+        let handled = s.done + s.skipped + s.failed + s.unsupported;
+        if let Some(bar) = &self.bar {
+            bar.set_position(handled as u64);
+            bar.set_message(msg);
+            return;
+        }
+        if self.quiet || self.total <= 1 {
+            return;
+        }
+        if self.last_line.elapsed() >= Duration::from_secs(5) || remaining == 0 {
+            let eta = if worked > 0 {
+                let per = secs / worked as f64;
+                format!(", ETA {}", human(per * remaining as f64))
+            } else {
+                String::new()
+            };
+            eprintln!("[{handled}/{}] {msg}{eta}", self.total);
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
 
-#[derive(Serialize)]
-struct Record<'a> {
-    file: &'a str,
-    paragraph: usize,
-    sentence: usize,
-    span: [usize; 2],
-    source: &'a str,
-    translation: &'a str,
-    passthrough: bool,
-    score: Option<f32>,
-    model: &'a str,
+fn human(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5999 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
 }
 
-/// Renders one translated document in `format`.
-pub fn render(
-    doc: &DocumentTranslation,
-    format: Format,
-    file: &str,
-    model: &str,
-) -> anyhow::Result<String> {
-    Ok(match format {
-        Format::Txt => doc.text(),
-        Format::Jsonl => {
-            let mut out = String::new();
-            for s in &doc.sentences {
-                let record = Record {
-                    file,
-                    paragraph: s.paragraph,
-                    sentence: s.index,
-                    span: [s.span.start, s.span.end],
-                    source: &s.source,
-                    translation: &s.translation,
-                    passthrough: s.passthrough,
-                    score: s.score,
-                    model,
-                };
-                out.push_str(&serde_json::to_string(&record)?);
-                out.push('\n');
-            }
-            out
-        }
-        Format::Tsv => {
-            let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
-            let mut out = String::new();
-            for s in &doc.sentences {
-                out.push_str(&clean(&s.source));
-                out.push('\t');
-                out.push_str(&clean(&s.translation));
-                out.push('\n');
-            }
-            out
-        }
-    })
-}
-
-/// Writes `contents` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tarjama-")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot write", dir.display()))?;
-    tmp.write_all(contents.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
-}
-
-/// Where the output of `source` goes under the output folder: its path relative to the
-/// input folder it was found in, with the format's extension.
-fn output_path(out_dir: &Path, source: &Source, roots: &[String], format: Format) -> PathBuf {
-    let Source::File(path) = source else {
-        return out_dir.join(format!("stdin.{}", format.extension()));
+/// Reads an input's bytes, refusing it early when it is over the limit.
+fn read_bytes(source: &Source, limit: u64) -> anyhow::Result<Vec<u8>> {
+    let too_large = |n: u64| {
+        anyhow::anyhow!(
+            "{}: {n} bytes, over the limit of {limit} bytes (raise --max-input-size)",
+            source.name()
+        )
     };
-    let relative = roots
-        .iter()
-        .map(Path::new)
-        .filter(|r| r.is_dir())
-        .find_map(|r| path.strip_prefix(r).ok())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(path.file_name().unwrap_or_default()));
-    out_dir.join(relative).with_extension(format.extension())
+    let mut bytes = Vec::new();
+    match source {
+        Source::Stdin => {
+            std::io::stdin()
+                .lock()
+                .take(limit + 1)
+                .read_to_end(&mut bytes)
+                .context("<stdin>: cannot read")?;
+        }
+        Source::File(path) => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            if meta.len() > limit {
+                return Err(too_large(meta.len()));
+            }
+            bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        }
+    }
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
-#[derive(Serialize, Default)]
-struct RunSummary {
-    done: usize,
-    failed: usize,
-    sentences: usize,
-    seconds: f64,
-    sentences_per_second: f64,
-    events: Vec<String>,
+/// The output's path relative to the output folder: the input's relative path with the
+/// format's extension (`.txt` inputs: replaced; others: appended, so `a.txt` and `a.srt`
+/// never collide), and a subtitle file in `txt` format stays `.srt`.
+fn output_relative(input: &Input, format: Format) -> String {
+    let is_srt = input.kind == Some(inputs::Kind::Srt);
+    if is_srt && format == Format::Txt {
+        return input.relative.clone();
+    }
+    let path = Path::new(&input.relative);
+    let replace = path
+        .extension()
+        .is_none_or(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("text"));
+    if replace {
+        let stem = match input.relative.rfind('.') {
+            Some(dot) if path.extension().is_some() => &input.relative[..dot],
+            _ => &input.relative[..],
+        };
+        format!("{stem}.{}", format.extension())
+    } else {
+        format!("{}.{}", input.relative, format.extension())
+    }
 }
 
 /// Runs `tarjama translate`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     common::set_threads(args.model.threads);
+    signal::install();
     let normalizer = common::normalizer(&args.normalize)?;
-    let inputs = common::expand_inputs(&args.inputs)?;
-    if inputs.is_empty() {
-        anyhow::bail!("no .txt inputs found in {}", args.inputs.join(", "));
-    }
-    let to_dir = match &args.output {
+    let stdin_only = args.inputs.is_empty() || args.inputs.iter().all(|i| i == "-");
+    let any_dir = args
+        .inputs
+        .iter()
+        .any(|i| i != "-" && Path::new(i).is_dir());
+    let sink = match &args.output {
+        None => Sink::Stdout,
+        Some(out) if out.as_os_str() == "-" => Sink::Stdout,
         Some(out) => {
-            inputs.len() > 1 || out.is_dir() || args.inputs.iter().any(|i| Path::new(i).is_dir())
+            let says_dir = out
+                .to_string_lossy()
+                .ends_with(['/', std::path::MAIN_SEPARATOR]);
+            if any_dir || args.inputs.len() > 1 || out.is_dir() || says_dir {
+                Sink::Folder(out.clone())
+            } else {
+                Sink::File(out.clone())
+            }
         }
-        None => false,
     };
+    if args.inputs.iter().filter(|i| *i == "-").count() > 1 {
+        anyhow::bail!("stdin (-) can be read only once");
+    }
+    if stdin_only && matches!(sink, Sink::Folder(_)) && args.inputs.len() > 1 {
+        anyhow::bail!("stdin (-) can be read only once");
+    }
+
+    let selection = Selection {
+        include: args.select.include.clone(),
+        exclude: args.select.exclude.clone(),
+        hidden: args.select.hidden,
+        follow: args.select.follow,
+        shard: args.select.shard,
+        skip_under: match &sink {
+            Sink::Folder(d) => Some(d.clone()),
+            _ => None,
+        },
+    };
+    let (inputs, list_errors) = inputs::collect(&args.inputs, &selection)?;
+
+    let resolved = common::resolve_model(&args.model, args.quiet)?;
+    if args.beam.is_some() && resolved.kind == ModelKind::Gguf && !args.quiet {
+        eprintln!(
+            "note: --beam is ignored: {} is a chat model, which decodes greedily or samples",
+            resolved.name
+        );
+    }
+    let (translation_settings, settings) = settings_hashes(&args, &resolved)?;
+    let tag = args.select.shard.map(|s| s.tag());
+
+    let mut manifest = match &sink {
+        Sink::Folder(dir) => {
+            let m = Manifest::open(dir, tag.as_deref(), !args.batch.overwrite)?;
+            if args.batch.resume && !m.existed {
+                anyhow::bail!(
+                    "--resume: {} has no {}*.jsonl; nothing to resume (drop --resume to start)",
+                    dir.display(),
+                    manifest::PREFIX
+                );
+            }
+            if m.existed && !args.batch.overwrite && !args.quiet {
+                eprintln!(
+                    "note: resuming: {} has a manifest; finished inputs are skipped (--overwrite redoes them)",
+                    dir.display()
+                );
+            }
+            if m.torn > 0 && !args.quiet {
+                eprintln!(
+                    "note: ignored {} unreadable manifest line(s) (a killed run); those inputs are redone",
+                    m.torn
+                );
+            }
+            Some(m)
+        }
+        _ => None,
+    };
+
     let read = ReadOptions {
         lossy: args.lossy,
         max_bytes: Some(args.max_input_size),
     };
-    let resolved = common::resolve_model(&args.model, args.quiet)?;
-    let mut translator = common::load_translator(
-        &resolved,
-        &args.model,
-        args.sampling.params(512),
-        args.batch_tokens,
-        args.batch_sentences,
-    )?;
     let options = TranslateOptions { normalizer };
-    let model_name = translator.name();
-
-    let start = std::time::Instant::now();
-    let mut summary = RunSummary::default();
+    let mut translator: Option<CachedTranslator> = None;
+    let mut summary = Summary {
+        inputs: inputs.len(),
+        format: args.format.name(),
+        model: resolved.name.clone(),
+        output: args.output.as_ref().map(|o| o.display().to_string()),
+        ..Summary::default()
+    };
+    let start = Instant::now();
+    let mut progress = Progress::new(inputs.len(), args.quiet);
+    for e in list_errors {
+        progress.note(&format!("error: {}: {}; skipped", e.path, e.reason));
+        summary.failed += 1;
+        summary.failures.push(Failure {
+            file: e.path,
+            reason: e.reason,
+        });
+    }
+    let mut taken: std::collections::HashMap<String, String> = Default::default();
     let mut stdout = std::io::stdout().lock();
-    for source in &inputs {
-        let name = source.name();
-        let result = tarjama_text::read_text(source, &read)
-            .map_err(anyhow::Error::from)
-            .and_then(|text| {
-                translate_document(translator.as_mut(), &text, &options)
-                    .with_context(|| format!("{name}: translation failed"))
+    let mut worked = 0;
+
+    for (position, input) in inputs.iter().enumerate() {
+        if signal::requested() {
+            summary.interrupted = true;
+            break;
+        }
+        let remaining = inputs.len() - position - 1;
+        let name = input.name();
+        let fail = |summary: &mut Summary, progress: &Progress, reason: String| {
+            progress.note(&format!("error: {reason}; skipped"));
+            summary.failed += 1;
+            summary.failures.push(Failure {
+                file: name.clone(),
+                reason,
             });
-        let doc = match result {
-            Ok(doc) => doc,
+        };
+        let Some(kind) = input.kind else {
+            if !args.quiet {
+                let ext = Path::new(&input.relative)
+                    .extension()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                progress.note(&format!(
+                    "skipped {name}: .{ext} is not a format tarjama translates (plain text and .srt)"
+                ));
+            }
+            summary.unsupported += 1;
+            progress.update(&summary, worked, remaining);
+            continue;
+        };
+        let rel_out = output_relative(input, args.format);
+        if let Sink::Folder(_) = sink {
+            if let Some(first) = taken.insert(rel_out.clone(), name.clone()) {
+                fail(
+                    &mut summary,
+                    &progress,
+                    format!(
+                        "{name}: its output {rel_out} is also the output of {first}; rename one"
+                    ),
+                );
+                continue;
+            }
+        }
+        let bytes = match read_bytes(&input.source, args.max_input_size) {
+            Ok(b) => b,
             Err(e) => {
-                eprintln!("error: {e:#}");
-                summary.failed += 1;
+                fail(&mut summary, &progress, format!("{e:#}"));
+                progress.update(&summary, worked, remaining);
                 continue;
             }
         };
+        let sha = sha256_hex(&bytes);
+        if let Some(m) = &manifest {
+            if m.is_done(&input.relative, &sha, &settings, &rel_out) {
+                summary.skipped += 1;
+                progress.update(&summary, worked, remaining);
+                continue;
+            }
+        }
+        let prepared = tarjama_text::input::decode(&bytes, &name, &read)
+            .map_err(|e| {
+                let hint = match e {
+                    tarjama_text::Error::InvalidUtf8 { .. } => {
+                        " (convert it to UTF-8, or pass --lossy)"
+                    }
+                    _ => "",
+                };
+                format!("{e}{hint}")
+            })
+            .and_then(|text| Prepared::new(kind, text).map_err(|e| format!("{name}: {e:#}")));
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(reason) => {
+                fail(&mut summary, &progress, reason);
+                progress.update(&summary, worked, remaining);
+                continue;
+            }
+        };
+        if translator.is_none() {
+            let inner = common::load_translator(
+                &resolved,
+                &args.model,
+                args.sampling.params(512),
+                args.batch_tokens,
+                args.batch_sentences,
+            )?;
+            translator = Some(match (&sink, args.batch.no_cache) {
+                (Sink::Folder(dir), false) => {
+                    CachedTranslator::persistent(inner, dir, tag.as_deref(), &translation_settings)?
+                }
+                _ => CachedTranslator::new(inner),
+            });
+        }
+        let t = translator.as_mut().expect("loaded above");
+        let mut doc = match translate_document(t as &mut dyn Translator, &prepared.text, &options) {
+            Ok(d) => d,
+            Err(e) => {
+                fail(
+                    &mut summary,
+                    &progress,
+                    format!("{name}: translation failed: {e:#}"),
+                );
+                progress.update(&summary, worked, remaining);
+                continue;
+            }
+        };
+        prepared.map_back(&mut doc);
         for event in &doc.events {
             if !args.quiet {
-                eprintln!("note: {name}: {event}");
+                progress.note(&format!("note: {name}: {event}"));
             }
             summary.events.push(format!("{name}: {event}"));
         }
-        let rendered = render(&doc, args.format, &name, &model_name)?;
-        match &args.output {
-            None => {
+        let display = match input.source {
+            Source::Stdin => "<stdin>",
+            Source::File(_) => input.relative.as_str(),
+        };
+        let rendered = render::render(&prepared, &doc, args.format, display, &resolved.name)?;
+        match &sink {
+            Sink::Stdout => {
                 stdout.write_all(rendered.as_bytes())?;
                 stdout.flush()?;
             }
-            Some(out) if to_dir => {
-                let path = output_path(out, source, &args.inputs, args.format);
-                write_atomic(&path, &rendered)?;
+            Sink::File(path) => atomic::write_atomic(path, rendered.as_bytes())?,
+            Sink::Folder(dir) => {
+                atomic::write_atomic(&dir.join(&rel_out), rendered.as_bytes())?;
+                // Order matters: output renamed into place, then cache lines, then the
+                // manifest line. A kill between any two steps makes the rerun redo this
+                // input from the same cache, to the same bytes.
+                t.persist()?;
+                if let Some(m) = manifest.as_mut() {
+                    m.append(&manifest::Entry {
+                        input: input.relative.clone(),
+                        sha256: sha.clone(),
+                        settings: settings.clone(),
+                        output: rel_out.clone(),
+                        model: resolved.name.clone(),
+                        sentences: doc.sentences.len(),
+                        finished: SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                    })?;
+                }
             }
-            Some(out) => write_atomic(out, &rendered)?,
         }
         summary.done += 1;
         summary.sentences += doc.sentences.len();
-        if !args.quiet && inputs.len() > 1 {
-            eprintln!(
-                "[{}/{}] {name}",
-                summary.done + summary.failed,
-                inputs.len()
-            );
-        }
+        worked += 1;
+        progress.update(&summary, worked, remaining);
+    }
+    progress.finish();
+    if let Some(t) = &translator {
+        summary.model_sentences = t.misses;
+        summary.cache_hits = t.hits;
     }
     summary.seconds = start.elapsed().as_secs_f64();
     summary.sentences_per_second = summary.sentences as f64 / summary.seconds.max(1e-9);
-    if args.json {
-        eprintln!("{}", serde_json::to_string(&summary)?);
-    } else if !args.quiet {
+    report(&args, &summary, &sink)?;
+
+    if summary.interrupted {
+        return Ok(INTERRUPTED);
+    }
+    Ok(if summary.failed == 0 {
+        if summary.done + summary.skipped == 0 && summary.unsupported > 0 {
+            exit::FAILURE
+        } else {
+            exit::SUCCESS
+        }
+    } else if summary.done + summary.skipped == 0 {
+        exit::FAILURE
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
+    if s.interrupted {
+        let resume = match sink {
+            Sink::Folder(_) => "; run the same command again to resume (finished outputs are kept)",
+            _ => "",
+        };
         eprintln!(
-            "done {}, failed {}; {} sentences in {:.1} s ({:.2} sentences/s)",
-            summary.done,
-            summary.failed,
-            summary.sentences,
-            summary.seconds,
-            summary.sentences_per_second
+            "interrupted after {} of {} inputs{resume}",
+            s.done + s.skipped + s.failed + s.unsupported,
+            s.inputs
         );
     }
-    Ok(match summary.failed {
-        0 => exit::SUCCESS,
-        n if n == inputs.len() => exit::FAILURE,
-        _ => exit::SOME_FAILED,
-    })
+    if args.json {
+        let line = serde_json::to_string(s)?;
+        if matches!(sink, Sink::Stdout) {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    } else if !args.quiet && (s.inputs > 1 || s.failed > 0) {
+        eprintln!();
+        eprintln!("  done         {:>6}", s.done);
+        eprintln!(
+            "  skipped      {:>6}   (finished by an earlier run)",
+            s.skipped
+        );
+        eprintln!(
+            "  unsupported  {:>6}   (not plain text or .srt)",
+            s.unsupported
+        );
+        eprintln!("  failed       {:>6}", s.failed);
+        eprintln!(
+            "  {} sentences in {:.1} s ({:.2} sentences/s; {} from the cache)",
+            s.sentences, s.seconds, s.sentences_per_second, s.cache_hits
+        );
+    } else if !args.quiet {
+        eprintln!(
+            "{} sentences in {:.1} s ({:.2} sentences/s)",
+            s.sentences, s.seconds, s.sentences_per_second
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::inputs::Kind;
+
+    fn input(rel: &str) -> Input {
+        Input {
+            source: Source::File(PathBuf::from(rel)),
+            relative: rel.into(),
+            kind: Kind::of(Path::new(rel)),
+        }
+    }
+
+    #[test]
+    fn output_names() {
+        assert_eq!(output_relative(&input("a/b.txt"), Format::Txt), "a/b.txt");
+        assert_eq!(
+            output_relative(&input("a/b.txt"), Format::Jsonl),
+            "a/b.jsonl"
+        );
+        assert_eq!(output_relative(&input("a/b.srt"), Format::Txt), "a/b.srt");
+        assert_eq!(
+            output_relative(&input("a/b.srt"), Format::Html),
+            "a/b.srt.html"
+        );
+        assert_eq!(
+            output_relative(&input("a/README"), Format::Tsv),
+            "a/README.tsv"
+        );
+        assert_eq!(output_relative(&input("a.b/c"), Format::Tsv), "a.b/c.tsv");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(42.0), "42s");
+        assert_eq!(human(125.0), "2m05s");
+        assert_eq!(human(7300.0), "2h01m");
+    }
 }

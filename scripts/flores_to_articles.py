@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Writes the FLORES-200 Arabic devtest as one text file per article, for batch runs.
+
+Consecutive devtest lines that share a URL in metadata_devtest.tsv belong to one article;
+each article becomes OUTDIR/article-NNN.txt with one sentence per line.
+
+Usage: scripts/flores_to_articles.py OUTDIR [--flores DIR]
+The FLORES folder defaults to $TARJAMA_FLORES, else ../shared/eval/flores200 relative to
+the repository root. No Python packages needed.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parent.parent
+    default = os.environ.get("TARJAMA_FLORES", str(root / ".." / "shared" / "eval" / "flores200"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--flores", type=Path, default=Path(default))
+    args = parser.parse_args()
+
+    sentences = (args.flores / "arb_Arab.devtest").read_text(encoding="utf-8").splitlines()
+    meta = (args.flores / "metadata_devtest.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    urls = [line.split("\t", 1)[0] for line in meta]
+    if len(urls) != len(sentences):
+        print(f"error: {len(sentences)} sentences but {len(urls)} metadata rows", file=sys.stderr)
+        return 1
+
+    articles: list[list[str]] = []
+    last = None
+    for url, sentence in zip(urls, sentences):
+        if url != last:
+            articles.append([])
+            last = url
+        articles[-1].append(sentence)
+
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    for i, article in enumerate(articles):
+        (args.outdir / f"article-{i:03}.txt").write_text("\n".join(article) + "\n", encoding="utf-8")
+    print(f"{len(articles)} articles, {len(sentences)} sentences -> {args.outdir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
