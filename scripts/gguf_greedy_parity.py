@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Greedy-decoding reference from llama.cpp for tarjama's GGUF transformer.
+
+For each GGUF model, builds 10 prompts from FLORES-200 devtest Arabic lines (0, 100, ...,
+900), tokenizes them with llama.cpp (special tokens parsed, BOS as the model's metadata
+says), and decodes greedily with llama.cpp: argmax of the last logits at every step, no
+sampler, no repeat penalty, 2 threads. Decoding stops after 32 tokens or at an
+end-of-generation token (which is recorded). The prompt ids and output ids go to one JSON
+fixture per model under crates/tarjama-models/tests/fixtures/gguf_greedy/; no FLORES text
+is written. crates/tarjama-models/tests/gguf_generate.rs replays the prompts through
+tarjama's Transformer and compares.
+
+Needs: pip install -r scripts/requirements-llamacpp.txt
+
+    python scripts/gguf_greedy_parity.py                   # all models found
+    python scripts/gguf_greedy_parity.py --models gemma-3-270m-q4_k_m.gguf
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import llama_cpp
+from llama_cpp import Llama
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "crates" / "tarjama-models" / "tests" / "fixtures" / "gguf_greedy"
+SYSTEM = "You are a professional translator."
+
+# (file name, prompt style)
+MODELS = [
+    ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "chatml"),
+    ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "chatml"),
+    ("gemma-3-270m-q4_k_m.gguf", "raw"),
+]
+
+
+def models_dir() -> Path:
+    """tarjama's paths::models_dir(): $TARJAMA_HOME/models, else <cache dir>/tarjama/models."""
+    home = os.environ.get("TARJAMA_HOME")
+    if home:
+        return Path(home) / "models"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tarjama" / "models"
+
+
+def flores_dir(arg) -> Path:
+    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT.parent / "shared" / "eval" / "flores200")
+
+
+def prompt_text(style: str, line: str) -> str:
+    if style == "chatml":
+        return (
+            f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
+            f"<|im_start|>user\nTranslate into English:\n{line}<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )
+    # Gemma 3 270M is a base model: a plain completion prompt.
+    return f"Arabic: {line}\nEnglish:"
+
+
+def greedy(llm: Llama, prompt: list, n: int) -> list:
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    n_vocab = llm.n_vocab()
+    llm.reset()
+    llm.eval(prompt)
+    out = []
+    for _ in range(n):
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
+        tok = int(np.argmax(logits))
+        out.append(tok)
+        if llama_cpp.llama_vocab_is_eog(vocab, tok):
+            break
+        llm.eval([tok])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", help="GGUF file names in the model folder")
+    ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES or ../shared/eval/flores200)")
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    src = flores_dir(args.flores) / "arb_Arab.devtest"
+    if not src.is_file():
+        print(f"error: {src} not found (set --flores or TARJAMA_FLORES)", file=sys.stderr)
+        return 2
+    lines = src.read_text(encoding="utf-8").splitlines()
+    picks = list(range(0, 1000, 100))
+
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.models) if args.models else None
+    for name, style in MODELS:
+        if wanted is not None and name not in wanted:
+            continue
+        path = models_dir() / name
+        if not path.is_file():
+            print(f"skipped {name}: {path} not found", file=sys.stderr)
+            continue
+        llm = Llama(model_path=str(path), n_ctx=1024, n_batch=512, n_threads=args.threads,
+                    n_threads_batch=args.threads, verbose=False)
+        add_bos = llm._model.add_bos_token()
+        cases = []
+        for i in picks:
+            ids = llm.tokenize(prompt_text(style, lines[i]).encode("utf-8"), add_bos=add_bos, special=True)
+            out = greedy(llm, ids, args.tokens)
+            cases.append({"flores_line": i, "prompt_ids": ids, "output_ids": out})
+            print(f"{name} line {i}: {len(ids)} prompt tokens -> "
+                  f"{llm.detokenize(out).decode('utf-8', 'replace')!r}", file=sys.stderr)
+        fixture = {
+            "model": name,
+            "reference": f"llama-cpp-python {llama_cpp.__version__}, greedy argmax, {args.threads} threads",
+            "prompt_style": style,
+            "add_bos": bool(add_bos),
+            "max_new_tokens": args.tokens,
+            "cases": cases,
+        }
+        out_path = FIXTURES / (name.removesuffix(".gguf") + ".json")
+        out_path.write_text(json.dumps(fixture, indent=1) + "\n")
+        print(f"wrote {out_path.relative_to(ROOT)}", file=sys.stderr)
+        del llm
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
