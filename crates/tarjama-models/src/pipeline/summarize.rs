@@ -284,23 +284,39 @@ pub fn summarize(
         (ask(model, prompts, &user, &sampling, on_text)?, false)
     };
 
-    let (summary, cited) = if cite && cite_offsets {
+    // The answer as sentences, each with the source sentences it cites (direct strategy).
+    let mut parts: Vec<(String, Option<Vec<usize>>)> = if cite && cite_offsets {
         strip_citations(&answer, n)
+            .into_iter()
+            .map(|(t, c)| (t, Some(c)))
+            .collect()
     } else {
-        (answer.trim().to_string(), Vec::new())
+        sentences_of(&answer)
+            .into_iter()
+            .map(|t| (t, None))
+            .collect()
     };
-    let (summary, cut) = enforce_length(&summary, length);
-    if cut {
+    let repeated = drop_repeats(&mut parts);
+    if repeated > 0 {
+        events.push(format!(
+            "dropped {repeated} repeated sentence(s) from the model's answer"
+        ));
+    }
+    if cut_to_length(&mut parts, length) {
         events.push(format!(
             "the model wrote more than {}; cut",
             length.phrase()
         ));
     }
+    let summary = parts
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let sentences = attribute(
-        &summary,
+        parts,
         &article,
         english_sentences.as_deref(),
-        &cited,
         options.attribute,
     );
     if options.attribute && sentences.iter().all(|s| s.sources.is_empty()) {
@@ -352,11 +368,10 @@ fn group_by_tokens(
     Ok(groups)
 }
 
-/// Splits `[3][5]`-style citations off each sentence. Returns the clean text and, per
-/// clean sentence, the cited (zero-based) sentence indices below `n`.
-fn strip_citations(answer: &str, n: usize) -> (String, Vec<Vec<usize>>) {
-    let mut clean = String::new();
-    let mut cites = Vec::new();
+/// Splits `[3][5]`-style citations off each sentence. Returns each clean sentence with
+/// the cited (zero-based) sentence indices below `n`.
+fn strip_citations(answer: &str, n: usize) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     for paragraph in tarjama_text::split(answer.trim()) {
         for s in paragraph.sentences {
             let mut text = String::new();
@@ -389,39 +404,59 @@ fn strip_citations(answer: &str, n: usize) -> (String, Vec<Vec<usize>>) {
             let text = text.replace(" .", ".").replace(" ,", ",");
             if text.is_empty() || text.chars().all(|c| !c.is_alphanumeric()) {
                 // A citation on a line of its own belongs to the sentence before.
-                if let Some(last) = cites.last_mut() {
-                    let last: &mut Vec<usize> = last;
+                if let Some((_, last)) = out.last_mut() {
                     last.extend(nums);
+                    last.sort_unstable();
+                    last.dedup();
                 }
                 continue;
             }
-            if !clean.is_empty() {
-                clean.push(' ');
-            }
-            clean.push_str(&text);
             nums.sort_unstable();
             nums.dedup();
-            cites.push(nums);
+            out.push((text, nums));
         }
     }
-    (clean, cites)
+    out
 }
 
-/// Cuts a summary to the requested length at a sentence end; says whether it cut.
-fn enforce_length(summary: &str, length: SummaryLength) -> (String, bool) {
-    let sentences: Vec<&str> = tarjama_text::split(summary)
+/// The sentences of an English text.
+fn sentences_of(text: &str) -> Vec<String> {
+    tarjama_text::split(text.trim())
         .into_iter()
-        .flat_map(|p| p.sentences.into_iter().map(|s| s.text))
-        .collect();
+        .flat_map(|p| p.sentences.into_iter().map(|s| s.text.to_string()))
+        .collect()
+}
+
+/// Removes sentences that repeat an earlier one (most of their content words already
+/// said): small models loop. Returns how many were removed.
+fn drop_repeats<T>(parts: &mut Vec<(String, T)>) -> usize {
+    let before = parts.len();
+    let mut seen: Vec<HashSet<String>> = Vec::new();
+    parts.retain(|(text, _)| {
+        let words = content_words(text);
+        let repeat = !words.is_empty()
+            && seen
+                .iter()
+                .any(|s| words.intersection(s).count() as f32 >= 0.8 * words.len() as f32);
+        if !repeat {
+            seen.push(words);
+        }
+        !repeat
+    });
+    before - parts.len()
+}
+
+/// Cuts the summary to the requested length at a sentence end; says whether it cut.
+fn cut_to_length<T>(parts: &mut Vec<(String, T)>, length: SummaryLength) -> bool {
     let keep = match length {
-        SummaryLength::Sentences(n) => n.max(1).min(sentences.len()),
+        SummaryLength::Sentences(n) => n.max(1),
         SummaryLength::Words(n) => {
             // Allow 20% slack before cutting: a summary that is a little long is better
             // than one cut mid-thought.
             let limit = n + n / 5;
             let mut words = 0;
             let mut keep = 0;
-            for s in &sentences {
+            for (s, _) in parts.iter() {
                 words += s.split_whitespace().count();
                 if words > limit && keep > 0 {
                     break;
@@ -431,11 +466,9 @@ fn enforce_length(summary: &str, length: SummaryLength) -> (String, bool) {
             keep
         }
     };
-    if keep >= sentences.len() {
-        (summary.trim().to_string(), false)
-    } else {
-        (sentences[..keep].join(" "), true)
-    }
+    let cut = keep < parts.len();
+    parts.truncate(keep);
+    cut
 }
 
 fn content_words(text: &str) -> HashSet<String> {
@@ -452,26 +485,20 @@ fn content_words(text: &str) -> HashSet<String> {
 }
 
 fn attribute(
-    summary: &str,
+    parts: Vec<(String, Option<Vec<usize>>)>,
     article: &Article,
     english: Option<&[String]>,
-    cited: &[Vec<usize>],
     wanted: bool,
 ) -> Vec<SummarySentence> {
-    let sentences: Vec<String> = tarjama_text::split(summary)
-        .into_iter()
-        .flat_map(|p| p.sentences.into_iter().map(|s| s.text.to_string()))
-        .collect();
     let english_words: Option<Vec<HashSet<String>>> =
         english.map(|en| en.iter().map(|s| content_words(s)).collect());
-    sentences
+    parts
         .into_iter()
-        .enumerate()
-        .map(|(i, text)| {
+        .map(|(text, cited)| {
             let mut indices: Vec<usize> = Vec::new();
             if wanted {
-                if let Some(c) = cited.get(i) {
-                    indices = c.clone();
+                if let Some(c) = cited {
+                    indices = c;
                 } else if let Some(ew) = &english_words {
                     let words = content_words(&text);
                     let mut scored: Vec<(f32, usize)> = ew
@@ -510,26 +537,44 @@ mod tests {
 
     #[test]
     fn citations_are_parsed_and_removed() {
-        let (text, cites) =
-            strip_citations("Putin met Witkoff [1][2]. Talks were fruitful [3, 9].", 5);
-        assert_eq!(text, "Putin met Witkoff. Talks were fruitful.");
-        assert_eq!(cites, vec![vec![0, 1], vec![2]]);
+        let parts = strip_citations("Putin met Witkoff [1][2]. Talks were fruitful [3, 9].", 5);
+        assert_eq!(
+            parts,
+            vec![
+                ("Putin met Witkoff.".to_string(), vec![0, 1]),
+                ("Talks were fruitful.".to_string(), vec![2]),
+            ]
+        );
     }
 
     #[test]
     fn length_is_enforced_at_sentence_ends() {
+        let parts = |s: &str| -> Vec<(String, ())> {
+            sentences_of(s).into_iter().map(|t| (t, ())).collect()
+        };
         let s = "One two. Three four. Five six.";
+        let mut p = parts(s);
+        assert!(cut_to_length(&mut p, SummaryLength::Sentences(2)));
+        assert_eq!(p.len(), 2);
+        let mut p = parts(s);
+        assert!(!cut_to_length(&mut p, SummaryLength::Sentences(5)));
+        let mut p = parts(s);
+        assert!(cut_to_length(&mut p, SummaryLength::Words(4)));
         assert_eq!(
-            enforce_length(s, SummaryLength::Sentences(2)),
-            ("One two. Three four.".into(), true)
+            p.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["One two.", "Three four."]
         );
-        assert_eq!(
-            enforce_length(s, SummaryLength::Sentences(5)),
-            (s.into(), false)
-        );
-        assert_eq!(
-            enforce_length(s, SummaryLength::Words(4)),
-            ("One two. Three four.".into(), true)
-        );
+    }
+
+    #[test]
+    fn repeated_sentences_are_dropped() {
+        let mut p: Vec<(String, ())> = sentences_of(
+            "The meeting took place in Saint Petersburg and lasted four hours. Dmitriev called the talks productive. The meeting took place in Saint Petersburg, and lasted four hours.",
+        )
+        .into_iter()
+        .map(|t| (t, ()))
+        .collect();
+        assert_eq!(drop_repeats(&mut p), 1);
+        assert_eq!(p.len(), 2);
     }
 }
