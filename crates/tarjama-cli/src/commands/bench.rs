@@ -173,13 +173,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Task::Summarize => "summarize",
         }
         .into(),
-        dataset,
         settings: Settings {
             runs: args.runs,
-            speed_subset: args.speed_subset.max(1),
+            speed_subset: args.speed_subset.max(1).min(dataset.items),
             max_tokens: args.max_tokens,
             decoding: "greedy".into(),
         },
+        dataset,
         machine,
         models: reports,
         failures,
