@@ -29,6 +29,9 @@ pub enum Error {
     /// The chat template could not be parsed or rendered.
     #[error("chat template: {0}")]
     ChatTemplate(#[from] minijinja::Error),
+    /// The encoder-decoder runner failed.
+    #[error(transparent)]
+    Seq2seq(#[from] crate::seq2seq::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

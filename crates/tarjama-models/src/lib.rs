@@ -6,5 +6,6 @@
 pub mod error;
 pub mod gguf;
 pub mod paths;
+pub mod seq2seq;
 
 pub use error::{Error, Result};
