@@ -210,14 +210,14 @@ impl Seq2SeqConfig {
             ("encoder_attention_heads", self.encoder_attention_heads),
             ("decoder_attention_heads", self.decoder_attention_heads),
         ] {
-            if heads == 0 || self.d_model % heads != 0 {
+            if heads == 0 || !self.d_model.is_multiple_of(heads) {
                 return Err(bad(format!(
                     "d_model {} is not divisible by {what} {heads}",
                     self.d_model
                 )));
             }
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(bad(format!(
                 "d_model {} must be even for sinusoidal positions",
                 self.d_model

@@ -364,7 +364,8 @@ fn beam<M: EncoderDecoder>(
                 } else {
                     NEG_BIG
                 };
-                if !(best_possible > worst) {
+                // NaN-safe: a sentence whose best running score is not a number is done.
+                if best_possible.partial_cmp(&worst) != Some(std::cmp::Ordering::Greater) {
                     sent.done = true;
                 }
             }

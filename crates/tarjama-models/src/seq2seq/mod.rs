@@ -19,6 +19,7 @@ pub mod quant;
 pub mod resolve;
 pub mod spm;
 pub mod tokenizer;
+pub mod unigram;
 
 use std::path::{Path, PathBuf};
 
@@ -175,8 +176,10 @@ impl Seq2SeqTranslator {
                 source,
             })?;
         let tokenizer = match arch {
-            Architecture::Marian => Seq2SeqTokenizer::Marian(MarianTokenizer::from_dir(dir)?),
-            Architecture::M2M100 => Seq2SeqTokenizer::Nllb(NllbTokenizer::from_dir(dir)?),
+            Architecture::Marian => {
+                Seq2SeqTokenizer::Marian(Box::new(MarianTokenizer::from_dir(dir)?))
+            }
+            Architecture::M2M100 => Seq2SeqTokenizer::Nllb(Box::new(NllbTokenizer::from_dir(dir)?)),
         };
         Ok(Seq2SeqTranslator {
             model,

@@ -6,22 +6,20 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tokenizers::models::unigram::Unigram;
-use tokenizers::normalizers::{NormalizerWrapper, Replace, Sequence, Strip};
-use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::Tokenizer;
 
 use super::config::read_json;
 use super::error::{Error, Result};
-use super::spm::{ModelType, PieceType, SentencePieceModel};
+use super::spm::{ModelType, SentencePieceModel};
+use super::unigram::SpmUnigram;
 
 /// A tokenizer of an encoder-decoder checkpoint.
 #[derive(Debug, Clone)]
 pub enum Seq2SeqTokenizer {
     /// Marian / OPUS-MT.
-    Marian(MarianTokenizer),
+    Marian(Box<MarianTokenizer>),
     /// NLLB / M2M100 (`tokenizer.json`).
-    Nllb(NllbTokenizer),
+    Nllb(Box<NllbTokenizer>),
 }
 
 impl Seq2SeqTokenizer {
@@ -64,12 +62,12 @@ struct MarianTokenizerConfig {
 }
 
 /// Marian's tokenizer (`MarianTokenizer`): the source SentencePiece model cuts the text
-/// into pieces, and each piece's *text* is looked up in `vocab.json` (unknown pieces map to
+/// into pieces (see [`SpmUnigram`]), and each piece's *text* is looked up in `vocab.json` (unknown pieces map to
 /// `<unk>`), then `</s>` is appended. The lookup goes by text, not by SentencePiece id,
 /// because the joint vocabulary is ordered differently from either `.spm`.
 #[derive(Debug, Clone)]
 pub struct MarianTokenizer {
-    pieces: Tokenizer,
+    pieces: SpmUnigram,
     vocab: HashMap<String, u32>,
     id_to_piece: HashMap<u32, String>,
     special: HashSet<u32>,
@@ -107,7 +105,19 @@ impl MarianTokenizer {
         let unk_id = lookup(config.unk_token.as_ref(), "<unk>")?;
         let eos_id = lookup(config.eos_token.as_ref(), "</s>")?;
         let pad_id = lookup(config.pad_token.as_ref(), "<pad>")?;
-        let pieces = spm_tokenizer(&spm, &spm_path)?;
+        if spm.model_type != ModelType::Unigram {
+            return Err(Error::BadSentencePiece {
+                path: spm_path,
+                reason: format!(
+                    "model type {:?} (Marian uses unigram models)",
+                    spm.model_type
+                ),
+            });
+        }
+        let pieces = SpmUnigram::new(&spm).map_err(|reason| Error::BadSentencePiece {
+            path: spm_path.clone(),
+            reason,
+        })?;
         Ok(MarianTokenizer {
             pieces,
             id_to_piece: target_vocab.iter().map(|(k, &v)| (v, k.clone())).collect(),
@@ -126,20 +136,21 @@ impl MarianTokenizer {
             (Some(_), Some(end)) => (Some(&text[..end + 2]), &text[end + 2..]),
             _ => (None, text),
         };
-        let encoding = self
+        let pieces = self
             .pieces
-            .encode(text, false)
+            .encode(text)
             .map_err(|source| Error::Tokenizer {
                 context: "source.spm".into(),
                 source,
             })?;
-        let mut ids = Vec::with_capacity(encoding.len() + 2);
+        let mut ids = Vec::with_capacity(pieces.len() + 2);
         ids.extend(code.map(|c| self.vocab.get(c).copied().unwrap_or(self.unk_id)));
+        // By text, unknown pieces included: a piece SentencePiece does not know may still
+        // be in the joint vocabulary (from the target side), and MarianTokenizer maps it.
         ids.extend(
-            encoding
-                .get_tokens()
+            pieces
                 .iter()
-                .map(|piece| self.vocab.get(piece).copied().unwrap_or(self.unk_id)),
+                .map(|p| self.vocab.get(&p.text).copied().unwrap_or(self.unk_id)),
         );
         ids.push(self.eos_id);
         Ok(ids)
@@ -162,74 +173,6 @@ impl MarianTokenizer {
         }
         out.replace('\u{2581}', " ").trim().to_string()
     }
-}
-
-/// A `tokenizers` pipeline equivalent to SentencePiece's unigram encoder for `spm`:
-/// its normalizer (the precompiled charsmap, then whitespace clean-up), `▁` for spaces
-/// with a dummy prefix, and Viterbi over the pieces with consecutive unknowns fused into
-/// one piece, as SentencePiece does.
-fn spm_tokenizer(spm: &SentencePieceModel, path: &Path) -> Result<Tokenizer> {
-    if spm.model_type != ModelType::Unigram {
-        return Err(Error::BadSentencePiece {
-            path: path.to_path_buf(),
-            reason: format!(
-                "model type {:?} (only unigram models are supported here)",
-                spm.model_type
-            ),
-        });
-    }
-    let tok_err = |source| Error::Tokenizer {
-        context: path.display().to_string(),
-        source,
-    };
-    let vocab = spm
-        .pieces
-        .iter()
-        .map(|p| {
-            // Control and unused pieces must never match text; a score far below any real
-            // piece keeps Viterbi off them, as SentencePiece does not consider them at all.
-            let score = match p.kind {
-                PieceType::Control | PieceType::Unused => -1e9,
-                _ => f64::from(p.score),
-            };
-            (p.piece.clone(), score)
-        })
-        .collect();
-    let unk = spm.unk_id().ok_or_else(|| Error::BadSentencePiece {
-        path: path.to_path_buf(),
-        reason: "no unknown piece".into(),
-    })?;
-    let model = Unigram::from(vocab, Some(unk), spm.byte_fallback).map_err(tok_err)?;
-    let mut tokenizer = Tokenizer::new(model);
-    let mut normalizers: Vec<NormalizerWrapper> = Vec::new();
-    if !spm.precompiled_charsmap.is_empty() {
-        let pre =
-            tokenizers::normalizers::precompiled::Precompiled::from(&spm.precompiled_charsmap)
-                .map_err(|e| Error::BadSentencePiece {
-                    path: path.to_path_buf(),
-                    reason: format!("precompiled charsmap: {e}"),
-                })?;
-        normalizers.push(pre.into());
-    }
-    if spm.remove_extra_whitespaces {
-        normalizers.push(Strip::new(true, true).into());
-        normalizers.push(
-            Replace::new(
-                tokenizers::normalizers::replace::ReplacePattern::Regex(" {2,}".into()),
-                " ",
-            )
-            .map_err(tok_err)?
-            .into(),
-        );
-    }
-    tokenizer.with_normalizer(Some(Sequence::new(normalizers)));
-    let scheme = if spm.add_dummy_prefix {
-        PrependScheme::Always
-    } else {
-        PrependScheme::Never
-    };
-    tokenizer.with_pre_tokenizer(Some(Metaspace::new('\u{2581}', scheme, true)));
-    Ok(tokenizer)
 }
 
 #[derive(Debug, Default, Deserialize)]
