@@ -458,3 +458,63 @@ fn bad_model_directories_get_clear_errors() {
         "{msg}"
     );
 }
+
+#[test]
+fn missing_embeddings_and_lm_head_are_tied_to_shared() {
+    // Real OPUS-MT/NLLB checkpoints store one matrix, `model.shared.weight`, for the
+    // encoder and decoder embeddings and the output projection. Build such a checkpoint
+    // from the fixture, and the same one with the three copies written out: both must
+    // compute the same logits.
+    let src = fixture("marian");
+    let mut tensors =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let w = tensors["lm_head.weight"].clone();
+    let make = |explicit: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "config.json",
+            "generation_config.json",
+            "source.spm",
+            "target.spm",
+            "vocab.json",
+            "tokenizer_config.json",
+        ] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        let mut t = tensors.clone();
+        t.insert("model.shared.weight".into(), w.clone());
+        for k in [
+            "lm_head.weight",
+            "model.encoder.embed_tokens.weight",
+            "model.decoder.embed_tokens.weight",
+        ] {
+            if explicit {
+                t.insert(k.into(), w.clone());
+            } else {
+                t.remove(k);
+            }
+        }
+        candle_core::safetensors::save(&t, dir.path().join("model.safetensors")).unwrap();
+        dir
+    };
+    let (tied, explicit) = (make(false), make(true));
+    tensors.clear();
+    let logits = |dir: &Path| {
+        let t = Seq2SeqTranslator::load(dir.to_str().unwrap(), &Device::Cpu).unwrap();
+        let src = t
+            .encode_source("ارتفعت الأسعار.", &GenerateOptions::default())
+            .unwrap();
+        let (enc, mask) = t.encode_batch(&[src]).unwrap();
+        let mut state = t.model().start(&enc, &mask).unwrap();
+        let ids = Tensor::from_vec(vec![5u32, 9, 11], (1, 3), &Device::Cpu).unwrap();
+        t.model()
+            .step(&ids, &mut state)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (logits(tied.path()), logits(explicit.path()));
+    assert_eq!(a, b);
+}

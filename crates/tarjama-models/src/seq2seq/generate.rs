@@ -236,6 +236,31 @@ fn greedy<M: EncoderDecoder>(
         .collect())
 }
 
+/// Appends to `out` the `k` best `(score + offset_score, offset + index)` of `row`, ties
+/// going to the lower index.
+fn top_k_into(
+    row: &[f32],
+    offset_score: f32,
+    offset: usize,
+    k: usize,
+    out: &mut Vec<(f32, usize)>,
+) {
+    // Sorted best-first; a value enters only if it beats the current k-th.
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for (i, &x) in row.iter().enumerate() {
+        if best.len() == k && x <= best[k - 1].0 {
+            continue;
+        }
+        let pos = best.partition_point(|&(y, _)| y >= x);
+        best.insert(pos, (x, i));
+        best.truncate(k);
+    }
+    out.extend(
+        best.into_iter()
+            .map(|(x, i)| (x + offset_score, offset + i)),
+    );
+}
+
 /// transformers' "very low" score for beams that must not be chosen.
 const NEG_BIG: f32 = -1.0e9;
 
@@ -288,7 +313,7 @@ fn beam<M: EncoderDecoder>(
     while !active.is_empty() {
         let ids = Tensor::from_vec(next_tokens.clone(), (active.len() * nb, 1), device)?;
         let logits = last_position(&model.step(&ids, &mut state)?)?;
-        let log_probs = log_softmax_rows(&logits)?;
+        let mut log_probs = log_softmax_rows(&logits)?;
         let vocab = log_probs.first().map_or(0, Vec::len);
         let mut keep_rows: Vec<u32> = Vec::new();
         let mut still_active = Vec::new();
@@ -297,20 +322,18 @@ fn beam<M: EncoderDecoder>(
             let sent = &mut sentences[s];
             let cur_len = sent.beams[0].seq.len();
             // Candidate scores over all beams x vocabulary.
-            let mut flat: Vec<(f32, usize)> = Vec::with_capacity(nb * vocab);
-            for (b, beam) in sent.beams.iter().enumerate() {
-                let mut row = log_probs[slot * nb + b].clone();
-                params.process(&beam.seq, &mut row);
-                flat.extend(
-                    row.iter()
-                        .enumerate()
-                        .map(|(v, &x)| (x + beam.score, b * vocab + v)),
-                );
-            }
+            // The overall top k come from at most k per beam: keep a small sorted list per
+            // beam row instead of materializing beams x vocabulary candidates.
+            let mut flat: Vec<(f32, usize)> = Vec::with_capacity(nb * k);
             let by_score =
                 |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+            for (b, beam) in sent.beams.iter().enumerate() {
+                let row = &mut log_probs[slot * nb + b];
+                params.process(&beam.seq, row);
+                top_k_into(row, beam.score, b * vocab, k, &mut flat);
+            }
             if flat.len() > k {
-                flat.select_nth_unstable_by(k - 1, by_score);
+                flat.sort_by(by_score);
                 flat.truncate(k);
             }
             flat.sort_by(by_score);
