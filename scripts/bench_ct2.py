@@ -33,10 +33,12 @@ VOCAB_SIZE = 62_000
 
 def build_model(out: Path):
     import torch
-    from transformers import MarianConfig, MarianMTModel
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
-    for f in ("source.spm", "target.spm", "tokenizer_config.json"):
-        shutil.copy(FIXTURE / f, out / f)
+    tmp = out / "_tok"
+    tmp.mkdir()
+    for f in ("source.spm", "target.spm"):
+        shutil.copy(FIXTURE / f, tmp / f)
     vocab = json.loads((FIXTURE / "vocab.json").read_text(encoding="utf-8"))
     vocab.pop("<pad>")
     i = 0
@@ -44,7 +46,11 @@ def build_model(out: Path):
         vocab.setdefault(f"\u2581x{i}", len(vocab))
         i += 1
     vocab["<pad>"] = len(vocab)
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    # Saved afresh (not the fixture's tokenizer_config.json, whose added-token table pins
+    # <pad> to the fixture's id).
+    MarianTokenizer(str(tmp / "source.spm"), str(tmp / "target.spm"), str(tmp / "vocab.json")).save_pretrained(str(out))
+    shutil.rmtree(tmp)
     pad = vocab["<pad>"]
     config = MarianConfig(
         vocab_size=len(vocab),
@@ -77,11 +83,8 @@ def build_model(out: Path):
 CT2_CHILD = r"""
 import json, sys, time, resource
 import ctranslate2
-from transformers import MarianTokenizer
-model_dir, ct2_dir, input_file, compute_type, threads, beam, batch, max_tokens = sys.argv[1:9]
-tok = MarianTokenizer.from_pretrained(model_dir)
-lines = open(input_file, encoding="utf-8").read().splitlines()
-source = [tok.convert_ids_to_tokens(tok(l)["input_ids"]) for l in lines]
+tokens_file, ct2_dir, compute_type, threads, beam, batch, max_tokens = sys.argv[1:8]
+source = json.load(open(tokens_file, encoding="utf-8"))
 t0 = time.perf_counter()
 tr = ctranslate2.Translator(ct2_dir, device="cpu", compute_type=compute_type,
                             intra_threads=int(threads), inter_threads=1)
@@ -138,6 +141,17 @@ def main():
         input_file = work / "input.txt"
         input_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+        # CTranslate2 takes token strings: MarianTokenizer's, made here so that the timed
+        # child imports nothing but ctranslate2 (its peak RSS is then comparable).
+        from transformers import MarianTokenizer
+
+        tok = MarianTokenizer.from_pretrained(str(model_dir))
+        tokens_file = work / "source_tokens.json"
+        tokens_file.write_text(
+            json.dumps([tok.convert_ids_to_tokens(tok(line)["input_ids"]) for line in lines], ensure_ascii=False),
+            encoding="utf-8",
+        )
+
         env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
         ct2_dirs = {}
         for prec in args.precisions.split(","):
@@ -159,7 +173,7 @@ def main():
                 if prec == "int8":
                     cmd.append("--int8")
                 results["tarjama"].append(run_child(cmd, env))
-                cmd = [sys.executable, "-c", CT2_CHILD, str(model_dir), str(ct2_dirs[prec]), str(input_file),
+                cmd = [sys.executable, "-c", CT2_CHILD, str(tokens_file), str(ct2_dirs[prec]),
                        prec, str(args.threads), str(args.beam), str(args.batch), str(args.max_tokens)]
                 results["ctranslate2"].append(run_child(cmd, env))
                 print(f"{prec} run {run + 1}: " + ", ".join(
