@@ -221,11 +221,19 @@ impl Seq2SeqModel {
         let device = vb.device().clone();
         let m = vb.pp("model");
         let shared_name = "model.shared.weight";
+        // Loaded once and shared (tensors are reference-counted): a tied checkpoint would
+        // otherwise hold three copies of the largest matrix.
+        let shared = if vb.contains_tensor(shared_name) {
+            Some(vb.get((cfg.vocab_size, d), shared_name)?)
+        } else {
+            None
+        };
         let embedding = |name: &str, vocab: usize| -> candle_core::Result<Embedding> {
-            let w = if vb.contains_tensor(name) {
-                vb.get((vocab, d), name)?
-            } else {
-                vb.get((vocab, d), shared_name)?
+            let w = match &shared {
+                _ if vb.contains_tensor(name) => vb.get((vocab, d), name)?,
+                Some(w) if w.dim(0)? == vocab => w.clone(),
+                // Absent or of another size: this names the missing/mismatched tensor.
+                _ => vb.get((vocab, d), shared_name)?,
             };
             Ok(Embedding::new(w, d))
         };
