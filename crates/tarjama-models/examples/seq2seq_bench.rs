@@ -8,6 +8,15 @@ use std::time::Instant;
 
 use tarjama_models::seq2seq::{GenerateOptions, LoadOptions, Seq2SeqTranslator};
 
+/// This process's resident-set high-water mark (`VmHWM`, Linux). Unlike `ru_maxrss`, it
+/// does not carry over the parent's peak across fork and exec.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = args
@@ -55,12 +64,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = t1.elapsed().as_secs_f64();
     let tokens: usize = out.iter().map(|t| t.tokens.len()).sum();
     println!(
-        "{{\"sentences\":{},\"target_tokens\":{},\"load_s\":{:.3},\"translate_s\":{:.3},\"tokens_per_s\":{:.2}}}",
+        "{{\"sentences\":{},\"target_tokens\":{},\"load_s\":{:.3},\"translate_s\":{:.3},\"tokens_per_s\":{:.2},\"peak_rss_mib\":{}}}",
         out.len(),
         tokens,
         load_s,
         secs,
-        tokens as f64 / secs
+        tokens as f64 / secs,
+        peak_rss_mib().map_or("null".to_string(), |m| format!("{m:.1}"))
     );
     Ok(())
 }
