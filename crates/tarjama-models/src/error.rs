@@ -51,6 +51,9 @@ pub enum Error {
         /// Tokens available.
         max: usize,
     },
+    /// The encoder-decoder runner failed.
+    #[error(transparent)]
+    Seq2seq(#[from] crate::seq2seq::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

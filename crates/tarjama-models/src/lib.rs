@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod resolve;
 pub mod sampling;
+pub mod seq2seq;
 pub mod source;
 
 pub use error::{Error, Result};

@@ -1,0 +1,571 @@
+//! The encoder-decoder transformer shared by Marian and M2M100, built from a
+//! `VarBuilder` whose names mirror the Hugging Face checkpoints (`model.encoder.layers.0.
+//! self_attn.q_proj`, ...). Unlike candle's own Marian it takes a padding mask, so
+//! sentences of different lengths batch together, and it projects the encoder states to
+//! cross-attention keys and values once per batch instead of at every decoding step.
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
+
+use super::config::{Architecture, Seq2SeqConfig};
+use super::quant::Proj;
+
+/// Added to attention scores of masked positions. Not -inf: a finite value keeps softmax
+/// free of NaN, and after the max-subtraction in softmax it underflows to exactly 0.
+const MASKED: f32 = -1e9;
+
+/// What generation needs from an encoder-decoder model.
+pub trait EncoderDecoder {
+    /// Encodes a right-padded batch: `ids` and `mask` (1 = token, 0 = padding) are
+    /// `(batch, src_len)` u32; returns `(batch, src_len, d_model)`.
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor>;
+    /// Prepares decoding over encoder states: projects cross-attention keys and values
+    /// once, and starts an empty self-attention cache.
+    fn start(&self, encoded: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState>;
+    /// Runs the decoder on the next `(batch, t)` tokens and returns `(batch, t, vocab)`
+    /// logits, extending the cache.
+    fn step(&self, ids: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor>;
+}
+
+/// Per-batch decoder state: cached keys and values of every layer and the encoder mask.
+#[derive(Debug, Clone)]
+pub struct DecoderState {
+    layers: Vec<LayerCache>,
+    /// Additive cross-attention mask, `(batch, 1, 1, src_len)`.
+    cross_mask: Tensor,
+    /// Tokens already decoded (the self-attention cache length).
+    past: usize,
+}
+
+#[derive(Debug, Clone)]
+struct LayerCache {
+    self_kv: Option<(Tensor, Tensor)>,
+    cross_k: Tensor,
+    cross_v: Tensor,
+}
+
+impl DecoderState {
+    /// Keeps and reorders batch rows: row `i` of the new state is row `rows[i]` of the old
+    /// one. Beam search uses it to follow the surviving beams and to drop finished
+    /// sentences from the batch.
+    pub fn select_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
+            }
+            layer.cross_k = layer.cross_k.index_select(rows, 0)?;
+            layer.cross_v = layer.cross_v.index_select(rows, 0)?;
+        }
+        self.cross_mask = self.cross_mask.index_select(rows, 0)?;
+        Ok(())
+    }
+
+    /// Number of rows.
+    pub fn batch(&self) -> candle_core::Result<usize> {
+        self.cross_mask.dim(0)
+    }
+
+    /// Tokens decoded so far.
+    pub fn past(&self) -> usize {
+        self.past
+    }
+}
+
+struct Attention {
+    q_proj: Proj,
+    k_proj: Proj,
+    v_proj: Proj,
+    out_proj: Proj,
+    heads: usize,
+    head_dim: usize,
+    scaling: f64,
+}
+
+impl Attention {
+    fn load(
+        vb: VarBuilder,
+        d_model: usize,
+        heads: usize,
+        quantize: bool,
+    ) -> candle_core::Result<Self> {
+        let head_dim = d_model / heads;
+        Ok(Attention {
+            q_proj: Proj::load(d_model, d_model, vb.pp("q_proj"), quantize)?,
+            k_proj: Proj::load(d_model, d_model, vb.pp("k_proj"), quantize)?,
+            v_proj: Proj::load(d_model, d_model, vb.pp("v_proj"), quantize)?,
+            out_proj: Proj::load(d_model, d_model, vb.pp("out_proj"), quantize)?,
+            heads,
+            head_dim,
+            scaling: (head_dim as f64).powf(-0.5),
+        })
+    }
+
+    /// `(b, t, d_model)` -> `(b, heads, t, head_dim)`.
+    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn keys_values(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let k = self.split_heads(&self.k_proj.forward(x)?)?;
+        let v = self.split_heads(&self.v_proj.forward(x)?)?;
+        Ok((k, v))
+    }
+
+    /// Attention of `x`'s queries over `k`/`v`, with an additive mask broadcast to
+    /// `(b, heads, t, s)`.
+    fn attend(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let q = self.split_heads(&(self.q_proj.forward(x)? * self.scaling)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+struct FeedForward {
+    fc1: Proj,
+    fc2: Proj,
+    act: Activation,
+}
+
+impl FeedForward {
+    fn load(
+        vb: &VarBuilder,
+        d: usize,
+        ffn: usize,
+        act: Activation,
+        quantize: bool,
+    ) -> candle_core::Result<Self> {
+        Ok(FeedForward {
+            fc1: Proj::load(d, ffn, vb.pp("fc1"), quantize)?,
+            fc2: Proj::load(ffn, d, vb.pp("fc2"), quantize)?,
+            act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.apply(&self.act)?)
+    }
+}
+
+struct EncoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    ffn: FeedForward,
+    final_layer_norm: LayerNorm,
+}
+
+struct DecoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    encoder_attn: Attention,
+    encoder_attn_layer_norm: LayerNorm,
+    ffn: FeedForward,
+    final_layer_norm: LayerNorm,
+}
+
+/// Marian or M2M100, one implementation: the two differ in where the layer norms sit,
+/// in their sinusoidal tables, and in Marian's `final_logits_bias`.
+pub struct Seq2SeqModel {
+    arch: Architecture,
+    encoder_embed: Embedding,
+    decoder_embed: Embedding,
+    embed_scale: f64,
+    /// Sinusoidal table; row = position id (M2M100's ids start past the padding index).
+    positions: Tensor,
+    pad_id: u32,
+    encoder_layers: Vec<EncoderLayer>,
+    decoder_layers: Vec<DecoderLayer>,
+    /// M2M100's final layer norms.
+    encoder_norm: Option<LayerNorm>,
+    decoder_norm: Option<LayerNorm>,
+    lm_head: Proj,
+    final_logits_bias: Option<Tensor>,
+    device: Device,
+}
+
+const LN_EPS: f64 = 1e-5;
+
+fn activation(name: &str) -> Activation {
+    match name {
+        "relu" => Activation::Relu,
+        "gelu" => Activation::Gelu,
+        "gelu_new" => Activation::NewGelu,
+        _ => Activation::Silu,
+    }
+}
+
+impl Seq2SeqModel {
+    /// Builds the model from checkpoint tensors. Embeddings and `lm_head` missing from
+    /// the checkpoint are tied to `model.shared`, as transformers ties them.
+    pub fn load(
+        cfg: &Seq2SeqConfig,
+        arch: Architecture,
+        vb: VarBuilder,
+        quantize: bool,
+    ) -> candle_core::Result<Self> {
+        let d = cfg.d_model;
+        let device = vb.device().clone();
+        let m = vb.pp("model");
+        let shared_name = "model.shared.weight";
+        // Loaded once and shared (tensors are reference-counted): a tied checkpoint would
+        // otherwise hold three copies of the largest matrix.
+        let shared = if vb.contains_tensor(shared_name) {
+            Some(vb.get((cfg.vocab_size, d), shared_name)?)
+        } else {
+            None
+        };
+        let embedding = |name: &str, vocab: usize| -> candle_core::Result<Embedding> {
+            let w = match &shared {
+                _ if vb.contains_tensor(name) => vb.get((vocab, d), name)?,
+                Some(w) if w.dim(0)? == vocab => w.clone(),
+                // Absent or of another size: this names the missing/mismatched tensor.
+                _ => vb.get((vocab, d), shared_name)?,
+            };
+            Ok(Embedding::new(w, d))
+        };
+        let encoder_embed = embedding("model.encoder.embed_tokens.weight", cfg.vocab_size)?;
+        let target_vocab = cfg.target_vocab_size();
+        let decoder_embed = embedding("model.decoder.embed_tokens.weight", target_vocab)?;
+        let lm_head = if vb.contains_tensor("lm_head.weight") {
+            Proj::load_no_bias(d, target_vocab, vb.pp("lm_head"), quantize)?
+        } else {
+            Proj::from_weights(decoder_embed.embeddings().clone(), None, quantize)?
+        };
+        let final_logits_bias =
+            if arch == Architecture::Marian && vb.contains_tensor("final_logits_bias") {
+                Some(vb.get((1, target_vocab), "final_logits_bias")?)
+            } else {
+                None
+            };
+        let act = activation(&cfg.activation_function);
+        let ln = |vb: VarBuilder| candle_nn::layer_norm(d, LN_EPS, vb);
+        let mut encoder_layers = Vec::with_capacity(cfg.encoder_layers);
+        for i in 0..cfg.encoder_layers {
+            let vb = m.pp("encoder").pp("layers").pp(i);
+            encoder_layers.push(EncoderLayer {
+                self_attn: Attention::load(
+                    vb.pp("self_attn"),
+                    d,
+                    cfg.encoder_attention_heads,
+                    quantize,
+                )?,
+                self_attn_layer_norm: ln(vb.pp("self_attn_layer_norm"))?,
+                ffn: FeedForward::load(&vb, d, cfg.encoder_ffn_dim, act, quantize)?,
+                final_layer_norm: ln(vb.pp("final_layer_norm"))?,
+            });
+        }
+        let mut decoder_layers = Vec::with_capacity(cfg.decoder_layers);
+        for i in 0..cfg.decoder_layers {
+            let vb = m.pp("decoder").pp("layers").pp(i);
+            decoder_layers.push(DecoderLayer {
+                self_attn: Attention::load(
+                    vb.pp("self_attn"),
+                    d,
+                    cfg.decoder_attention_heads,
+                    quantize,
+                )?,
+                self_attn_layer_norm: ln(vb.pp("self_attn_layer_norm"))?,
+                encoder_attn: Attention::load(
+                    vb.pp("encoder_attn"),
+                    d,
+                    cfg.decoder_attention_heads,
+                    quantize,
+                )?,
+                encoder_attn_layer_norm: ln(vb.pp("encoder_attn_layer_norm"))?,
+                ffn: FeedForward::load(&vb, d, cfg.decoder_ffn_dim, act, quantize)?,
+                final_layer_norm: ln(vb.pp("final_layer_norm"))?,
+            });
+        }
+        let (encoder_norm, decoder_norm) = match arch {
+            Architecture::Marian => (None, None),
+            Architecture::M2M100 => (
+                Some(ln(m.pp("encoder").pp("layer_norm"))?),
+                Some(ln(m.pp("decoder").pp("layer_norm"))?),
+            ),
+        };
+        let positions = match arch {
+            Architecture::Marian => marian_positions(cfg.max_position_embeddings, d, &device)?,
+            Architecture::M2M100 => m2m100_positions(
+                cfg.max_position_embeddings + 2,
+                d,
+                cfg.pad_token_id as usize,
+                &device,
+            )?,
+        };
+        Ok(Seq2SeqModel {
+            arch,
+            encoder_embed,
+            decoder_embed,
+            embed_scale: if cfg.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
+            positions,
+            pad_id: cfg.pad_token_id,
+            encoder_layers,
+            decoder_layers,
+            encoder_norm,
+            decoder_norm,
+            lm_head,
+            final_logits_bias,
+            device,
+        })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn position_rows(&self, ids: Vec<u32>, shape: (usize, usize)) -> candle_core::Result<Tensor> {
+        let n = self.positions.dim(0)?;
+        if let Some(&too_far) = ids.iter().find(|&&p| p as usize >= n) {
+            candle_core::bail!("position {too_far} is past max_position_embeddings ({n} rows)")
+        }
+        let ids = Tensor::from_vec(ids, shape.0 * shape.1, &self.device)?;
+        self.positions
+            .index_select(&ids, 0)?
+            .reshape((shape.0, shape.1, ()))
+    }
+}
+
+/// Additive mask `(b, 1, 1, s)` from a `(b, s)` 0/1 mask.
+fn additive_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    let keep = mask.to_dtype(DType::F32)?;
+    ((1.0 - keep)? * f64::from(MASKED))?.reshape((b, 1, 1, s))
+}
+
+impl EncoderDecoder for Seq2SeqModel {
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let pos_ids: Vec<u32> = match self.arch {
+            // Marian counts positions from 0 for every row, padding included; padding is on
+            // the right, so real tokens get 0..len either way.
+            Architecture::Marian => (0..b).flat_map(|_| 0..s as u32).collect(),
+            // M2M100: (cumsum(mask) * mask) + padding_idx, so padding rows map to the zero
+            // row at padding_idx and tokens start at padding_idx + 1.
+            Architecture::M2M100 => {
+                let m = mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+                m.iter()
+                    .flat_map(|row| {
+                        let mut count = 0;
+                        row.iter()
+                            .map(|&k| {
+                                count += k;
+                                count * k + self.pad_id
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        };
+        let mut x = (self.encoder_embed.forward(ids)? * self.embed_scale)?;
+        x = (x + self.position_rows(pos_ids, (b, s))?)?;
+        let attn_mask = additive_mask(mask)?;
+        let pre_norm = self.arch == Architecture::M2M100;
+        for layer in &self.encoder_layers {
+            if pre_norm {
+                let h = layer.self_attn_layer_norm.forward(&x)?;
+                let (k, v) = layer.self_attn.keys_values(&h)?;
+                x = (&x + layer.self_attn.attend(&h, &k, &v, Some(&attn_mask))?)?;
+                let h = layer.final_layer_norm.forward(&x)?;
+                x = (&x + layer.ffn.forward(&h)?)?;
+            } else {
+                let (k, v) = layer.self_attn.keys_values(&x)?;
+                let h = (&x + layer.self_attn.attend(&x, &k, &v, Some(&attn_mask))?)?;
+                x = layer.self_attn_layer_norm.forward(&h)?;
+                let h = (&x + layer.ffn.forward(&x)?)?;
+                x = layer.final_layer_norm.forward(&h)?;
+            }
+        }
+        match &self.encoder_norm {
+            Some(norm) => norm.forward(&x),
+            None => Ok(x),
+        }
+    }
+
+    fn start(&self, encoded: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState> {
+        let layers = self
+            .decoder_layers
+            .iter()
+            .map(|layer| {
+                let (cross_k, cross_v) = layer.encoder_attn.keys_values(encoded)?;
+                Ok(LayerCache {
+                    self_kv: None,
+                    cross_k,
+                    cross_v,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            layers,
+            cross_mask: additive_mask(mask)?,
+            past: 0,
+        })
+    }
+
+    fn step(&self, ids: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let past = state.past;
+        let first = match self.arch {
+            Architecture::Marian => 0,
+            // Decoder inputs never contain padding (M2M100 starts from </s>), so the
+            // cumsum rule reduces to padding_idx + 1 + position.
+            Architecture::M2M100 => self.pad_id + 1,
+        };
+        let pos_ids: Vec<u32> = (0..b)
+            .flat_map(|_| (0..t as u32).map(|i| first + (past as u32) + i))
+            .collect();
+        let mut x = (self.decoder_embed.forward(ids)? * self.embed_scale)?;
+        x = (x + self.position_rows(pos_ids, (b, t))?)?;
+        // Causal mask among the new tokens; cached positions are all visible.
+        let causal = if t > 1 {
+            let m: Vec<f32> = (0..t)
+                .flat_map(|i| (0..past + t).map(move |j| if j > past + i { MASKED } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(m, (1, 1, t, past + t), &self.device)?)
+        } else {
+            None
+        };
+        let pre_norm = self.arch == Architecture::M2M100;
+        for (layer, cache) in self.decoder_layers.iter().zip(state.layers.iter_mut()) {
+            let self_in = if pre_norm {
+                layer.self_attn_layer_norm.forward(&x)?
+            } else {
+                x.clone()
+            };
+            let (k, v) = layer.self_attn.keys_values(&self_in)?;
+            let (k, v) = match &cache.self_kv {
+                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                None => (k, v),
+            };
+            let h = layer.self_attn.attend(&self_in, &k, &v, causal.as_ref())?;
+            cache.self_kv = Some((k, v));
+            x = (&x + h)?;
+            if !pre_norm {
+                x = layer.self_attn_layer_norm.forward(&x)?;
+            }
+            let cross_in = if pre_norm {
+                layer.encoder_attn_layer_norm.forward(&x)?
+            } else {
+                x.clone()
+            };
+            let h = layer.encoder_attn.attend(
+                &cross_in,
+                &cache.cross_k,
+                &cache.cross_v,
+                Some(&state.cross_mask),
+            )?;
+            x = (&x + h)?;
+            if !pre_norm {
+                x = layer.encoder_attn_layer_norm.forward(&x)?;
+            }
+            if pre_norm {
+                let h = layer.final_layer_norm.forward(&x)?;
+                x = (&x + layer.ffn.forward(&h)?)?;
+            } else {
+                let h = (&x + layer.ffn.forward(&x)?)?;
+                x = layer.final_layer_norm.forward(&h)?;
+            }
+        }
+        state.past += t;
+        if let Some(norm) = &self.decoder_norm {
+            x = norm.forward(&x)?;
+        }
+        let logits = self.lm_head.forward(&x)?;
+        match &self.final_logits_bias {
+            Some(bias) => logits.broadcast_add(bias),
+            None => Ok(logits),
+        }
+    }
+}
+
+/// Marian's table: `sin(pos / 10000^(2j/d))` in the first half of each row, the matching
+/// `cos` in the second (not interleaved), computed in f64 as numpy does.
+fn marian_positions(n: usize, d: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let half = d / 2;
+    let mut data = vec![0f32; n * d];
+    for pos in 0..n {
+        for j in 0..half {
+            let angle = pos as f64 / 10000f64.powf(2.0 * j as f64 / d as f64);
+            data[pos * d + j] = angle.sin() as f32;
+            data[pos * d + half + j] = angle.cos() as f32;
+        }
+    }
+    Tensor::from_vec(data, (n, d), device)
+}
+
+/// fairseq's table used by M2M100: frequencies `exp(-j * ln(10000) / (half - 1))`,
+/// `[sin | cos]`, computed in f32 as torch does, with the padding row zeroed.
+fn m2m100_positions(
+    n: usize,
+    d: usize,
+    padding_idx: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let half = d / 2;
+    let step = (10000f64.ln() / (half as f64 - 1.0)) as f32;
+    let mut data = vec![0f32; n * d];
+    for pos in 0..n {
+        if pos == padding_idx {
+            continue;
+        }
+        for j in 0..half {
+            let freq = (j as f32 * -step).exp();
+            let angle = pos as f32 * freq;
+            data[pos * d + j] = angle.sin();
+            data[pos * d + half + j] = angle.cos();
+        }
+    }
+    Tensor::from_vec(data, (n, d), device)
+}
+
+/// The logits of the last position of a `(b, t, vocab)` tensor, as `(b, vocab)`.
+pub fn last_position(logits: &Tensor) -> candle_core::Result<Tensor> {
+    let t = logits.dim(1)?;
+    logits.i((.., t - 1, ..))?.contiguous()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marian_table_matches_closed_form() {
+        let t = marian_positions(4, 8, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(t[0][0], 0.0);
+        assert_eq!(t[0][4], 1.0);
+        let expect = (3.0f64 / 10000f64.powf(2.0 / 8.0)).sin() as f32;
+        assert!((t[3][1] - expect).abs() < 1e-7);
+    }
+
+    #[test]
+    fn m2m100_padding_row_is_zero() {
+        let t = m2m100_positions(6, 8, 1, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(t[1].iter().all(|&x| x == 0.0));
+        assert!((t[2][0] - 2f32.sin()).abs() < 1e-6);
+        assert_eq!(t[0][4], 1.0);
+    }
+}
