@@ -28,6 +28,9 @@ pub struct Resolved {
     pub kind: ModelKind,
     /// The registry entry, when it came from the registry.
     pub manifest: Option<Manifest>,
+    /// For an encoder-decoder model on the hub: its repo id, which its loader fetches
+    /// file by file (`path` then only holds its config).
+    pub hub_repo: Option<String>,
 }
 
 /// Finds (and with `pull`, downloads) the model called `spec`, or the default model.
@@ -61,6 +64,7 @@ pub fn resolve(
             path,
             kind: ModelKind::Gguf,
             manifest: Some(manifest.clone()),
+            hub_repo: None,
         });
     }
     if looks_like_repo_id(spec) {
@@ -96,6 +100,7 @@ fn local(path: &Path) -> Result<Resolved> {
         path: path.to_path_buf(),
         kind,
         manifest: None,
+        hub_repo: None,
     })
 }
 
@@ -129,6 +134,7 @@ fn hub(spec: &str, progress: &mut dyn Progress) -> Result<Resolved> {
             path: dir,
             kind: ModelKind::HfFolder,
             manifest: None,
+            hub_repo: Some(repo.to_string()),
         });
     }
     let path = source::hub_get(repo, None, &file, progress)?;
@@ -137,6 +143,7 @@ fn hub(spec: &str, progress: &mut dyn Progress) -> Result<Resolved> {
         path,
         kind: ModelKind::Gguf,
         manifest: None,
+        hub_repo: None,
     })
 }
 

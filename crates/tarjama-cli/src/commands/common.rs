@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tarjama_models::gguf::{ChatModel, LoadOptions};
 use tarjama_models::pipeline::prompts::PromptSet;
-use tarjama_models::pipeline::{GgufTranslator, Translator};
+use tarjama_models::pipeline::{GgufTranslator, Seq2SeqAdapter, Translator};
+use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
@@ -150,6 +151,19 @@ pub fn load_translator(
     batch_tokens: usize,
     batch_sentences: usize,
 ) -> anyhow::Result<Box<dyn Translator>> {
+    load_translator_with(resolved, args, params, batch_tokens, batch_sentences, None)
+}
+
+/// [`load_translator`], with a beam size for encoder-decoder models (chat models decode
+/// greedily or by sampling; they ignore it).
+pub fn load_translator_with(
+    resolved: &Resolved,
+    args: &ModelArgs,
+    params: SamplingParams,
+    batch_tokens: usize,
+    batch_sentences: usize,
+    beam: Option<usize>,
+) -> anyhow::Result<Box<dyn Translator>> {
     match resolved.kind {
         ModelKind::Gguf => {
             let chat = load_chat(resolved, args)?;
@@ -158,10 +172,25 @@ pub fn load_translator(
                     .with_chunking(batch_tokens, batch_sentences),
             ))
         }
-        ModelKind::HfFolder => anyhow::bail!(
-            "{}: encoder-decoder models are not wired into this command yet",
-            resolved.path.display()
-        ),
+        ModelKind::HfFolder => {
+            let spec = match &resolved.hub_repo {
+                Some(repo) => repo.clone(),
+                None => resolved.path.to_string_lossy().into_owned(),
+            };
+            let model = Seq2SeqTranslator::load(&spec, &candle_core::Device::Cpu)
+                .with_context(|| format!("loading {spec}"))?;
+            // An encoder-decoder batches whole sentences; its token budget is larger than
+            // a chat model's request size.
+            let options = GenerateOptions {
+                beam,
+                max_tokens: Some(params.max_new_tokens),
+                repetition_penalty: (params.repetition_penalty != 1.0)
+                    .then_some(params.repetition_penalty),
+                batch_tokens: batch_tokens.max(1024),
+                ..GenerateOptions::default()
+            };
+            Ok(Box::new(Seq2SeqAdapter::new(model, resolved.name.clone(), options)))
+        }
     }
 }
 

@@ -9,6 +9,6 @@ pub mod translate;
 
 pub use summarize::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
 pub use translate::{
-    translate_document, DocumentTranslation, GgufTranslator, SentenceOut, TranslateOptions,
-    Translated, Translator,
+    translate_document, DocumentTranslation, GgufTranslator, SentenceOut, Seq2SeqAdapter,
+    TranslateOptions, Translated, Translator,
 };

@@ -18,6 +18,7 @@ use super::prompts::{fill, PromptSet};
 use crate::gguf::chat::ChatModel;
 use crate::gguf::chat_template::Message;
 use crate::sampling::SamplingParams;
+use crate::seq2seq::{GenerateOptions, Seq2SeqTranslator};
 use crate::Result;
 
 /// One translated sentence.
@@ -303,6 +304,51 @@ impl<M: BorrowMut<ChatModel>> Translator for GgufTranslator<M> {
 
     fn take_events(&mut self) -> Vec<String> {
         std::mem::take(&mut self.events)
+    }
+}
+
+/// An encoder-decoder model (Marian, NLLB) used as a translator: sentences go to it in
+/// length-sorted batches, with its beam search settings.
+pub struct Seq2SeqAdapter {
+    model: Seq2SeqTranslator,
+    options: GenerateOptions,
+    name: String,
+}
+
+impl std::fmt::Debug for Seq2SeqAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seq2SeqAdapter")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Seq2SeqAdapter {
+    /// Wraps a loaded encoder-decoder model.
+    pub fn new(model: Seq2SeqTranslator, name: String, options: GenerateOptions) -> Self {
+        Seq2SeqAdapter {
+            model,
+            options,
+            name,
+        }
+    }
+}
+
+impl Translator for Seq2SeqAdapter {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn translate(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
+        Ok(self
+            .model
+            .translate(sentences, &self.options)?
+            .into_iter()
+            .map(|t| Translated {
+                text: t.text,
+                score: Some(t.score),
+            })
+            .collect())
     }
 }
 
