@@ -254,7 +254,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
 }
 
 fn progress(model: &str, what: &str, i: usize, n: usize) {
-    if i == 0 || (i + 1) % 10 == 0 || i + 1 == n {
+    if i == 0 || (i + 1).is_multiple_of(10) || i + 1 == n {
         eprintln!("[{model}] {what} {}/{n}", i + 1);
     }
 }
