@@ -135,7 +135,7 @@ impl Hparams {
     }
 
     fn is_local_layer(&self, layer: usize) -> bool {
-        self.sliding_window.is_some() && (layer + 1) % self.sliding_window_pattern != 0
+        self.sliding_window.is_some() && !(layer + 1).is_multiple_of(self.sliding_window_pattern)
     }
 }
 
@@ -187,7 +187,10 @@ impl Rope {
         let inv_freq: Vec<f32> = (0..head_dim / 2)
             .map(|i| {
                 let f = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
-                let factor = freq_factors.and_then(|ff| ff.get(i)).copied().unwrap_or(1.0);
+                let factor = freq_factors
+                    .and_then(|ff| ff.get(i))
+                    .copied()
+                    .unwrap_or(1.0);
                 f / factor / scale
             })
             .collect();
@@ -218,45 +221,119 @@ impl Rope {
     }
 }
 
-/// Keys and values of the positions seen so far, shape (batch, kv_heads, len, head_dim).
-#[derive(Debug, Clone, Default)]
+/// Keys and values of the positions seen so far: buffers of shape
+/// (batch, kv_heads, capacity, head_dim) of which the first `len` positions are valid.
+///
+/// A step writes its new keys and values into the buffers in place and attention reads
+/// a narrowed view, so a decode step costs O(new tokens) instead of the O(cache) copy of
+/// concatenating the whole cache every step. Capacity doubles when full (amortized O(1)
+/// per position) rather than reserving the whole context up front, which would cost
+/// memory for contexts that are never used. Cutting the cache back only moves `len`.
+/// Not `Clone`: a clone would share the buffers that `append` writes in place.
+#[derive(Debug, Default)]
 struct KvCache {
-    kv: Option<(Tensor, Tensor)>,
+    buf: Option<(Tensor, Tensor)>,
+    len: usize,
 }
 
 impl KvCache {
     fn len(&self) -> usize {
-        self.kv
+        self.len
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf
             .as_ref()
             .map(|(k, _)| k.dim(2).unwrap_or(0))
             .unwrap_or(0)
     }
 
-    fn append(&mut self, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let (k, v) = match self.kv.take() {
-            None => (k, v),
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let seq = k.dim(2)?;
+        let needed = self.len + seq;
+        if needed > self.capacity() {
+            let (b, heads, _, d) = k.dims4()?;
+            let cap = needed.max(2 * self.capacity()).max(64);
+            let nk = Tensor::zeros((b, heads, cap, d), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, heads, cap, d), v.dtype(), v.device())?;
+            if let Some((pk, pv)) = &self.buf {
+                if self.len > 0 {
+                    nk.slice_set(&pk.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    nv.slice_set(&pv.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            self.buf = Some((nk, nv));
+        }
+        let Some((kb, vb)) = &self.buf else {
+            unreachable!("allocated above")
         };
-        self.kv = Some((k.clone(), v.clone()));
-        Ok((k, v))
+        kb.slice_set(&k.contiguous()?, 2, self.len)?;
+        vb.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len = needed;
+        Ok((kb.narrow(2, 0, needed)?, vb.narrow(2, 0, needed)?))
     }
 
-    fn truncate(&mut self, len: usize) -> Result<()> {
-        if len == 0 {
-            self.kv = None;
-        } else if let Some((k, v)) = self.kv.take() {
-            let len = len.min(k.dim(2)?);
-            self.kv = Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?));
-        }
-        Ok(())
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
+}
+
+/// A quantized weight kept both as a matmul and as the tensor it wraps, so projections
+/// that read the same input can go through candle's fused kernel.
+#[derive(Debug)]
+struct QLinear {
+    weight: Arc<QTensor>,
+    mm: QMatMul,
+}
+
+impl QLinear {
+    fn new(weight: QTensor) -> Result<Self> {
+        let weight = Arc::new(weight);
+        Ok(QLinear {
+            mm: QMatMul::from_arc(weight.clone())?,
+            weight,
+        })
+    }
+}
+
+/// Applies several projections to the same input `x`, in order. Projections whose weights
+/// share a dtype go through `QTensor::gemv_fused_shared_lhs` together: one quantization of
+/// `x` to Q8_K and one parallel region instead of one each (on x86 candle does this for
+/// AVX512-VNNI and its repacked Q4_K/Q6_K/Q8_0 layouts); it gives the same numbers as
+/// separate matmuls, as it runs the same per-tile kernel. Anything it declines runs as
+/// ordinary matmuls.
+fn project_all(ws: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
+    let x = x.contiguous()?;
+    let mut out: Vec<Option<Tensor>> = vec![None; ws.len()];
+    let mut done = vec![false; ws.len()];
+    for i in 0..ws.len() {
+        if done[i] {
+            continue;
+        }
+        let group: Vec<usize> = (i..ws.len())
+            .filter(|&j| !done[j] && ws[j].weight.dtype() == ws[i].weight.dtype())
+            .collect();
+        if group.len() > 1 {
+            let ts: Vec<&QTensor> = group.iter().map(|&j| ws[j].weight.as_ref()).collect();
+            if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &x)? {
+                for (&j, y) in group.iter().zip(ys) {
+                    out[j] = Some(y);
+                    done[j] = true;
+                }
+                continue;
+            }
+        }
+        out[i] = Some(ws[i].mm.forward(&x)?);
+        done[i] = true;
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 #[derive(Debug)]
 struct Attention {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: QLinear,
+    wk: QLinear,
+    wv: QLinear,
     wo: QMatMul,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
@@ -275,23 +352,24 @@ struct Attention {
 impl Attention {
     fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
         let (b, seq, _) = x.dims3()?;
-        let project = |w: &QMatMul, bias: &Option<Tensor>, heads: usize| -> Result<Tensor> {
-            let mut y = w.forward(x)?;
-            if let Some(bias) = bias {
-                y = y.broadcast_add(bias)?;
-            }
+        let qkv = project_all(&[&self.wq, &self.wk, &self.wv], x)?;
+        let shape = |y: &Tensor, bias: &Option<Tensor>, heads: usize| -> Result<Tensor> {
+            let y = match bias {
+                Some(bias) => y.broadcast_add(bias)?,
+                None => y.clone(),
+            };
             Ok(y.reshape((b, seq, heads, self.head_dim))?.transpose(1, 2)?)
         };
-        let mut q = project(&self.wq, &self.bq, self.n_head)?;
-        let mut k = project(&self.wk, &self.bk, self.n_kv_head)?;
-        let v = project(&self.wv, &self.bv, self.n_kv_head)?.contiguous()?;
+        let mut q = shape(&qkv[0], &self.bq, self.n_head)?;
+        let mut k = shape(&qkv[1], &self.bk, self.n_kv_head)?;
+        let v = shape(&qkv[2], &self.bv, self.n_kv_head)?.contiguous()?;
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = qn.forward(&q.contiguous()?)?;
             k = kn.forward(&k.contiguous()?)?;
         }
         let q = self.rope.apply(&q, pos)?;
         let k = self.rope.apply(&k, pos)?;
-        let (k, v) = self.cache.append(k, v)?;
+        let (k, v) = self.cache.append(&k, &v)?;
         let kv_len = k.dim(2)?;
 
         // Grouped-query attention without copying K/V n_rep times: fold the query heads
@@ -333,9 +411,7 @@ fn attention_mask(
         return Ok(None);
     }
     let mask: Vec<f32> = (0..seq)
-        .flat_map(|i| {
-            (0..kv_len).map(move |j| if hidden(i, j) { f32::NEG_INFINITY } else { 0.0 })
-        })
+        .flat_map(|i| (0..kv_len).map(move |j| if hidden(i, j) { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Ok(Some(Tensor::from_vec(mask, (seq, kv_len), device)?))
 }
@@ -348,20 +424,21 @@ enum Activation {
 
 #[derive(Debug)]
 struct Mlp {
-    gate: QMatMul,
-    up: QMatMul,
+    gate: QLinear,
+    up: QLinear,
     down: QMatMul,
     act: Activation,
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?;
+        // project_all returns one tensor per weight, in order.
+        let gate_up = project_all(&[&self.gate, &self.up], x)?;
+        let (gate, up) = (&gate_up[0], &gate_up[1]);
         let gate = match self.act {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            Activation::Silu => candle_nn::ops::silu(gate)?,
             Activation::GeluTanh => gate.gelu()?,
         };
-        let up = self.up.forward(x)?;
         Ok(self.down.forward(&(gate * up)?)?)
     }
 }
@@ -564,9 +641,9 @@ impl Transformer {
                 _ => global_rope.clone(),
             };
             let attn = Attention {
-                wq: tr.qmatmul(&format!("{p}.attn_q.weight"))?,
-                wk: tr.qmatmul(&format!("{p}.attn_k.weight"))?,
-                wv: tr.qmatmul(&format!("{p}.attn_v.weight"))?,
+                wq: QLinear::new(tr.qtensor(&format!("{p}.attn_q.weight"))?)?,
+                wk: QLinear::new(tr.qtensor(&format!("{p}.attn_k.weight"))?)?,
+                wv: QLinear::new(tr.qtensor(&format!("{p}.attn_v.weight"))?)?,
                 wo: tr.qmatmul(&format!("{p}.attn_output.weight"))?,
                 bq: tr.opt_dense(&format!("{p}.attn_q.bias"))?,
                 bk: tr.opt_dense(&format!("{p}.attn_k.bias"))?,
@@ -582,8 +659,8 @@ impl Transformer {
                 cache: KvCache::default(),
             };
             let mlp = Mlp {
-                gate: tr.qmatmul(&format!("{p}.ffn_gate.weight"))?,
-                up: tr.qmatmul(&format!("{p}.ffn_up.weight"))?,
+                gate: QLinear::new(tr.qtensor(&format!("{p}.ffn_gate.weight"))?)?,
+                up: QLinear::new(tr.qtensor(&format!("{p}.ffn_up.weight"))?)?,
                 down: tr.qmatmul(&format!("{p}.ffn_down.weight"))?,
                 act: match act {
                     Activation::Silu => Activation::Silu,
@@ -646,7 +723,7 @@ impl Transformer {
     /// Cuts the KV cache back to its first `len` positions.
     pub fn truncate_cache(&mut self, len: usize) -> Result<()> {
         for b in &mut self.blocks {
-            b.attn.cache.truncate(len)?;
+            b.attn.cache.truncate(len);
         }
         Ok(())
     }
@@ -685,7 +762,9 @@ mod tests {
 
     #[test]
     fn causal_mask_hides_the_future() {
-        let m = attention_mask(2, 3, 5, None, &Device::Cpu).unwrap().unwrap();
+        let m = attention_mask(2, 3, 5, None, &Device::Cpu)
+            .unwrap()
+            .unwrap();
         let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
         assert_eq!(m[0], vec![0.0, 0.0, 0.0, 0.0, f32::NEG_INFINITY]);
         assert_eq!(m[1], vec![0.0; 5]);
@@ -694,10 +773,14 @@ mod tests {
     #[test]
     fn sliding_window_hides_the_far_past() {
         // Query at position 4 with window 2 sees keys 3 and 4 only.
-        let m = attention_mask(1, 4, 5, Some(2), &Device::Cpu).unwrap().unwrap();
+        let m = attention_mask(1, 4, 5, Some(2), &Device::Cpu)
+            .unwrap()
+            .unwrap();
         let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
         let inf = f32::NEG_INFINITY;
         assert_eq!(m[0], vec![inf, inf, inf, 0.0, 0.0]);
-        assert!(attention_mask(1, 4, 5, None, &Device::Cpu).unwrap().is_none());
+        assert!(attention_mask(1, 4, 5, None, &Device::Cpu)
+            .unwrap()
+            .is_none());
     }
 }
