@@ -39,8 +39,8 @@ fn argmax(t: &Tensor) -> u32 {
 
 // Token ids of a short ChatML prompt in Qwen's vocabulary; any valid ids do.
 const PROMPT: &[u32] = &[
-    151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, 31115,
-    419, 1119, 6364, 25, 220, 124047, 130648, 151645, 198, 151644, 77091, 198,
+    151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, 31115, 419,
+    1119, 6364, 25, 220, 124047, 130648, 151645, 198, 151644, 77091, 198,
 ];
 
 #[test]
@@ -58,11 +58,7 @@ fn qwen2_matches_candle_quantized_qwen2() {
 
     let input = Tensor::new(PROMPT, &dev).unwrap().unsqueeze(0).unwrap();
     let a = ours.forward(PROMPT).unwrap();
-    let b = theirs
-        .forward(&input, 0)
-        .unwrap()
-        .flatten_all()
-        .unwrap();
+    let b = theirs.forward(&input, 0).unwrap().flatten_all().unwrap();
     let diff = max_abs_diff(&a, &b);
     assert!(diff < 1e-2, "prefill logits differ by {diff}");
 
@@ -111,7 +107,10 @@ fn truncated_file_is_reported_as_truncated() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let err = Transformer::from_path(&cut, &Device::Cpu, 1024).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("cut.gguf") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("cut.gguf") && msg.contains("truncated"),
+        "{msg}"
+    );
 
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a model").unwrap();
