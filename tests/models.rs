@@ -57,10 +57,15 @@ fn list_shows_the_registry_with_the_default_marked() {
         .success()
         .stdout(predicate::str::contains("qwen2.5-coder-1.5b-instruct *"))
         .stdout(predicate::str::contains("gemma-3-270m"));
-    let out = tarjama().args(["models", "list", "--json"]).output().unwrap();
+    let out = tarjama()
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(rows.iter().any(|r| r["default"] == true));
-    assert!(rows.iter().all(|r| r["name"].is_string() && r["sources"].is_array()));
+    assert!(rows
+        .iter()
+        .all(|r| r["name"].is_string() && r["sources"].is_array()));
 }
 
 #[test]
@@ -126,12 +131,19 @@ fn summarize_the_seed_article_in_english_with_the_small_qwen() {
         .arg(&seed)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let summary = report["summary"].as_str().unwrap();
     assert!(!summary.is_empty());
     assert!(latin_share(summary) > 0.9, "not English: {summary}");
-    assert!(summary.contains("Putin"), "the summary misses Putin: {summary}");
+    assert!(
+        summary.contains("Putin"),
+        "the summary misses Putin: {summary}"
+    );
     let sentences = report["sentences"].as_array().unwrap();
     assert!(!sentences.is_empty() && sentences.len() <= 3, "{report}");
     assert_eq!(report["source_sentences"], 19);
@@ -157,7 +169,11 @@ fn translate_flores_sentences_into_english_with_the_small_qwen() {
         .write_stdin(input)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -168,4 +184,65 @@ fn translate_flores_sentences_into_english_with_the_small_qwen() {
         let t = r["translation"].as_str().unwrap();
         assert!(latin_share(t) > 0.9, "not English: {t}");
     }
+}
+
+/// The encoder-decoder path through the CLI prints exactly what Hugging Face transformers'
+/// `generate` + `batch_decode(skip_special_tokens=True)` gave for the tiny random Marian
+/// fixture (`scripts/gen_seq2seq_fixtures.py`), greedy, 24 = 1 start + 23 new tokens.
+#[test]
+fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
+    let dir = repo_root().join("crates/tarjama-models/tests/fixtures/seq2seq/marian");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let inputs: Vec<&str> = reference["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let greedy = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "greedy")
+        .expect("a greedy case");
+    let expected: Vec<&str> = greedy["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["texts"][0].as_str().unwrap())
+        .collect();
+    let stdin: String = inputs.iter().map(|l| format!("{l}\n\n")).collect();
+    let out = tarjama()
+        .args(["translate", "--model"])
+        .arg(&dir)
+        .args([
+            "--normalize",
+            "none",
+            "--beam",
+            "1",
+            "--max-tokens",
+            "23",
+            "--format",
+            "jsonl",
+            "-q",
+        ])
+        .write_stdin(stdin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            r["translation"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(got, expected);
 }

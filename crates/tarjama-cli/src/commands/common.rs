@@ -6,10 +6,10 @@ use anyhow::Context;
 use tarjama_models::gguf::{ChatModel, LoadOptions};
 use tarjama_models::pipeline::prompts::PromptSet;
 use tarjama_models::pipeline::{GgufTranslator, Seq2SeqAdapter, Translator};
-use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
+use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
 use tarjama_text::{Normalizer, Profile};
 
 use crate::progress::Reporter;
@@ -143,20 +143,9 @@ pub fn load_chat(resolved: &Resolved, args: &ModelArgs) -> anyhow::Result<Loaded
 }
 
 /// Loads any model as a [`Translator`]: a GGUF chat model asked to translate, with
-/// `batch_tokens`/`batch_sentences` source tokens and sentences per request.
+/// `batch_tokens`/`batch_sentences` source tokens and sentences per request, or an
+/// encoder-decoder model with beam size `beam` (chat models ignore it).
 pub fn load_translator(
-    resolved: &Resolved,
-    args: &ModelArgs,
-    params: SamplingParams,
-    batch_tokens: usize,
-    batch_sentences: usize,
-) -> anyhow::Result<Box<dyn Translator>> {
-    load_translator_with(resolved, args, params, batch_tokens, batch_sentences, None)
-}
-
-/// [`load_translator`], with a beam size for encoder-decoder models (chat models decode
-/// greedily or by sampling; they ignore it).
-pub fn load_translator_with(
     resolved: &Resolved,
     args: &ModelArgs,
     params: SamplingParams,
@@ -189,7 +178,11 @@ pub fn load_translator_with(
                 batch_tokens: batch_tokens.max(1024),
                 ..GenerateOptions::default()
             };
-            Ok(Box::new(Seq2SeqAdapter::new(model, resolved.name.clone(), options)))
+            Ok(Box::new(Seq2SeqAdapter::new(
+                model,
+                resolved.name.clone(),
+                options,
+            )))
         }
     }
 }

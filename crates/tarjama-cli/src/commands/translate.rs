@@ -553,6 +553,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 args.sampling.params(512),
                 args.batch_tokens,
                 args.batch_sentences,
+                args.beam,
             )?;
             translator = Some(match (&sink, args.batch.no_cache) {
                 (Sink::Folder(dir), false) => {
