@@ -246,8 +246,25 @@ pub fn summarize(
     let mut chunks = 1;
     let (answer, cite_offsets) = if whole_tokens <= budget {
         let user = fill(&template, &[("length", &length.phrase()), ("text", &whole)]);
-        let user = if cite { format!("{user}{CITE}") } else { user };
-        (ask(model, prompts, &user, &sampling, on_text)?, true)
+        if cite {
+            let answer = ask(model, prompts, &format!("{user}{CITE}"), &sampling, on_text)?;
+            if !strip_citations(&answer, n).is_empty() {
+                (answer, true)
+            } else {
+                // Small models sometimes answer with the citations alone; ask for the
+                // summary again without them rather than return nothing.
+                events.push(
+                    "the model answered with citations only; asked again without them".into(),
+                );
+                let plain = fill(
+                    &template,
+                    &[("length", &length.phrase()), ("text", &article.plain(0..n))],
+                );
+                (ask(model, prompts, &plain, &sampling, on_text)?, false)
+            }
+        } else {
+            (ask(model, prompts, &user, &sampling, on_text)?, true)
+        }
     } else {
         // Map: summarize chunks of sentences that fit, in English.
         let units: Vec<String> = match &english_sentences {
@@ -284,6 +301,7 @@ pub fn summarize(
         (ask(model, prompts, &user, &sampling, on_text)?, false)
     };
 
+    tracing::debug!(answer = %answer, "model's raw summary");
     // The answer as sentences, each with the source sentences it cites (direct strategy).
     let mut parts: Vec<(String, Option<Vec<usize>>)> = if cite && cite_offsets {
         strip_citations(&answer, n)
