@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::metric::{check_lengths, refs_per_segment, CorpusMetric, Signature};
+use crate::metric::{check_streams, refs_per_segment, CorpusMetric, Signature};
 use crate::tokenize::Tokenizer;
 use crate::{pytext, EvalError, Result};
 
@@ -415,14 +415,7 @@ pub fn corpus_bleu_multi<H: AsRef<str>, R: AsRef<str>>(
     config: &BleuConfig,
 ) -> Result<BleuScore> {
     config.validate()?;
-    if ref_streams.is_empty() {
-        return Err(EvalError::InvalidConfig(
-            "at least one reference stream is needed",
-        ));
-    }
-    for stream in ref_streams {
-        check_lengths(hyps.len(), stream.len())?;
-    }
+    check_streams(hyps.len(), ref_streams)?;
     let mut total = BleuStats {
         counts: vec![0; config.max_ngram_order],
         totals: vec![0; config.max_ngram_order],

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::metric::{check_lengths, refs_per_segment, CorpusMetric, Signature};
+use crate::metric::{check_streams, refs_per_segment, CorpusMetric, Signature};
 use crate::{pytext, EvalError, Result};
 
 /// Options of chrF, named after sacreBLEU's `CHRF(...)` arguments.
@@ -306,14 +306,7 @@ pub fn corpus_chrf_multi<H: AsRef<str>, R: AsRef<str>>(
     config: &ChrfConfig,
 ) -> Result<ChrfScore> {
     config.validate()?;
-    if ref_streams.is_empty() {
-        return Err(EvalError::InvalidConfig(
-            "at least one reference stream is needed",
-        ));
-    }
-    for stream in ref_streams {
-        check_lengths(hyps.len(), stream.len())?;
-    }
+    check_streams(hyps.len(), ref_streams)?;
     let mut total = vec![0u64; 3 * config.order()];
     for (i, hyp) in hyps.iter().enumerate() {
         let refs: Vec<&str> = ref_streams.iter().map(|s| s[i].as_ref()).collect();

@@ -51,6 +51,14 @@ pub(crate) fn refs_per_segment<'a>(
     n_hyps: usize,
     ref_streams: &[&[&'a str]],
 ) -> crate::Result<Vec<Vec<&'a str>>> {
+    check_streams(n_hyps, ref_streams)?;
+    Ok((0..n_hyps)
+        .map(|i| ref_streams.iter().map(|s| s[i]).collect())
+        .collect())
+}
+
+/// Checks that there is at least one reference stream and that each is `n_hyps` long.
+pub(crate) fn check_streams<R>(n_hyps: usize, ref_streams: &[&[R]]) -> crate::Result<()> {
     if ref_streams.is_empty() {
         return Err(crate::EvalError::InvalidConfig(
             "at least one reference stream is needed",
@@ -59,9 +67,7 @@ pub(crate) fn refs_per_segment<'a>(
     for stream in ref_streams {
         check_lengths(n_hyps, stream.len())?;
     }
-    Ok((0..n_hyps)
-        .map(|i| ref_streams.iter().map(|s| s[i]).collect())
-        .collect())
+    Ok(())
 }
 
 pub(crate) fn check_lengths(hyps: usize, refs: usize) -> crate::Result<()> {
