@@ -8,28 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+
+use common::{have_model, tarjama};
 use predicates::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
 const MODEL: &str = "gemma-3-270m";
-
-fn tarjama() -> Command {
-    Command::cargo_bin("tarjama").expect("the tarjama binary is built")
-}
-
-fn have_model(name: &str) -> bool {
-    let out = tarjama().args(["models", "path", name]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    if std::env::var("TARJAMA_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("model {name} is not downloaded and TARJAMA_REQUIRE_MODELS=1");
-    }
-    eprintln!("skipped: model {name} is not downloaded");
-    false
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

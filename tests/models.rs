@@ -7,24 +7,10 @@
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+mod common;
+
+use common::{have_model, tarjama};
 use predicates::prelude::*;
-
-fn tarjama() -> Command {
-    Command::cargo_bin("tarjama").expect("the tarjama binary is built")
-}
-
-fn have_model(name: &str) -> bool {
-    let out = tarjama().args(["models", "path", name]).output().unwrap();
-    if out.status.success() {
-        return true;
-    }
-    if std::env::var("TARJAMA_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("model {name} is not downloaded and TARJAMA_REQUIRE_MODELS=1");
-    }
-    eprintln!("skipped: model {name} is not downloaded");
-    false
-}
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
