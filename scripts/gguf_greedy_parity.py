@@ -62,21 +62,40 @@ def prompt_text(style: str, line: str) -> str:
     return f"Arabic: {line}\nEnglish:"
 
 
-def greedy(llm: Llama, prompt: list, n: int) -> list:
+def logits_now(llm: Llama) -> np.ndarray:
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
+
+
+def greedy(llm: Llama, prompt: list, n: int, top: int) -> tuple:
+    """Greedy ids, and at every step the `top` best [id, logit] pairs."""
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
-    n_vocab = llm.n_vocab()
     llm.reset()
     llm.eval(prompt)
-    out = []
+    out, tops = [], []
     for _ in range(n):
-        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(n_vocab,))
-        tok = int(np.argmax(logits))
+        logits = logits_now(llm)
+        best = np.argsort(-logits, kind="stable")[:top]
+        tops.append([[int(i), round(float(logits[i]), 4)] for i in best])
+        tok = int(best[0])
         out.append(tok)
         if llama_cpp.llama_vocab_is_eog(vocab, tok):
             break
         llm.eval([tok])
-    return out
+    return out, tops
+
+
+def forced_gaps(llm: Llama, prompt: list, forced: list) -> list:
+    """Teacher-forced along `forced`: at each step, best logit minus the forced token's."""
+    llm.reset()
+    llm.eval(prompt)
+    gaps = []
+    for i, tok in enumerate(forced):
+        logits = logits_now(llm)
+        gaps.append(float(logits.max() - logits[tok]))
+        if i + 1 < len(forced):
+            llm.eval([tok])
+    return gaps
 
 
 def main() -> int:
@@ -85,6 +104,7 @@ def main() -> int:
     ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES or ../shared/eval/flores200)")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--top", type=int, default=8, help="best logits recorded per step")
     ap.add_argument("--kv-f16", action="store_true", help="llama.cpp's default f16 KV cache")
     args = ap.parse_args()
 
@@ -110,28 +130,55 @@ def main() -> int:
         # cache they compute the same thing, so the reference uses an f32 cache
         # (--kv-f16 restores llama.cpp's default).
         kv = 1 if args.kv_f16 else 0  # GGML_TYPE_F16 = 1, GGML_TYPE_F32 = 0
-        llm = Llama(model_path=str(path), n_ctx=1024, n_batch=512, n_threads=args.threads,
-                    n_threads_batch=args.threads, verbose=False, type_k=kv, type_v=kv)
+
+        def load(n_batch: int) -> Llama:
+            return Llama(model_path=str(path), n_ctx=1024, n_batch=n_batch, n_ubatch=n_batch,
+                         n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
+                         type_k=kv, type_v=kv)
+
+        # The reference: the whole prompt in one batch, as tarjama's prefill does.
+        llm = load(512)
         add_bos = llm._model.add_bos_token()
         cases = []
         for i in picks:
             ids = llm.tokenize(prompt_text(style, lines[i]).encode("utf-8"), add_bos=add_bos, special=True)
-            out = greedy(llm, ids, args.tokens)
-            cases.append({"flores_line": i, "prompt_ids": ids, "output_ids": out})
+            out, tops = greedy(llm, ids, args.tokens, args.top)
+            cases.append({"flores_line": i, "prompt_ids": ids, "output_ids": out, "top_logits": tops})
             print(f"{name} line {i}: {len(ids)} prompt tokens -> "
                   f"{llm.detokenize(out).decode('utf-8', 'replace')!r}", file=sys.stderr)
+        del llm
+
+        # llama.cpp against itself: the same file and prompts fed one token at a time (its
+        # matrix-vector kernels instead of the batched, repacked ones). How often its own
+        # greedy output survives that change, and how far from the argmax its own logits put
+        # the reference tokens, is the yardstick for any other runner.
+        llm = load(1)
+        same, worst = 0, 0.0
+        for case in cases:
+            out, _ = greedy(llm, case["prompt_ids"], args.tokens, 1)
+            same += out == case["output_ids"]
+            worst = max(worst, max(forced_gaps(llm, case["prompt_ids"], case["output_ids"])))
+        del llm
+        print(f"{name}: llama.cpp batch 1 vs batch 512: {same}/{len(cases)} greedy outputs equal, "
+              f"largest gap to a reference token {worst:.3f}", file=sys.stderr)
         fixture = {
             "model": name,
-            "reference": f"llama-cpp-python {llama_cpp.__version__}, greedy argmax, {args.threads} threads, KV cache {'f16' if args.kv_f16 else 'f32'}",
+            "reference": f"llama-cpp-python {llama_cpp.__version__}, greedy argmax, {args.threads} threads, "
+                         f"KV cache {'f16' if args.kv_f16 else 'f32'}, prompt in one batch",
             "prompt_style": style,
             "add_bos": bool(add_bos),
             "max_new_tokens": args.tokens,
+            "llama_cpp_batch1": {"greedy_equal": same, "max_forced_gap": round(worst, 4)},
             "cases": cases,
         }
         out_path = FIXTURES / (name.removesuffix(".gguf") + ".json")
-        out_path.write_text(json.dumps(fixture, indent=1) + "\n")
+        # One case per line keeps the file small and its diffs readable.
+        head = {k: v for k, v in fixture.items() if k != "cases"}
+        body = ",\n".join("  " + json.dumps(case, separators=(",", ":")) for case in cases)
+        text = json.dumps(head, indent=1)[:-2] + ',\n "cases": [\n' + body + "\n ]\n}\n"
+        json.loads(text)
+        out_path.write_text(text)
         print(f"wrote {out_path.relative_to(ROOT)}", file=sys.stderr)
-        del llm
     return 0
 
 
