@@ -43,6 +43,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Print shell completions.
     Completions(commands::completions::Args),
+    /// Print the manual page, or write all of them to a folder.
+    Man(commands::man::Args),
 }
 
 fn main() {
@@ -56,6 +58,7 @@ fn main() {
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Completions(args) => commands::completions::run::<Cli>(args),
+        Command::Man(args) => commands::man::run::<Cli>(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -5,6 +5,10 @@ use clap_complete::Shell;
 
 /// Flags of `tarjama completions`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tarjama completions bash > ~/.local/share/bash-completion/completions/tarjama
+  tarjama completions zsh > ~/.zfunc/_tarjama
+  tarjama completions fish > ~/.config/fish/completions/tarjama.fish")]
 pub struct Args {
     /// The shell to write completions for.
     shell: Shell,

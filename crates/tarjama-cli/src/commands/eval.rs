@@ -37,6 +37,10 @@ use crate::exit;
 
 /// Flags of `tarjama eval`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tarjama eval --ref en.txt --hyp out.txt                       BLEU and chrF, as sacreBLEU prints them
+  tarjama eval --ref en.txt --hyp a.txt --hyp b.txt --paired-bs  is b better than a? (paired bootstrap)
+  tarjama eval --ref summary.txt --hyp ours.txt --metrics rouge --json")]
 pub struct Args {
     /// Reference file, one segment per line (UTF-8). Repeat for several references per
     /// segment (sacreBLEU's multi-reference BLEU and chrF, rouge-score's score_multi).

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod common;
 pub mod completions;
 pub mod eval;
+pub mod man;
 pub mod models;
 pub mod prep;
 pub mod summarize;

@@ -12,6 +12,7 @@ use crate::progress::Reporter;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// List known models: name, size, whether installed, what each is good for.
+    #[command(after_help = "Examples:\n  tarjama models list\n  tarjama models list --json")]
     List {
         /// Machine-readable output.
         #[arg(long)]
@@ -30,6 +31,7 @@ pub enum Command {
         quiet: bool,
     },
     /// Show a model's manifest and where its file is.
+    #[command(after_help = "Example:\n  tarjama models info qwen2.5-coder-1.5b-instruct")]
     Info {
         /// Registry name.
         name: String,
@@ -38,6 +40,7 @@ pub enum Command {
         json: bool,
     },
     /// Print the path of a downloaded model's file (exit 1 if not downloaded).
+    #[command(after_help = "Example:\n  llama-cli -m \"$(tarjama models path gemma-3-270m)\"")]
     Path {
         /// Registry name.
         name: String,

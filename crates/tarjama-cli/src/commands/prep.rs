@@ -44,6 +44,10 @@ impl InputArgs {
 
 /// Flags of `tarjama prep split`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tarjama prep split article.txt
+  tarjama prep split --json article.txt | head
+  curl -s URL | tarjama prep split --lossy")]
 pub struct SplitArgs {
     #[command(flatten)]
     input: InputArgs,
@@ -54,6 +58,10 @@ pub struct SplitArgs {
 
 /// Flags of `tarjama prep normalize`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  tarjama prep normalize article.txt
+  tarjama prep normalize --profile search --json article.txt
+  tarjama prep normalize --no-step tatweel --step digits < article.txt")]
 pub struct NormalizeArgs {
     #[command(flatten)]
     input: InputArgs,
