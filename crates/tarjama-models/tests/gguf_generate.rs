@@ -14,10 +14,11 @@
 //! picks up to 0.09, 0.39 and 0.79 logits below its own argmax (recorded in each fixture
 //! as `llama_cpp_batch1`). So the tests ask what a correct implementation must meet and a
 //! wrong one cannot:
-//! - teacher-forced along llama.cpp's output, each of its picks is within [`NEAR_TIE`] of
-//!   our best logit, at every step of every prompt;
+//! - teacher-forced along llama.cpp's output, each of its picks is within [`NEAR_TIE`] (or
+//!   llama.cpp's own spread on that model, if larger) of our best logit, at every step of
+//!   every prompt;
 //! - decoding freely, wherever our output parts from llama.cpp's, the token we chose is
-//!   also within [`NEAR_TIE`] of llama.cpp's best (a near-tie for both runners).
+//!   also that close to llama.cpp's best (a near-tie for both runners).
 //!
 //! The exact-match counts are printed next to llama.cpp's own (run with `--nocapture`).
 //!
@@ -105,10 +106,12 @@ fn decode(
 }
 
 /// A disagreement between two greedy runners counts as a near-tie when each runner puts
-/// the other's pick within this many logits of its own best. llama.cpp moves its own picks
-/// by 0.09 to 0.79 when only its batch size changes (`llama_cpp_batch1.max_forced_gap` in
-/// the fixtures); a wrong model (a bad rotary table, a missing bias, a wrong norm or
-/// activation) moves logits by whole units.
+/// the other's pick within this many logits of its own best, or within what llama.cpp
+/// allows itself on that model, if more: it moves its own picks by 0.09 (Qwen 0.5B), 0.39
+/// (1.5B) and 0.79 (Gemma 270M, whose activations have large outliers) when only its
+/// batch size changes (`llama_cpp_batch1.max_forced_gap` in the fixtures). A wrong model
+/// (a bad rotary table, a missing bias, a wrong norm or activation) moves logits by whole
+/// units.
 const NEAR_TIE: f32 = 0.6;
 
 fn check(fixture_name: &str) {
@@ -122,6 +125,7 @@ fn check(fixture_name: &str) {
     };
     let mut model = Transformer::from_path(&path, &Device::Cpu, 1024).unwrap();
     let name = &fixture.model;
+    let near_tie = NEAR_TIE.max(fixture.llama_cpp_batch1.max_forced_gap);
     let (mut same, mut worst_gap, mut worst_logit) = (0, 0f32, 0f32);
     let mut failures = Vec::new();
     for case in &fixture.cases {
@@ -134,7 +138,7 @@ fn check(fixture_name: &str) {
         for (i, (ours, theirs)) in steps.iter().zip(&case.top_logits).enumerate() {
             let g = gap(ours, case.output_ids[i]);
             worst_gap = worst_gap.max(g);
-            if g > NEAR_TIE {
+            if g > near_tie {
                 failures.push(format!(
                     "line {line}, step {i}: llama.cpp's pick {} is {g:.3} below our best",
                     case.output_ids[i]
@@ -165,7 +169,7 @@ fn check(fixture_name: &str) {
                     their_gap.map_or("not in its best 8".into(), |g| format!("{g:.3} below")),
                     case.output_ids[i],
                 );
-                if !their_gap.is_some_and(|g| g <= NEAR_TIE) {
+                if !their_gap.is_some_and(|g| g <= near_tie) {
                     failures.push(format!(
                         "line {line}, token {i}: our pick {} is no near-tie for llama.cpp",
                         ours[i]

@@ -1,6 +1,6 @@
 //! The unified GGUF transformer against candle's own quantized Qwen2 on the same real
-//! file: same logits for the same tokens, through prefill, decode steps,
-//! and a cache cut back to a shared prefix.
+//! file (weights as stored): same logits for the same tokens, through prefill, decode
+//! steps, and a cache cut back to a shared prefix.
 //!
 //! Needs the model files in the model folder (`tarjama models pull NAME`); skipped with a
 //! note when absent, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where absence fails.
@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use tarjama_models::gguf::model::Transformer;
+use tarjama_models::gguf::model::{Transformer, WeightLayout};
 
 fn model_file(name: &str) -> Option<PathBuf> {
     let path = tarjama_models::paths::models_dir().join(name);
@@ -49,7 +49,10 @@ fn qwen2_matches_candle_quantized_qwen2() {
         return;
     };
     let dev = Device::Cpu;
-    let mut ours = Transformer::from_path(&path, &dev, 4096).unwrap();
+    // The file's own layout: candle's model multiplies the weights as stored, so the two
+    // graphs can be compared number for number. (The default layout rewrites some weights
+    // for faster kernels; tests/gguf_generate.rs checks it against llama.cpp.)
+    let mut ours = Transformer::from_path_with(&path, &dev, 4096, WeightLayout::AsStored).unwrap();
     let mut file = std::fs::File::open(&path).unwrap();
     let ct = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
     let mut theirs =

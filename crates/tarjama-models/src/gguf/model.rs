@@ -16,7 +16,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -284,16 +284,183 @@ impl KvCache {
 struct QLinear {
     weight: Arc<QTensor>,
     mm: QMatMul,
+    /// Zero columns appended to the weight (see [`pad_q8_0`]); the input gets as many
+    /// zeros before the product.
+    pad: usize,
 }
 
 impl QLinear {
-    fn new(weight: QTensor) -> Result<Self> {
+    /// `pad`: pad rows for candle's packed kernels where that pays ([`pad_q8_0`]).
+    fn new(weight: QTensor, pad: bool) -> Result<Self> {
+        let (weight, pad) = if pad { pad_q8_0(weight)? } else { (weight, 0) };
         let weight = Arc::new(weight);
         Ok(QLinear {
             mm: QMatMul::from_arc(weight.clone())?,
             weight,
+            pad,
         })
     }
+
+    /// `x` widened with the zero columns this weight expects.
+    fn input(&self, x: &Tensor) -> Result<Tensor> {
+        if self.pad == 0 {
+            return Ok(x.clone());
+        }
+        Ok(x.pad_with_zeros(candle_core::D::Minus1, 0, self.pad)?)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.mm.forward(&self.input(x)?)?)
+    }
+
+    /// On x86 with VNNI, candle multiplies Q4_K and Q8_0 weights through a repacked copy
+    /// it builds on first use and keeps next to the original, which it then never reads
+    /// again: the weights sit in memory twice (Qwen2.5 0.5B: 1.07 GB instead of 0.63).
+    /// This builds the packed copy now and hands the original's pages back to the OS
+    /// (`madvise(MADV_DONTNEED)`: they read as zeros from then on). Whether candle really
+    /// no longer reads them is not assumed but checked: the same probe inputs (one row,
+    /// and 32 rows, where other kernels take over) must give bit-identical outputs before
+    /// and after. [`Release::Spoiled`] means they did not, and the weight must be loaded
+    /// again (the caller does, and keeps that copy whole).
+    fn release_original(&self) -> Result<Release> {
+        if !release_pays(&self.weight) {
+            return Ok(Release::Kept);
+        }
+        let k = self.weight.shape().dims2()?.1;
+        let probe = |m: usize| -> Result<Tensor> {
+            let xs: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
+            Ok(Tensor::from_vec(xs, (m, k), &Device::Cpu)?)
+        };
+        let (one, many) = (probe(1)?, probe(32)?);
+        let before = (self.mm.forward(&one)?, self.mm.forward(&many)?);
+        let data = self.weight.data()?;
+        if !matches!(data, std::borrow::Cow::Borrowed(_)) || !drop_pages(&data) {
+            return Ok(Release::Kept);
+        }
+        let after = (self.mm.forward(&one)?, self.mm.forward(&many)?);
+        let same = |a: &Tensor, b: &Tensor| -> Result<bool> {
+            let (a, b) = (
+                a.flatten_all()?.to_vec1::<f32>()?,
+                b.flatten_all()?.to_vec1::<f32>()?,
+            );
+            Ok(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()))
+        };
+        if same(&before.0, &after.0)? && same(&before.1, &after.1)? {
+            Ok(Release::Released)
+        } else {
+            Ok(Release::Spoiled)
+        }
+    }
+}
+
+/// What [`QLinear::release_original`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Nothing: both copies stay (or there is only one).
+    Kept,
+    /// The original's memory went back to the OS; results are unchanged.
+    Released,
+    /// The original was released but candle still read it: the weight is unusable.
+    Spoiled,
+}
+
+/// Whether candle keeps a packed second copy of `w` that makes the original dead weight:
+/// Q4_K or Q8_0 on an x86 CPU with VNNI, rows of whole 256-value blocks and a multiple of
+/// 16 rows (candle 0.11's `repack_x86::select`). Not with AMX, whose Q4_K prefill kernel
+/// packs from the original again. `TARJAMA_KEEP_WEIGHT_COPIES=1` turns it off.
+fn release_pays(w: &QTensor) -> bool {
+    if std::env::var("TARJAMA_KEEP_WEIGHT_COPIES").as_deref() == Ok("1") || !w.device().is_cpu() {
+        return false;
+    }
+    let Ok((n, k)) = w.shape().dims2() else {
+        return false;
+    };
+    let dtype_ok = match w.dtype() {
+        GgmlDType::Q8_0 => true,
+        GgmlDType::Q4K => !has_amx(),
+        _ => false,
+    };
+    dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_amx() -> bool {
+    // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8 (as candle checks it).
+    let info = std::arch::x86_64::__cpuid_count(7, 0);
+    info.edx & (1 << 24) != 0 || info.edx & (1 << 25) != 0
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_amx() -> bool {
+    false
+}
+
+/// Returns the whole pages inside `data` to the OS; false where that is not possible.
+#[cfg(unix)]
+fn drop_pages(data: &[u8]) -> bool {
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let Ok(page) = usize::try_from(page) else {
+        return false;
+    };
+    let start = (data.as_ptr() as usize).next_multiple_of(page);
+    let end = (data.as_ptr() as usize + data.len()) / page * page;
+    if end <= start {
+        return false;
+    }
+    // Only whole pages strictly inside the buffer: the allocator's bookkeeping around it is
+    // untouched, and freeing the buffer later works as usual.
+    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) == 0 }
+}
+
+#[cfg(not(unix))]
+fn drop_pages(_data: &[u8]) -> bool {
+    false
+}
+
+/// candle's fast x86 path for Q8_0 weights (repacked tiles multiplied with VNNI dot
+/// products, about 3x its plain Q8_0 kernel in prefill) needs rows of a multiple of 256
+/// values: it quantizes the input in 256-value blocks. Qwen2.5 0.5B's rows are 896 long.
+/// Appending zero blocks to every row (and zeros to the input) changes no product, so a
+/// Q8_0 weight whose rows fall short is padded up to the next multiple of 256 where that
+/// path exists (AVX512-VNNI or AVX-VNNI); elsewhere the padding would only cost time.
+/// Returns the weight and the number of columns added.
+fn pad_q8_0(w: QTensor) -> Result<(QTensor, usize)> {
+    const BLOCK: usize = 32; // values per Q8_0 block
+    const BLOCK_BYTES: usize = 34; // f16 scale + 32 x i8
+    let Ok((n, k)) = w.shape().dims2() else {
+        return Ok((w, 0));
+    };
+    if w.dtype() != GgmlDType::Q8_0
+        || !w.device().is_cpu()
+        || k % 256 == 0
+        || n % 16 != 0
+        || !has_vnni()
+    {
+        return Ok((w, 0));
+    }
+    let k_pad = k.next_multiple_of(256);
+    let data = w.data()?;
+    let (row, row_pad) = (k / BLOCK * BLOCK_BYTES, k_pad / BLOCK * BLOCK_BYTES);
+    let mut out = vec![0u8; n * row_pad];
+    for (src, dst) in data.chunks_exact(row).zip(out.chunks_exact_mut(row_pad)) {
+        dst[..row].copy_from_slice(src);
+    }
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(out), &w.device(), GgmlDType::Q8_0)?;
+    Ok((QTensor::new(storage, (n, k_pad))?, k_pad - k))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_vnni() -> bool {
+    std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512f")
+        || std::arch::is_x86_feature_detected!("avxvnni")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_vnni() -> bool {
+    false
 }
 
 /// Applies several projections to the same input `x`, in order. Projections whose weights
@@ -311,11 +478,13 @@ fn project_all(ws: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
             continue;
         }
         let group: Vec<usize> = (i..ws.len())
-            .filter(|&j| !done[j] && ws[j].weight.dtype() == ws[i].weight.dtype())
+            .filter(|&j| {
+                !done[j] && ws[j].weight.dtype() == ws[i].weight.dtype() && ws[j].pad == ws[i].pad
+            })
             .collect();
         if group.len() > 1 {
             let ts: Vec<&QTensor> = group.iter().map(|&j| ws[j].weight.as_ref()).collect();
-            if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &x)? {
+            if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &ws[i].input(&x)?)? {
                 for (&j, y) in group.iter().zip(ys) {
                     out[j] = Some(y);
                     done[j] = true;
@@ -323,7 +492,7 @@ fn project_all(ws: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
                 continue;
             }
         }
-        out[i] = Some(ws[i].mm.forward(&x)?);
+        out[i] = Some(ws[i].forward(&x)?);
         done[i] = true;
     }
     Ok(out.into_iter().flatten().collect())
@@ -334,7 +503,7 @@ struct Attention {
     wq: QLinear,
     wk: QLinear,
     wv: QLinear,
-    wo: QMatMul,
+    wo: QLinear,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
@@ -390,7 +559,7 @@ impl Attention {
             .reshape((b, self.n_head, seq, self.head_dim))?
             .transpose(1, 2)?
             .reshape((b, seq, self.n_head * self.head_dim))?;
-        Ok(self.wo.forward(&y)?)
+        self.wo.forward(&y)
     }
 }
 
@@ -426,7 +595,7 @@ enum Activation {
 struct Mlp {
     gate: QLinear,
     up: QLinear,
-    down: QMatMul,
+    down: QLinear,
     act: Activation,
 }
 
@@ -439,7 +608,7 @@ impl Mlp {
             Activation::Silu => candle_nn::ops::silu(gate)?,
             Activation::GeluTanh => gate.gelu()?,
         };
-        Ok(self.down.forward(&(gate * up)?)?)
+        self.down.forward(&(gate * up)?)
     }
 }
 
@@ -486,6 +655,7 @@ struct TensorReader<'a, R> {
     reader: &'a mut R,
     path: &'a Path,
     device: &'a Device,
+    layout: WeightLayout,
 }
 
 impl<R: Read + Seek> TensorReader<'_, R> {
@@ -502,8 +672,40 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             .map_err(|e| bad(self.path, format!("tensor `{name}`: {e}")))
     }
 
+    /// A matrix that multiplies activations, in the type the device multiplies fastest
+    /// (Q5_0 as Q8_0 on the CPU, see [`q5_0_as_q8_0`]).
+    fn weight(&mut self, name: &str) -> Result<QTensor> {
+        let t = self.qtensor(name)?;
+        if self.layout == WeightLayout::Fastest
+            && t.dtype() == GgmlDType::Q5_0
+            && self.device.is_cpu()
+        {
+            return q5_0_as_q8_0(&t).map_err(|e| bad(self.path, format!("tensor `{name}`: {e}")));
+        }
+        Ok(t)
+    }
+
+    /// A projection weight, ready to multiply, in memory once (see
+    /// [`QLinear::release_original`]).
+    fn linear(&mut self, name: &str) -> Result<QLinear> {
+        if self.layout == WeightLayout::AsStored {
+            return QLinear::new(self.weight(name)?, false);
+        }
+        let lin = QLinear::new(self.weight(name)?, true)?;
+        match lin.release_original()? {
+            Release::Kept | Release::Released => Ok(lin),
+            Release::Spoiled => {
+                tracing::warn!(
+                    "{}: candle still reads `{name}` after packing it; keeping both copies",
+                    self.path.display()
+                );
+                QLinear::new(self.weight(name)?, true)
+            }
+        }
+    }
+
     fn qmatmul(&mut self, name: &str) -> Result<QMatMul> {
-        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+        Ok(QMatMul::from_qtensor(self.weight(name)?)?)
     }
 
     fn dense(&mut self, name: &str) -> Result<Tensor> {
@@ -530,6 +732,39 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             Ok(None)
         }
     }
+}
+
+/// Rewrites a Q5_0 tensor as Q8_0, exactly: both store 32 weights per block with one f16
+/// scale, Q5_0 as 5-bit integers offset by 16, Q8_0 as 8-bit integers, so every weight
+/// `d * (q - 16)` becomes `d * q'` with `q' = q - 16` and the same `d`. The point is speed:
+/// candle's CPU dot product for Q5_0 is scalar, its Q8_0 one uses SIMD, and Q4_K_M files
+/// store in Q5_0 every matrix whose rows are not a multiple of 256 (most of Qwen2.5
+/// 0.5B's). Both dot with activations quantized to Q8_0, so the products are the same
+/// integers; only the order of the float sums changes. Costs 34/22 of those tensors'
+/// memory.
+fn q5_0_as_q8_0(t: &QTensor) -> candle_core::Result<QTensor> {
+    const Q5_0_BYTES: usize = 22; // f16 d, u32 high bits, 16 bytes of low nibbles
+    const Q8_0_BYTES: usize = 34; // f16 d, 32 x i8
+    let src = t.data()?;
+    if src.len() % Q5_0_BYTES != 0 {
+        candle_core::bail!("Q5_0 data of {} bytes is not whole blocks", src.len());
+    }
+    let mut out = Vec::with_capacity(src.len() / Q5_0_BYTES * Q8_0_BYTES);
+    for block in src.chunks_exact(Q5_0_BYTES) {
+        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        let qs = &block[6..];
+        out.extend_from_slice(&block[..2]);
+        let mut q = [0u8; 32];
+        for j in 0..16 {
+            let lo = (qs[j] & 0x0f) | ((((qh >> j) & 1) as u8) << 4);
+            let hi = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+            q[j] = (lo as i8 - 16) as u8;
+            q[j + 16] = (hi as i8 - 16) as u8;
+        }
+        out.extend_from_slice(&q);
+    }
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(out), &t.device(), GgmlDType::Q8_0)?;
+    QTensor::new(storage, t.shape())
 }
 
 /// Checks that every tensor the header announces lies inside the file, so a truncated
@@ -574,6 +809,19 @@ pub fn read_header(path: &Path) -> Result<(File, gguf_file::Content)> {
     Ok((file, ct))
 }
 
+/// How weights are kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightLayout {
+    /// In the layout the device multiplies fastest, each weight once: Q5_0 rewritten as
+    /// Q8_0, rows padded for candle's packed kernels, originals of packed weights released.
+    /// Same weights, other rounding of the sums.
+    #[default]
+    Fastest,
+    /// Exactly as stored in the file, through candle's plain kernels (to compare with
+    /// other candle-based implementations number for number).
+    AsStored,
+}
+
 impl Transformer {
     /// Loads the weights described by `ct` from `reader` (the same GGUF file).
     pub fn load<R: Read + Seek>(
@@ -583,12 +831,25 @@ impl Transformer {
         device: &Device,
         max_context: usize,
     ) -> Result<Self> {
+        Self::load_with(ct, reader, path, device, max_context, WeightLayout::Fastest)
+    }
+
+    /// [`Transformer::load`] with a choice of [`WeightLayout`].
+    pub fn load_with<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+        layout: WeightLayout,
+    ) -> Result<Self> {
         let hp = Hparams::from_metadata(ct, path)?;
         let mut tr = TensorReader {
             ct,
             reader,
             path,
             device,
+            layout,
         };
         let embed = Arc::new(tr.qtensor("token_embd.weight")?);
         let output = if tr.has("output.weight") {
@@ -641,10 +902,10 @@ impl Transformer {
                 _ => global_rope.clone(),
             };
             let attn = Attention {
-                wq: QLinear::new(tr.qtensor(&format!("{p}.attn_q.weight"))?)?,
-                wk: QLinear::new(tr.qtensor(&format!("{p}.attn_k.weight"))?)?,
-                wv: QLinear::new(tr.qtensor(&format!("{p}.attn_v.weight"))?)?,
-                wo: tr.qmatmul(&format!("{p}.attn_output.weight"))?,
+                wq: tr.linear(&format!("{p}.attn_q.weight"))?,
+                wk: tr.linear(&format!("{p}.attn_k.weight"))?,
+                wv: tr.linear(&format!("{p}.attn_v.weight"))?,
+                wo: tr.linear(&format!("{p}.attn_output.weight"))?,
                 bq: tr.opt_dense(&format!("{p}.attn_q.bias"))?,
                 bk: tr.opt_dense(&format!("{p}.attn_k.bias"))?,
                 bv: tr.opt_dense(&format!("{p}.attn_v.bias"))?,
@@ -659,9 +920,9 @@ impl Transformer {
                 cache: KvCache::default(),
             };
             let mlp = Mlp {
-                gate: QLinear::new(tr.qtensor(&format!("{p}.ffn_gate.weight"))?)?,
-                up: QLinear::new(tr.qtensor(&format!("{p}.ffn_up.weight"))?)?,
-                down: tr.qmatmul(&format!("{p}.ffn_down.weight"))?,
+                gate: tr.linear(&format!("{p}.ffn_gate.weight"))?,
+                up: tr.linear(&format!("{p}.ffn_up.weight"))?,
+                down: tr.linear(&format!("{p}.ffn_down.weight"))?,
                 act: match act {
                     Activation::Silu => Activation::Silu,
                     Activation::GeluTanh => Activation::GeluTanh,
@@ -698,8 +959,18 @@ impl Transformer {
 
     /// Loads a GGUF file from disk.
     pub fn from_path(path: &Path, device: &Device, max_context: usize) -> Result<Self> {
+        Self::from_path_with(path, device, max_context, WeightLayout::Fastest)
+    }
+
+    /// [`Transformer::from_path`] with a choice of [`WeightLayout`].
+    pub fn from_path_with(
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+        layout: WeightLayout,
+    ) -> Result<Self> {
         let (mut file, ct) = read_header(path)?;
-        Self::load(&ct, &mut file, path, device, max_context)
+        Self::load_with(&ct, &mut file, path, device, max_context, layout)
     }
 
     /// The model's hyper-parameters.
