@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() {
+    tarjama_models::runtime::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

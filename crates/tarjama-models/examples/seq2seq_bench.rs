@@ -18,6 +18,8 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the tarjama binary does.
+    tarjama_models::runtime::tune_allocator();
     let mut args = std::env::args().skip(1);
     let model = args
         .next()

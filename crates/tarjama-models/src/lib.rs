@@ -9,6 +9,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod registry;
 pub mod resolve;
+pub mod runtime;
 pub mod sampling;
 pub mod seq2seq;
 pub mod source;

@@ -35,6 +35,8 @@ pub struct DecoderState {
     cross_mask: Tensor,
     /// Tokens already decoded (the self-attention cache length).
     past: usize,
+    /// For every row, the encoder row its cross-attention keys, values and mask come from.
+    sources: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,15 +50,28 @@ impl DecoderState {
     /// Keeps and reorders batch rows: row `i` of the new state is row `rows[i]` of the old
     /// one. Beam search uses it to follow the surviving beams and to drop finished
     /// sentences from the batch.
+    ///
+    /// The cross-attention keys and values depend only on the source sentence, so they are
+    /// copied only when the rows' sources change (a sentence leaves, beams are spread out);
+    /// beam search's reordering of beams within each sentence leaves them as they are.
+    /// That copy was most of the memory traffic of a beam-search step.
     pub fn select_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
+        let picked = rows.to_vec1::<u32>()?;
+        let sources: Vec<u32> = picked.iter().map(|&r| self.sources[r as usize]).collect();
+        let cross_changed = sources != self.sources;
         for layer in &mut self.layers {
             if let Some((k, v)) = &layer.self_kv {
                 layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
             }
-            layer.cross_k = layer.cross_k.index_select(rows, 0)?;
-            layer.cross_v = layer.cross_v.index_select(rows, 0)?;
+            if cross_changed {
+                layer.cross_k = layer.cross_k.index_select(rows, 0)?;
+                layer.cross_v = layer.cross_v.index_select(rows, 0)?;
+            }
         }
-        self.cross_mask = self.cross_mask.index_select(rows, 0)?;
+        if cross_changed {
+            self.cross_mask = self.cross_mask.index_select(rows, 0)?;
+        }
+        self.sources = sources;
         Ok(())
     }
 
@@ -417,6 +432,7 @@ impl EncoderDecoder for Seq2SeqModel {
             layers,
             cross_mask: additive_mask(mask)?,
             past: 0,
+            sources: (0..encoded.dim(0)? as u32).collect(),
         })
     }
 
