@@ -26,6 +26,10 @@ pub struct SamplingParams {
     pub max_new_tokens: usize,
     /// Generation stops before any of these strings; they are not part of the output.
     pub stop: Vec<String>,
+    /// Stop when the last this-many generated tokens repeat, token for token, a stretch
+    /// generated earlier: the model is looping and would only say it again until
+    /// `max_new_tokens`. 0 turns it off.
+    pub stop_on_loop: usize,
 }
 
 impl Default for SamplingParams {
@@ -39,6 +43,7 @@ impl Default for SamplingParams {
             repeat_last_n: 64,
             max_new_tokens: 512,
             stop: Vec::new(),
+            stop_on_loop: 0,
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum StopReason {
     Length,
     /// The context window is full.
     Context,
+    /// The last tokens repeated earlier output (`SamplingParams::stop_on_loop`).
+    Loop,
 }
 
 /// The result of one generation, with its timings.
@@ -248,6 +250,9 @@ impl ChatModel {
             if ids.len() + generated >= max_context {
                 break StopReason::Context;
             }
+            if repeats_earlier(&history[ids.len()..], params.stop_on_loop) {
+                break StopReason::Loop;
+            }
             logits = feed(&[next])?;
         };
         if stop != StopReason::StopString {
@@ -291,6 +296,18 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Whether the last `window` tokens of `generated` also occur earlier in it, token for
+/// token (`window` 0: never).
+fn repeats_earlier(generated: &[u32], window: usize) -> bool {
+    if window == 0 || generated.len() < 2 * window {
+        return false;
+    }
+    let tail = &generated[generated.len() - window..];
+    generated[..generated.len() - window]
+        .windows(window)
+        .any(|w| w == tail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +317,14 @@ mod tests {
         let stops = vec!["\n\n".to_string(), "END".to_string()];
         assert_eq!(find_stop("abc END\n\nx", &stops), Some(4));
         assert_eq!(find_stop("abc", &stops), None);
+    }
+
+    #[test]
+    fn a_loop_is_a_repeat_of_the_last_window() {
+        let text = [1, 2, 3, 4, 9, 1, 2, 3, 4];
+        assert!(repeats_earlier(&text, 4));
+        assert!(!repeats_earlier(&text, 5));
+        assert!(!repeats_earlier(&text, 0));
+        assert!(!repeats_earlier(&[1, 2, 3, 1, 2], 3));
     }
 }

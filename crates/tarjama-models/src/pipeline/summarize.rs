@@ -162,6 +162,9 @@ impl Article {
 const CITE: &str = "\n\nThe article's sentences are numbered. End each sentence of your summary \
 with the numbers of the article sentences it is based on, in brackets, like [2][5].";
 
+/// Generated tokens that, repeated verbatim, count as a loop (about one short sentence).
+const LOOP_WINDOW: usize = 16;
+
 /// Summarizes `text`, streaming the final summary's text to `on_text`.
 pub fn summarize(
     model: &mut ChatModel,
@@ -228,6 +231,9 @@ pub fn summarize(
     let cite = options.attribute && options.strategy == Strategy::Direct;
     let sampling = SamplingParams {
         max_new_tokens: length.max_new_tokens() + if cite { 60 } else { 0 },
+        // Small models fall into saying the same sentence again; what they repeat is
+        // dropped afterwards, so stop decoding it as soon as the loop shows.
+        stop_on_loop: LOOP_WINDOW,
         ..options.sampling.clone()
     };
     let overhead = 200 + model.count_tokens(&prompts.system)? + model.count_tokens(&template)?;
@@ -289,6 +295,7 @@ pub fn summarize(
             );
             let partial_params = SamplingParams {
                 max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
+                stop_on_loop: LOOP_WINDOW,
                 ..options.sampling.clone()
             };
             partials.push(ask(model, prompts, &user, &partial_params, &mut |_| {})?);
