@@ -173,6 +173,27 @@ fn translate_flores_sentences_into_english_with_the_small_qwen() {
     }
 }
 
+#[test]
+fn a_truncated_safetensors_file_is_named_in_the_error() {
+    let src = repo_root().join("crates/tarjama-models/tests/fixtures/seq2seq/marian");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let weights = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    tarjama()
+        .args(["translate", "--model"])
+        .arg(dir.path())
+        .write_stdin("قال بوتين.")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("model.safetensors"))
+        .stderr(predicate::str::contains("truncated"));
+}
+
 /// The encoder-decoder path through the CLI prints exactly what Hugging Face transformers'
 /// `generate` + `batch_decode(skip_special_tokens=True)` gave for the tiny random Marian
 /// fixture (`scripts/gen_seq2seq_fixtures.py`), greedy, 24 = 1 start + 23 new tokens.

@@ -53,13 +53,13 @@ pub enum Error {
         reason: String,
     },
     /// A weight tensor is missing, of the wrong shape, or the weights file is unreadable.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Weights {
         /// The weights file.
         path: PathBuf,
-        /// candle's error, which names the tensor.
-        #[source]
-        source: candle_core::Error,
+        /// candle's error, which names the tensor. Part of the message rather than a
+        /// `source()`, so printing the chain does not say it twice.
+        error: candle_core::Error,
     },
     /// A SentencePiece `.spm`/`.model` file is malformed.
     #[error("{path}: not a valid SentencePiece model: {reason}")]
