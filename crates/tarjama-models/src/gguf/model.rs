@@ -451,8 +451,13 @@ fn pad_q8_0(w: QTensor) -> Result<(QTensor, usize)> {
     Ok((QTensor::new(storage, (n, k_pad))?, k_pad - k))
 }
 
+/// Whether candle will use its VNNI kernels here. It honours `MISTRALRS_FORCE_AVX2=1`
+/// (its switch to test the AVX2 path), so this does too.
 #[cfg(target_arch = "x86_64")]
 fn has_vnni() -> bool {
+    if std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1") {
+        return false;
+    }
     std::arch::is_x86_feature_detected!("avx512vnni")
         && std::arch::is_x86_feature_detected!("avx512f")
         || std::arch::is_x86_feature_detected!("avxvnni")
