@@ -25,9 +25,12 @@
 //! Needs the model files in the model folder (`tarjama models pull NAME`); a missing file
 //! is skipped with a note, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use candle_core::Device;
+use common::model_file;
 use serde::Deserialize;
 use tarjama_models::gguf::model::Transformer;
 
@@ -52,18 +55,6 @@ struct Case {
     output_ids: Vec<u32>,
     /// Per generated step, llama.cpp's best `[id, logit]` pairs, best first.
     top_logits: Vec<Vec<(u32, f32)>>,
-}
-
-fn model_file(name: &str) -> Option<PathBuf> {
-    let path = tarjama_models::paths::models_dir().join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("TARJAMA_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("{} is missing and TARJAMA_REQUIRE_MODELS=1", path.display());
-    }
-    eprintln!("skipped: {} is not downloaded", path.display());
-    None
 }
 
 fn argmax(logits: &[f32]) -> u32 {

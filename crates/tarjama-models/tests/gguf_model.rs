@@ -5,22 +5,11 @@
 //! Needs the model files in the model folder (`tarjama models pull NAME`); skipped with a
 //! note when absent, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where absence fails.
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::{Device, Tensor};
+use common::model_file;
 use tarjama_models::gguf::model::{Transformer, WeightLayout};
-
-fn model_file(name: &str) -> Option<PathBuf> {
-    let path = tarjama_models::paths::models_dir().join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("TARJAMA_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("{} is missing and TARJAMA_REQUIRE_MODELS=1", path.display());
-    }
-    eprintln!("skipped: {} is not downloaded", path.display());
-    None
-}
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
