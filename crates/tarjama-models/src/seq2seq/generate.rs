@@ -6,7 +6,10 @@
 //! sentence whose result can no longer change leaves the batch, so batching never changes
 //! what a sentence gets.
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Storage, Tensor};
+use rayon::prelude::*;
+
+use super::attention::log_sum_exp;
 
 use super::model::{last_position, DecoderState, EncoderDecoder};
 
@@ -160,8 +163,16 @@ pub fn search<M: EncoderDecoder>(
     }
 }
 
-fn log_softmax_rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-    candle_nn::ops::log_softmax(logits, D::Minus1)?.to_vec2::<f32>()
+/// Calls `f` on the values of a contiguous f32 tensor: in place for one on the CPU,
+/// otherwise on a copy.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 fn log_softmax_in_place(row: &[f32]) -> Vec<f32> {
@@ -217,7 +228,7 @@ fn greedy<M: EncoderDecoder>(
         if keep.len() < active.len() {
             active = keep.iter().map(|&r| active[r as usize]).collect();
             if !active.is_empty() {
-                state.select_rows(&Tensor::from_vec(keep.clone(), keep.len(), device)?)?;
+                state.select_rows(&keep)?;
             }
         }
     }
@@ -307,36 +318,44 @@ fn beam<M: EncoderDecoder>(
     let rows: Vec<u32> = (0..n as u32)
         .flat_map(|s| std::iter::repeat_n(s, nb))
         .collect();
-    state.select_rows(&Tensor::from_vec(rows, n * nb, device)?)?;
+    state.select_rows(&rows)?;
     let mut active: Vec<usize> = (0..n).collect();
     let mut next_tokens: Vec<u32> = vec![params.decoder_start; n * nb];
     while !active.is_empty() {
         let ids = Tensor::from_vec(next_tokens.clone(), (active.len() * nb, 1), device)?;
         let logits = last_position(&model.step(&ids, &mut state)?)?;
-        let mut log_probs = log_softmax_rows(&logits)?;
-        let vocab = log_probs.first().map_or(0, Vec::len);
+        let vocab = logits.dim(1)?;
+        // Each sentence's best `k` continuations over all its beams, sentences in
+        // parallel. The overall top k come from at most k per beam: a small sorted list
+        // per beam row instead of beams x vocabulary candidates. Log-probabilities are
+        // the logits minus their row's log-sum-exp, as `log_softmax` gives them.
+        let by_score = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let tops: Vec<Vec<(f32, usize)>> = with_values(&logits, |all| {
+            active
+                .par_iter()
+                .enumerate()
+                .map_init(Vec::new, |scratch: &mut Vec<f32>, (slot, &s)| {
+                    let mut flat: Vec<(f32, usize)> = Vec::with_capacity(nb * k);
+                    for (b, beam) in sentences[s].beams.iter().enumerate() {
+                        let row = &all[(slot * nb + b) * vocab..][..vocab];
+                        let lse = log_sum_exp(row);
+                        scratch.clear();
+                        scratch.extend(row.iter().map(|&x| x - lse));
+                        params.process(&beam.seq, scratch);
+                        top_k_into(scratch, beam.score, b * vocab, k, &mut flat);
+                    }
+                    flat.sort_by(by_score);
+                    flat.truncate(k);
+                    flat
+                })
+                .collect()
+        })?;
         let mut keep_rows: Vec<u32> = Vec::new();
         let mut still_active = Vec::new();
         next_tokens.clear();
-        for (slot, &s) in active.iter().enumerate() {
+        for ((slot, &s), flat) in active.iter().enumerate().zip(tops) {
             let sent = &mut sentences[s];
             let cur_len = sent.beams[0].seq.len();
-            // Candidate scores over all beams x vocabulary.
-            // The overall top k come from at most k per beam: keep a small sorted list per
-            // beam row instead of materializing beams x vocabulary candidates.
-            let mut flat: Vec<(f32, usize)> = Vec::with_capacity(nb * k);
-            let by_score =
-                |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-            for (b, beam) in sent.beams.iter().enumerate() {
-                let row = &mut log_probs[slot * nb + b];
-                params.process(&beam.seq, row);
-                top_k_into(row, beam.score, b * vocab, k, &mut flat);
-            }
-            if flat.len() > k {
-                flat.sort_by(by_score);
-                flat.truncate(k);
-            }
-            flat.sort_by(by_score);
             let pool_full = sent.pool.len() == nb;
             let blocked = sent.done || (params.early_stopping == EarlyStopping::True && pool_full);
             let mut candidates: Vec<(f32, usize, u32, bool)> = Vec::with_capacity(k);
@@ -406,8 +425,7 @@ fn beam<M: EncoderDecoder>(
         }
         active = still_active;
         if !active.is_empty() {
-            let index = Tensor::from_vec(keep_rows.clone(), keep_rows.len(), device)?;
-            state.select_rows(&index)?;
+            state.select_rows(&keep_rows)?;
         }
     }
     Ok(sentences

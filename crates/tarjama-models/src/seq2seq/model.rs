@@ -7,6 +7,7 @@
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 
+use super::attention;
 use super::config::{Architecture, Seq2SeqConfig};
 use super::quant::Proj;
 
@@ -27,63 +28,70 @@ pub trait EncoderDecoder {
     fn step(&self, ids: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor>;
 }
 
-/// Per-batch decoder state: cached keys and values of every layer and the encoder mask.
+/// Per-batch decoder state: the cached keys and values of every layer and, for each row,
+/// which cached rows its attention sees.
+///
+/// Self-attention keys and values are appended, never moved: every row keeps the list of
+/// cache slots of its history, and beam search's reordering only reorders those lists.
+/// (Copying every layer's cache at every reorder, as tensors must, was a fifth of a
+/// beam step.) Cross-attention keys and values are kept once per source sentence; rows
+/// name their source.
 #[derive(Debug, Clone)]
 pub struct DecoderState {
     layers: Vec<LayerCache>,
-    /// Additive cross-attention mask, `(batch, 1, 1, src_len)`.
-    cross_mask: Tensor,
-    /// Tokens already decoded (the self-attention cache length).
+    /// Tokens already decoded (the length of every row's history).
     past: usize,
-    /// For every row, the encoder row its cross-attention keys, values and mask come from.
+    /// Self-attention cache slots written so far (the same in every layer).
+    slots: u32,
+    /// For every row, the cache slot of each of its past positions.
+    paths: Vec<Vec<u32>>,
+    /// For every row, the encoder row (source sentence) it translates.
     sources: Vec<u32>,
+    /// For every encoder row, the cross-attention slots of its unpadded tokens.
+    source_slots: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone)]
 struct LayerCache {
-    self_kv: Option<(Tensor, Tensor)>,
-    cross_k: Tensor,
-    cross_v: Tensor,
+    /// Self-attention keys and values, one `d_model` row per slot.
+    self_k: Vec<f32>,
+    self_v: Vec<f32>,
+    /// Cross-attention keys and values, `(encoder rows x src_len)` rows of `d_model`.
+    cross_k: Vec<f32>,
+    cross_v: Vec<f32>,
 }
 
 impl DecoderState {
     /// Keeps and reorders batch rows: row `i` of the new state is row `rows[i]` of the old
     /// one. Beam search uses it to follow the surviving beams and to drop finished
-    /// sentences from the batch.
-    ///
-    /// The cross-attention keys and values depend only on the source sentence, so they are
-    /// copied only when the rows' sources change (a sentence leaves, beams are spread out);
-    /// beam search's reordering of beams within each sentence leaves them as they are.
-    /// That copy was most of the memory traffic of a beam-search step.
-    pub fn select_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
-        let picked = rows.to_vec1::<u32>()?;
-        let sources: Vec<u32> = picked.iter().map(|&r| self.sources[r as usize]).collect();
-        let cross_changed = sources != self.sources;
-        for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
-            }
-            if cross_changed {
-                layer.cross_k = layer.cross_k.index_select(rows, 0)?;
-                layer.cross_v = layer.cross_v.index_select(rows, 0)?;
-            }
+    /// sentences from the batch. No cached key or value moves.
+    pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
+        let n = self.sources.len();
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+            candle_core::bail!("select_rows: row {bad} of a batch of {n}")
         }
-        if cross_changed {
-            self.cross_mask = self.cross_mask.index_select(rows, 0)?;
-        }
-        self.sources = sources;
+        self.paths = rows
+            .iter()
+            .map(|&r| self.paths[r as usize].clone())
+            .collect();
+        self.sources = rows.iter().map(|&r| self.sources[r as usize]).collect();
         Ok(())
     }
 
     /// Number of rows.
     pub fn batch(&self) -> candle_core::Result<usize> {
-        self.cross_mask.dim(0)
+        Ok(self.sources.len())
     }
 
     /// Tokens decoded so far.
     pub fn past(&self) -> usize {
         self.past
     }
+}
+
+/// A `(.., d)` tensor's values, row-major.
+fn values(x: &Tensor) -> candle_core::Result<Vec<f32>> {
+    x.flatten_all()?.to_vec1::<f32>()
 }
 
 struct Attention {
@@ -420,19 +428,36 @@ impl EncoderDecoder for Seq2SeqModel {
             .decoder_layers
             .iter()
             .map(|layer| {
-                let (cross_k, cross_v) = layer.encoder_attn.keys_values(encoded)?;
+                let attn = &layer.encoder_attn;
                 Ok(LayerCache {
-                    self_kv: None,
-                    cross_k,
-                    cross_v,
+                    self_k: Vec::new(),
+                    self_v: Vec::new(),
+                    cross_k: values(&attn.k_proj.forward(encoded)?)?,
+                    cross_v: values(&attn.v_proj.forward(encoded)?)?,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let mask = mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let src_len = mask.first().map_or(0, Vec::len);
+        let source_slots = mask
+            .iter()
+            .enumerate()
+            .map(|(row, m)| {
+                m.iter()
+                    .enumerate()
+                    .filter(|&(_, &keep)| keep != 0)
+                    .map(|(j, _)| (row * src_len + j) as u32)
+                    .collect()
+            })
+            .collect();
+        let n = mask.len();
         Ok(DecoderState {
             layers,
-            cross_mask: additive_mask(mask)?,
             past: 0,
-            sources: (0..encoded.dim(0)? as u32).collect(),
+            slots: 0,
+            paths: vec![Vec::new(); n],
+            sources: (0..n as u32).collect(),
+            source_slots,
         })
     }
 
@@ -450,15 +475,23 @@ impl EncoderDecoder for Seq2SeqModel {
             .collect();
         let mut x = (self.decoder_embed.forward(ids)? * self.embed_scale)?;
         x = (x + self.position_rows(pos_ids, (b, t))?)?;
-        // Causal mask among the new tokens; cached positions are all visible.
-        let causal = if t > 1 {
-            let m: Vec<f32> = (0..t)
-                .flat_map(|i| (0..past + t).map(move |j| if j > past + i { MASKED } else { 0.0 }))
-                .collect();
-            Some(Tensor::from_vec(m, (1, 1, t, past + t), &self.device)?)
-        } else {
-            None
-        };
+        if b != state.paths.len() {
+            candle_core::bail!(
+                "step: {b} rows of input for a state of {}",
+                state.paths.len()
+            )
+        }
+        // Slots of the new positions, row by row as the projections lay them out.
+        let first_slot = state.slots;
+        for (r, path) in state.paths.iter_mut().enumerate() {
+            path.extend((0..t as u32).map(|i| first_slot + (r * t) as u32 + i));
+        }
+        state.slots += (b * t) as u32;
+        let d = x.dim(2)?;
+        let (paths, sources, source_slots) = (&state.paths, &state.sources, &state.source_slots);
+        // Query `i` of a row sits at position `past + i` and sees its history up to there.
+        let self_slots = |row: usize| &paths[row / t][..past + row % t + 1];
+        let cross_slots = |row: usize| source_slots[sources[row / t] as usize].as_slice();
         let pre_norm = self.arch == Architecture::M2M100;
         for (layer, cache) in self.decoder_layers.iter().zip(state.layers.iter_mut()) {
             let self_in = if pre_norm {
@@ -466,13 +499,26 @@ impl EncoderDecoder for Seq2SeqModel {
             } else {
                 x.clone()
             };
-            let (k, v) = layer.self_attn.keys_values(&self_in)?;
-            let (k, v) = match &cache.self_kv {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-                None => (k, v),
-            };
-            let h = layer.self_attn.attend(&self_in, &k, &v, causal.as_ref())?;
-            cache.self_kv = Some((k, v));
+            let attn = &layer.self_attn;
+            let q = values(&attn.q_proj.forward(&self_in)?)?;
+            cache
+                .self_k
+                .extend(values(&attn.k_proj.forward(&self_in)?)?);
+            cache
+                .self_v
+                .extend(values(&attn.v_proj.forward(&self_in)?)?);
+            let out = attention::attend(
+                &q,
+                &cache.self_k,
+                &cache.self_v,
+                d,
+                attn.heads,
+                attn.scaling as f32,
+                self_slots,
+            );
+            let h = attn
+                .out_proj
+                .forward(&Tensor::from_vec(out, (b, t, d), &self.device)?)?;
             x = (&x + h)?;
             if !pre_norm {
                 x = layer.self_attn_layer_norm.forward(&x)?;
@@ -482,12 +528,20 @@ impl EncoderDecoder for Seq2SeqModel {
             } else {
                 x.clone()
             };
-            let h = layer.encoder_attn.attend(
-                &cross_in,
+            let attn = &layer.encoder_attn;
+            let q = values(&attn.q_proj.forward(&cross_in)?)?;
+            let out = attention::attend(
+                &q,
                 &cache.cross_k,
                 &cache.cross_v,
-                Some(&state.cross_mask),
-            )?;
+                d,
+                attn.heads,
+                attn.scaling as f32,
+                cross_slots,
+            );
+            let h = attn
+                .out_proj
+                .forward(&Tensor::from_vec(out, (b, t, d), &self.device)?)?;
             x = (&x + h)?;
             if !pre_norm {
                 x = layer.encoder_attn_layer_norm.forward(&x)?;

@@ -8,10 +8,15 @@ use candle_nn::VarBuilder;
 /// A linear layer `x W^T + b`, with f32 or Q8_0 weights.
 #[derive(Debug, Clone)]
 pub enum Proj {
-    /// Full-precision weights.
+    /// Full-precision weights, stored transposed (`in x out`, contiguous): `gemm` then
+    /// streams the matrix as it lies instead of repacking a transposed view at every call,
+    /// which made each projection about 1.4x slower (the vocabulary projection of a beam
+    /// step: 31 -> 22 ms at batch 128).
     F32 {
-        /// The layer.
-        linear: candle_nn::Linear,
+        /// `W^T`, `(in, out)`.
+        weight_t: Tensor,
+        /// The bias.
+        bias: Option<Tensor>,
     },
     /// Weights quantized to 8 bits in blocks of 32 with one f16 scale each (`Q8_0`).
     Q8 {
@@ -62,7 +67,8 @@ impl Proj {
             })
         } else {
             Ok(Proj::F32 {
-                linear: candle_nn::Linear::new(weight, bias),
+                weight_t: weight.t()?.contiguous()?,
+                bias,
             })
         }
     }
@@ -70,15 +76,23 @@ impl Proj {
 
 impl Module for Proj {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Proj::F32 { linear } => linear.forward(x),
-            Proj::Q8 { weight, bias } => {
-                let y = weight.forward(x)?;
-                match bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
+        let (y, bias) = match self {
+            Proj::F32 { weight_t, bias } => {
+                // Rows of any leading shape, as one `(rows, in) x (in, out)` product.
+                let (&inp, lead) = x.dims().split_last().expect("Proj input has no dims");
+                let out = weight_t.dim(1)?;
+                let rows = x
+                    .contiguous()?
+                    .reshape((lead.iter().product::<usize>(), inp))?;
+                let mut shape = lead.to_vec();
+                shape.push(out);
+                (rows.matmul(weight_t)?.reshape(shape)?, bias)
             }
+            Proj::Q8 { weight, bias } => (weight.forward(x)?, bias),
+        };
+        match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
         }
     }
 }
