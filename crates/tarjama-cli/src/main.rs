@@ -48,7 +48,7 @@ enum Command {
 }
 
 fn main() {
-    tarjama_models::runtime::tune_allocator();
+    tarjama_models::runtime::tune();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

@@ -115,7 +115,7 @@ fn peak_rss_bytes() -> Option<u64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the tarjama binary does.
-    tarjama_models::runtime::tune_allocator();
+    tarjama_models::runtime::tune();
     let args = parse_args();
     let t = Instant::now();
     let max_context = args.prompt.len() + args.decode + 1;

@@ -19,7 +19,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the tarjama binary does.
-    tarjama_models::runtime::tune_allocator();
+    tarjama_models::runtime::tune();
     let mut args = std::env::args().skip(1);
     let model = args
         .next()

@@ -37,8 +37,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `out = softmax(scale * q . k_j) . v_j` over the key rows `slots`, head by head. `q`
-/// and `out` hold all heads (`d` values); `k` and `v` are rows of `d` values.
+/// `out = softmax(scale * q . k_j) . v_j` over the key rows `slots`, all heads at once:
+/// each key and value row (`d` values, heads side by side) is read once, in order.
+/// `scratch` is reused between calls.
 #[allow(clippy::too_many_arguments)]
 fn attend_one(
     q: &[f32],
@@ -47,32 +48,40 @@ fn attend_one(
     heads: usize,
     scale: f32,
     slots: &[u32],
-    scores: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
     let d = q.len();
     let hd = d / heads;
-    scores.resize(slots.len(), 0.0);
+    scratch.clear();
+    scratch.resize((slots.len() + 2) * heads, 0.0);
+    // Per head: running max, then sum of exponentials; then `heads` scores per key.
+    let (stats, scores) = scratch.split_at_mut(2 * heads);
+    let (max, sums) = stats.split_at_mut(heads);
+    max.fill(f32::NEG_INFINITY);
+    for (s, &slot) in scores.chunks_exact_mut(heads).zip(slots) {
+        let key = &k[slot as usize * d..][..d];
+        for (h, (qh, kh)) in q.chunks_exact(hd).zip(key.chunks_exact(hd)).enumerate() {
+            s[h] = dot(qh, kh) * scale;
+            max[h] = max[h].max(s[h]);
+        }
+    }
+    for s in scores.chunks_exact_mut(heads) {
+        for h in 0..heads {
+            s[h] = exp_fast(s[h] - max[h]);
+            sums[h] += s[h];
+        }
+    }
     out.fill(0.0);
-    for h in 0..heads {
-        let qh = &q[h * hd..(h + 1) * hd];
-        let mut max = f32::NEG_INFINITY;
-        for (s, &slot) in scores.iter_mut().zip(slots) {
-            let at = slot as usize * d + h * hd;
-            *s = dot(qh, &k[at..at + hd]) * scale;
-            max = max.max(*s);
-        }
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let inv = 1.0 / sum;
-        let oh = &mut out[h * hd..(h + 1) * hd];
-        for (&p, &slot) in scores.iter().zip(slots) {
-            let at = slot as usize * d + h * hd;
-            let p = p * inv;
-            for (o, &x) in oh.iter_mut().zip(&v[at..at + hd]) {
+    for (p, &slot) in scores.chunks_exact(heads).zip(slots) {
+        let value = &v[slot as usize * d..][..d];
+        for (h, (oh, vh)) in out
+            .chunks_exact_mut(hd)
+            .zip(value.chunks_exact(hd))
+            .enumerate()
+        {
+            let p = p[h] / sums[h];
+            for (o, &x) in oh.iter_mut().zip(vh) {
                 *o += p * x;
             }
         }
@@ -108,7 +117,7 @@ where
 }
 
 /// `exp(x)` to within about one ulp for the `x <= 0` that log-sum-exp feeds it (Cephes'
-/// `expf`: reduction by `ln 2`, a degree-6 polynomial), written so that a loop over it
+/// `expf`: reduction by `ln 2` (to nearest even, which vectorizes), a degree-6 polynomial), written so that a loop over it
 /// vectorizes; glibc's `expf` does not, and the 62k-wide softmax of every beam row made
 /// it a tenth of a decoding step. Inputs below -87.3 (and -inf) give about 1e-38.
 #[inline]
@@ -117,7 +126,7 @@ fn exp_fast(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E).round();
+    let n = (x * LOG2E).round_ties_even();
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;

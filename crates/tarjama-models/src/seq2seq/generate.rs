@@ -256,15 +256,33 @@ fn top_k_into(
     k: usize,
     out: &mut Vec<(f32, usize)>,
 ) {
-    // Sorted best-first; a value enters only if it beats the current k-th.
+    // Sorted best-first; a value enters only if it beats the current k-th. Once the list
+    // is full, a block of 16 whose (vectorized) maximum cannot enter is skipped whole:
+    // over a 62k vocabulary almost every block is.
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    for (i, &x) in row.iter().enumerate() {
+    let consider = |best: &mut Vec<(f32, usize)>, i: usize, x: f32| {
         if best.len() == k && x <= best[k - 1].0 {
-            continue;
+            return;
         }
         let pos = best.partition_point(|&(y, _)| y >= x);
         best.insert(pos, (x, i));
         best.truncate(k);
+    };
+    const BLOCK: usize = 16;
+    for (b, block) in row.chunks(BLOCK).enumerate() {
+        if best.len() == k && block.len() == BLOCK {
+            let kth = best[k - 1].0;
+            // The scalar test negated, without early exit so that it vectorizes (a NaN
+            // is not `<= kth`, so it is considered, as the scalar loop would).
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let any_enters = block.iter().fold(false, |acc, &x| acc | !(x <= kth));
+            if !any_enters {
+                continue;
+            }
+        }
+        for (j, &x) in block.iter().enumerate() {
+            consider(&mut best, b * BLOCK + j, x);
+        }
     }
     out.extend(
         best.into_iter()
