@@ -135,7 +135,11 @@ fn exp_fast(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n without a float-to-int conversion (Rust's `as` saturates, which does not
+    // vectorize): adding 2^23 puts the integer n + 127 in the low mantissa bits, and the
+    // shift moves it into the exponent field, dropping the rest.
+    let biased = (n + (127.0 + 8_388_608.0)).to_bits();
+    y * f32::from_bits(biased << 23)
 }
 
 /// `log(sum(exp(row)))`, computed stably; `-inf` for an empty or all `-inf` row.

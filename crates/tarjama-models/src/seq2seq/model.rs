@@ -11,10 +11,6 @@ use super::attention;
 use super::config::{Architecture, Seq2SeqConfig};
 use super::quant::Proj;
 
-/// Added to attention scores of masked positions. Not -inf: a finite value keeps softmax
-/// free of NaN, and after the max-subtraction in softmax it underflows to exactly 0.
-const MASKED: f32 = -1e9;
-
 /// What generation needs from an encoder-decoder model.
 pub trait EncoderDecoder {
     /// Encodes a right-padded batch: `ids` and `mask` (1 = token, 0 = padding) are
@@ -94,68 +90,111 @@ fn values(x: &Tensor) -> candle_core::Result<Vec<f32>> {
     x.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Multi-head attention's projections. Self-attention projects queries, keys and values
+/// with one matrix (the checkpoint's three stacked), so a step makes one matmul (and, with
+/// int8 weights, quantizes its input once) instead of three; cross-attention projects its
+/// keys and values together, once per batch, and its queries at every step.
 struct Attention {
-    q_proj: Proj,
-    k_proj: Proj,
-    v_proj: Proj,
+    /// Self-attention: `[q; k; v]`, `(3 d_model, d_model)`; cross-attention: `q`.
+    input: Proj,
+    /// Cross-attention: `[k; v]`, `(2 d_model, d_model)`.
+    kv: Option<Proj>,
     out_proj: Proj,
     heads: usize,
-    head_dim: usize,
-    scaling: f64,
+    scaling: f32,
+}
+
+/// The named projections under `vb`, stacked into one (`(names x d, d)`, biases too).
+fn stacked(vb: &VarBuilder, names: &[&str], d: usize, quantize: bool) -> candle_core::Result<Proj> {
+    let mut weights = Vec::with_capacity(names.len());
+    let mut biases = Vec::with_capacity(names.len());
+    for name in names {
+        weights.push(vb.pp(name).get((d, d), "weight")?);
+        biases.push(vb.pp(name).get(d, "bias")?);
+    }
+    Proj::from_weights(
+        Tensor::cat(&weights, 0)?,
+        Some(Tensor::cat(&biases, 0)?),
+        quantize,
+    )
 }
 
 impl Attention {
-    fn load(
+    fn load_self(
         vb: VarBuilder,
-        d_model: usize,
+        d: usize,
         heads: usize,
         quantize: bool,
     ) -> candle_core::Result<Self> {
-        let head_dim = d_model / heads;
         Ok(Attention {
-            q_proj: Proj::load(d_model, d_model, vb.pp("q_proj"), quantize)?,
-            k_proj: Proj::load(d_model, d_model, vb.pp("k_proj"), quantize)?,
-            v_proj: Proj::load(d_model, d_model, vb.pp("v_proj"), quantize)?,
-            out_proj: Proj::load(d_model, d_model, vb.pp("out_proj"), quantize)?,
+            input: stacked(&vb, &["q_proj", "k_proj", "v_proj"], d, quantize)?,
+            kv: None,
+            out_proj: Proj::load(d, d, vb.pp("out_proj"), quantize)?,
             heads,
-            head_dim,
-            scaling: (head_dim as f64).powf(-0.5),
+            scaling: (d as f32 / heads as f32).powf(-0.5),
         })
     }
 
-    /// `(b, t, d_model)` -> `(b, heads, t, head_dim)`.
-    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
+    fn load_cross(
+        vb: VarBuilder,
+        d: usize,
+        heads: usize,
+        quantize: bool,
+    ) -> candle_core::Result<Self> {
+        Ok(Attention {
+            input: Proj::load(d, d, vb.pp("q_proj"), quantize)?,
+            kv: Some(stacked(&vb, &["k_proj", "v_proj"], d, quantize)?),
+            out_proj: Proj::load(d, d, vb.pp("out_proj"), quantize)?,
+            heads,
+            scaling: (d as f32 / heads as f32).powf(-0.5),
+        })
     }
 
-    fn keys_values(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let k = self.split_heads(&self.k_proj.forward(x)?)?;
-        let v = self.split_heads(&self.v_proj.forward(x)?)?;
-        Ok((k, v))
-    }
-
-    /// Attention of `x`'s queries over `k`/`v`, with an additive mask broadcast to
-    /// `(b, heads, t, s)`.
-    fn attend(
+    /// Attention of the query rows `q` over the key/value rows `slots(row)` names, through
+    /// `out_proj`; `shape` is the `(b, t, d)` of the result.
+    fn attend<'a>(
         &self,
-        x: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: Option<&Tensor>,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        shape: (usize, usize, usize),
+        slots: impl Fn(usize) -> &'a [u32] + Sync,
+        device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let q = self.split_heads(&(self.q_proj.forward(x)? * self.scaling)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out_proj.forward(&out)
+        let d = shape.2;
+        let out = attention::attend(q, k, v, d, self.heads, self.scaling, slots);
+        self.out_proj
+            .forward(&Tensor::from_vec(out, shape, device)?)
     }
+}
+
+/// Splits rows of `parts * d` values into `parts` buffers of rows of `d`.
+fn split_columns(x: &[f32], d: usize, parts: usize) -> Vec<Vec<f32>> {
+    let rows = x.len() / (d * parts);
+    let mut out = vec![Vec::with_capacity(rows * d); parts];
+    for row in x.chunks_exact(d * parts) {
+        for (o, part) in out.iter_mut().zip(row.chunks_exact(d)) {
+            o.extend_from_slice(part);
+        }
+    }
+    out
+}
+
+/// For every row of a `(b, s)` 0/1 mask, the flat indices (`row * s + j`) of its tokens:
+/// the key rows its attention may see.
+fn mask_slots(mask: &Tensor) -> candle_core::Result<Vec<Vec<u32>>> {
+    let mask = mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+    Ok(mask
+        .iter()
+        .enumerate()
+        .map(|(row, m)| {
+            m.iter()
+                .enumerate()
+                .filter(|&(_, &keep)| keep != 0)
+                .map(|(j, _)| (row * m.len() + j) as u32)
+                .collect()
+        })
+        .collect())
 }
 
 struct FeedForward {
@@ -280,7 +319,7 @@ impl Seq2SeqModel {
         for i in 0..cfg.encoder_layers {
             let vb = m.pp("encoder").pp("layers").pp(i);
             encoder_layers.push(EncoderLayer {
-                self_attn: Attention::load(
+                self_attn: Attention::load_self(
                     vb.pp("self_attn"),
                     d,
                     cfg.encoder_attention_heads,
@@ -295,14 +334,14 @@ impl Seq2SeqModel {
         for i in 0..cfg.decoder_layers {
             let vb = m.pp("decoder").pp("layers").pp(i);
             decoder_layers.push(DecoderLayer {
-                self_attn: Attention::load(
+                self_attn: Attention::load_self(
                     vb.pp("self_attn"),
                     d,
                     cfg.decoder_attention_heads,
                     quantize,
                 )?,
                 self_attn_layer_norm: ln(vb.pp("self_attn_layer_norm"))?,
-                encoder_attn: Attention::load(
+                encoder_attn: Attention::load_cross(
                     vb.pp("encoder_attn"),
                     d,
                     cfg.decoder_attention_heads,
@@ -367,13 +406,6 @@ impl Seq2SeqModel {
     }
 }
 
-/// Additive mask `(b, 1, 1, s)` from a `(b, s)` 0/1 mask.
-fn additive_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, s) = mask.dims2()?;
-    let keep = mask.to_dtype(DType::F32)?;
-    ((1.0 - keep)? * f64::from(MASKED))?.reshape((b, 1, 1, s))
-}
-
 impl EncoderDecoder for Seq2SeqModel {
     fn encode(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let (b, s) = ids.dims2()?;
@@ -400,18 +432,30 @@ impl EncoderDecoder for Seq2SeqModel {
         };
         let mut x = (self.encoder_embed.forward(ids)? * self.embed_scale)?;
         x = (x + self.position_rows(pos_ids, (b, s))?)?;
-        let attn_mask = additive_mask(mask)?;
+        let slots = mask_slots(mask)?;
+        let d = x.dim(2)?;
+        // Every position, padding included (as transformers computes it), sees its
+        // sentence's tokens.
+        let attend = |attn: &Attention, h: &Tensor| -> candle_core::Result<Tensor> {
+            let qkv = split_columns(&values(&attn.input.forward(h)?)?, d, 3);
+            attn.attend(
+                &qkv[0],
+                &qkv[1],
+                &qkv[2],
+                (b, s, d),
+                |row| &slots[row / s],
+                &self.device,
+            )
+        };
         let pre_norm = self.arch == Architecture::M2M100;
         for layer in &self.encoder_layers {
             if pre_norm {
                 let h = layer.self_attn_layer_norm.forward(&x)?;
-                let (k, v) = layer.self_attn.keys_values(&h)?;
-                x = (&x + layer.self_attn.attend(&h, &k, &v, Some(&attn_mask))?)?;
+                x = (&x + attend(&layer.self_attn, &h)?)?;
                 let h = layer.final_layer_norm.forward(&x)?;
                 x = (&x + layer.ffn.forward(&h)?)?;
             } else {
-                let (k, v) = layer.self_attn.keys_values(&x)?;
-                let h = (&x + layer.self_attn.attend(&x, &k, &v, Some(&attn_mask))?)?;
+                let h = (&x + attend(&layer.self_attn, &x)?)?;
                 x = layer.self_attn_layer_norm.forward(&h)?;
                 let h = (&x + layer.ffn.forward(&x)?)?;
                 x = layer.final_layer_norm.forward(&h)?;
@@ -424,33 +468,28 @@ impl EncoderDecoder for Seq2SeqModel {
     }
 
     fn start(&self, encoded: &Tensor, mask: &Tensor) -> candle_core::Result<DecoderState> {
+        let d = encoded.dim(2)?;
         let layers = self
             .decoder_layers
             .iter()
             .map(|layer| {
-                let attn = &layer.encoder_attn;
+                let kv = match &layer.encoder_attn.kv {
+                    Some(kv) => values(&kv.forward(encoded)?)?,
+                    None => candle_core::bail!("cross-attention without key/value projections"),
+                };
+                let mut kv = split_columns(&kv, d, 2);
+                let (cross_v, cross_k) =
+                    (kv.pop().unwrap_or_default(), kv.pop().unwrap_or_default());
                 Ok(LayerCache {
                     self_k: Vec::new(),
                     self_v: Vec::new(),
-                    cross_k: values(&attn.k_proj.forward(encoded)?)?,
-                    cross_v: values(&attn.v_proj.forward(encoded)?)?,
+                    cross_k,
+                    cross_v,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let mask = mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
-        let src_len = mask.first().map_or(0, Vec::len);
-        let source_slots = mask
-            .iter()
-            .enumerate()
-            .map(|(row, m)| {
-                m.iter()
-                    .enumerate()
-                    .filter(|&(_, &keep)| keep != 0)
-                    .map(|(j, _)| (row * src_len + j) as u32)
-                    .collect()
-            })
-            .collect();
-        let n = mask.len();
+        let source_slots = mask_slots(mask)?;
+        let n = source_slots.len();
         Ok(DecoderState {
             layers,
             past: 0,
@@ -500,25 +539,18 @@ impl EncoderDecoder for Seq2SeqModel {
                 x.clone()
             };
             let attn = &layer.self_attn;
-            let q = values(&attn.q_proj.forward(&self_in)?)?;
-            cache
-                .self_k
-                .extend(values(&attn.k_proj.forward(&self_in)?)?);
-            cache
-                .self_v
-                .extend(values(&attn.v_proj.forward(&self_in)?)?);
-            let out = attention::attend(
-                &q,
+            let mut qkv = split_columns(&values(&attn.input.forward(&self_in)?)?, d, 3);
+            let (v, k) = (qkv.pop().unwrap_or_default(), qkv.pop().unwrap_or_default());
+            cache.self_k.extend(k);
+            cache.self_v.extend(v);
+            let h = attn.attend(
+                &qkv[0],
                 &cache.self_k,
                 &cache.self_v,
-                d,
-                attn.heads,
-                attn.scaling as f32,
+                (b, t, d),
                 self_slots,
-            );
-            let h = attn
-                .out_proj
-                .forward(&Tensor::from_vec(out, (b, t, d), &self.device)?)?;
+                &self.device,
+            )?;
             x = (&x + h)?;
             if !pre_norm {
                 x = layer.self_attn_layer_norm.forward(&x)?;
@@ -529,19 +561,15 @@ impl EncoderDecoder for Seq2SeqModel {
                 x.clone()
             };
             let attn = &layer.encoder_attn;
-            let q = values(&attn.q_proj.forward(&cross_in)?)?;
-            let out = attention::attend(
+            let q = values(&attn.input.forward(&cross_in)?)?;
+            let h = attn.attend(
                 &q,
                 &cache.cross_k,
                 &cache.cross_v,
-                d,
-                attn.heads,
-                attn.scaling as f32,
+                (b, t, d),
                 cross_slots,
-            );
-            let h = attn
-                .out_proj
-                .forward(&Tensor::from_vec(out, (b, t, d), &self.device)?)?;
+                &self.device,
+            )?;
             x = (&x + h)?;
             if !pre_norm {
                 x = layer.encoder_attn_layer_norm.forward(&x)?;
