@@ -15,6 +15,7 @@ mod attention;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod int8;
 pub mod model;
 pub mod quant;
 pub mod resolve;
