@@ -5,7 +5,7 @@
 //! `tarjama models pull`); without them they print a note and pass, unless
 //! `TARJAMA_REQUIRE_MODELS=1` (CI), where a missing model fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod common;
 
@@ -194,37 +194,42 @@ fn a_truncated_safetensors_file_is_named_in_the_error() {
         .stderr(predicate::str::contains("truncated"));
 }
 
-/// The encoder-decoder path through the CLI prints exactly what Hugging Face transformers'
-/// `generate` + `batch_decode(skip_special_tokens=True)` gave for the tiny random Marian
-/// fixture (`scripts/gen_seq2seq_fixtures.py`), greedy, 24 = 1 start + 23 new tokens.
-#[test]
-fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
+/// The fixture's inputs and transformers' greedy outputs (24 = 1 start + 23 new tokens).
+fn marian_fixture() -> (PathBuf, Vec<String>, Vec<String>) {
     let dir = repo_root().join("crates/tarjama-models/tests/fixtures/seq2seq/marian");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
-    let inputs: Vec<&str> = reference["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let inputs = strings(&reference["inputs"]);
     let greedy = reference["cases"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == "greedy")
         .expect("a greedy case");
-    let expected: Vec<&str> = greedy["outputs"]
+    let expected = greedy["outputs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["texts"][0].as_str().unwrap())
+        .map(|o| o["texts"][0].as_str().unwrap().to_string())
         .collect();
+    (dir, inputs, expected)
+}
+
+/// `tarjama translate --model DIR --normalize none --beam 1 --max-tokens 23` plus `extra`,
+/// one paragraph per input; the translations.
+fn translate_marian(dir: &Path, inputs: &[String], extra: &[&str]) -> Vec<String> {
     let stdin: String = inputs.iter().map(|l| format!("{l}\n\n")).collect();
     let out = tarjama()
         .args(["translate", "--model"])
-        .arg(&dir)
+        .arg(dir)
         .args([
             "--normalize",
             "none",
@@ -236,6 +241,7 @@ fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
             "jsonl",
             "-q",
         ])
+        .args(extra)
         .write_stdin(stdin)
         .output()
         .unwrap();
@@ -244,13 +250,37 @@ fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: Vec<String> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
             let r: serde_json::Value = serde_json::from_str(l).unwrap();
             r["translation"].as_str().unwrap().to_string()
         })
-        .collect();
-    assert_eq!(got, expected);
+        .collect()
+}
+
+/// The encoder-decoder path through the CLI prints exactly what Hugging Face transformers'
+/// `generate` + `batch_decode(skip_special_tokens=True)` gave for the tiny random Marian
+/// fixture (`scripts/gen_seq2seq_fixtures.py`), greedy.
+#[test]
+fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
+    let (dir, inputs, expected) = marian_fixture();
+    assert_eq!(translate_marian(&dir, &inputs, &[]), expected);
+}
+
+/// `--int8` loads the same model with 8-bit linear layers: every input still gets a
+/// translation, most of them the f32 one (the library's tests measure the agreement).
+#[test]
+fn translate_int8_quantizes_an_encoder_decoder() {
+    let (dir, inputs, expected) = marian_fixture();
+    let got = translate_marian(&dir, &inputs, &["--int8"]);
+    assert_eq!(got.len(), expected.len());
+    assert!(got.iter().all(|t| !t.is_empty()));
+    let same = got.iter().zip(&expected).filter(|(a, b)| a == b).count();
+    assert!(
+        2 * same >= expected.len(),
+        "int8 agrees with f32 on {same}/{} inputs",
+        expected.len()
+    );
 }

@@ -9,7 +9,9 @@ use tarjama_models::pipeline::{GgufTranslator, Seq2SeqAdapter, Translator};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
-use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
+use tarjama_models::seq2seq::{
+    GenerateOptions, LoadOptions as Seq2SeqLoadOptions, Seq2SeqTranslator,
+};
 use tarjama_text::{Normalizer, Profile};
 
 use crate::progress::Reporter;
@@ -142,16 +144,25 @@ pub fn load_chat(resolved: &Resolved, args: &ModelArgs) -> anyhow::Result<Loaded
     })
 }
 
+/// What only an encoder-decoder model takes; chat models ignore it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seq2SeqChoices {
+    /// Beam size (`None`: the model's generation config).
+    pub beam: Option<usize>,
+    /// Quantize the linear layers to 8 bits at load.
+    pub int8: bool,
+}
+
 /// Loads any model as a [`Translator`]: a GGUF chat model asked to translate, with
 /// `batch_tokens`/`batch_sentences` source tokens and sentences per request, or an
-/// encoder-decoder model with beam size `beam` (chat models ignore it).
+/// encoder-decoder model loaded and decoding as `seq2seq` says.
 pub fn load_translator(
     resolved: &Resolved,
     args: &ModelArgs,
     params: SamplingParams,
     batch_tokens: usize,
     batch_sentences: usize,
-    beam: Option<usize>,
+    seq2seq: Seq2SeqChoices,
 ) -> anyhow::Result<Box<dyn Translator>> {
     match resolved.kind {
         ModelKind::Gguf => {
@@ -166,12 +177,13 @@ pub fn load_translator(
                 Some(repo) => repo.clone(),
                 None => resolved.path.to_string_lossy().into_owned(),
             };
-            let model = Seq2SeqTranslator::load(&spec, &candle_core::Device::Cpu)
+            let load = Seq2SeqLoadOptions { int8: seq2seq.int8 };
+            let model = Seq2SeqTranslator::load_with(&spec, &candle_core::Device::Cpu, load)
                 .with_context(|| format!("loading {spec}"))?;
             // An encoder-decoder batches whole sentences; its token budget is larger than
             // a chat model's request size.
             let options = GenerateOptions {
-                beam,
+                beam: seq2seq.beam,
                 max_tokens: Some(params.max_new_tokens),
                 repetition_penalty: (params.repetition_penalty != 1.0)
                     .then_some(params.repetition_penalty),

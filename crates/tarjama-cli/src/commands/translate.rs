@@ -36,6 +36,7 @@ use crate::exit;
   tarjama translate articles/ -o english/ --format html    # bilingual pages for a browser
   tarjama translate films/ -o subs/ --include '*.srt'      # subtitles: timestamps kept
   tarjama translate corpus/ -o out/ --shard 2/4            # machine 2 of 4, same out/ folder
+  tarjama translate corpus/ -o out/ --model Helsinki-NLP/opus-mt-ar-en --beam 4 --int8
 
 A folder run records each finished input in OUTPUT/.tarjama-manifest*.jsonl and skips it
 next time unless the input, the model or the settings changed; kill it at any moment and
@@ -59,6 +60,11 @@ pub struct Args {
     /// Beam size for encoder-decoder models; chat models decode greedily and ignore it.
     #[arg(long)]
     pub beam: Option<usize>,
+    /// Encoder-decoder models: quantize the linear layers to 8 bits at load (about 1.6x
+    /// faster on a CPU with AVX-512 VNNI, slightly different output). GGUF chat models are
+    /// quantized already and ignore it.
+    #[arg(long)]
+    pub int8: bool,
     /// Sentences per request to a chat model (1: each sentence alone).
     #[arg(long, default_value_t = 6)]
     pub batch_sentences: usize,
@@ -143,6 +149,9 @@ struct TranslationSettings<'a> {
     batch_tokens: usize,
     max_context: usize,
     normalize: &'a str,
+    /// Absent when off, so caches written before the option existed keep their key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    int8: bool,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -174,6 +183,7 @@ fn settings_hashes(args: &Args, resolved: &Resolved) -> anyhow::Result<(String, 
         batch_tokens: args.batch_tokens,
         max_context: args.model.max_context,
         normalize: &args.normalize,
+        int8: args.int8,
     };
     let translation = sha256_hex(&serde_json::to_vec(&s)?);
     let output = sha256_hex(
@@ -412,6 +422,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             resolved.name
         );
     }
+    if args.int8 && resolved.kind == ModelKind::Gguf && !args.quiet {
+        eprintln!(
+            "note: --int8 is ignored: {} is a GGUF model, quantized already",
+            resolved.name
+        );
+    }
     let (translation_settings, settings) = settings_hashes(&args, &resolved)?;
     let tag = args.select.shard.map(|s| s.tag());
 
@@ -553,7 +569,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 args.sampling.params(512),
                 args.batch_tokens,
                 args.batch_sentences,
-                args.beam,
+                common::Seq2SeqChoices {
+                    beam: args.beam,
+                    int8: args.int8,
+                },
             )?;
             translator = Some(match (&sink, args.batch.no_cache) {
                 (Sink::Folder(dir), false) => {

@@ -42,7 +42,8 @@ use tokenizer::{existing, MarianTokenizer, NllbTokenizer};
 /// How to load a model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Quantize the linear layers' weights to int8 (GGML `Q8_0`).
+    /// Quantize the linear layers' weights to 8 bits (per-row int8 on AVX-512 VNNI, GGML
+    /// `Q8_0` elsewhere).
     pub int8: bool,
 }
 
