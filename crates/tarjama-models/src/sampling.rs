@@ -30,6 +30,10 @@ pub struct SamplingParams {
     /// generated earlier: the model is looping and would only say it again until
     /// `max_new_tokens`. 0 turns it off.
     pub stop_on_loop: usize,
+    /// Stop once the text holds this many distinct complete sentences and has begun
+    /// another (split as `tarjama_text::split` does): for a caller that keeps only that
+    /// many, whatever comes after is decoded for nothing. 0 turns it off.
+    pub stop_after_sentences: usize,
 }
 
 impl Default for SamplingParams {
@@ -44,6 +48,7 @@ impl Default for SamplingParams {
             max_new_tokens: 512,
             stop: Vec::new(),
             stop_on_loop: 0,
+            stop_after_sentences: 0,
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum StopReason {
     Context,
     /// The last tokens repeated earlier output (`SamplingParams::stop_on_loop`).
     Loop,
+    /// Enough sentences were written (`SamplingParams::stop_after_sentences`); the text
+    /// ends with the start of one more.
+    Sentences,
 }
 
 /// The result of one generation, with its timings.
@@ -253,6 +256,9 @@ impl ChatModel {
             if repeats_earlier(&history[ids.len()..], params.stop_on_loop) {
                 break StopReason::Loop;
             }
+            if has_sentences(&text, params.stop_after_sentences) {
+                break StopReason::Sentences;
+            }
             logits = feed(&[next])?;
         };
         if stop != StopReason::StopString {
@@ -298,6 +304,25 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 /// Whether the last `window` tokens of `generated` also occur earlier in it, token for
 /// token (`window` 0: never).
+/// Whether `text` holds `n` (> 0) distinct complete sentences followed by more text: every
+/// sentence but the last (which may still be growing) counts, repeats once.
+fn has_sentences(text: &str, n: usize) -> bool {
+    if n == 0 {
+        return false;
+    }
+    let sentences: Vec<&str> = tarjama_text::split(text)
+        .into_iter()
+        .flat_map(|p| p.sentences.into_iter().map(|s| s.text))
+        .collect();
+    let Some((_, complete)) = sentences.split_last() else {
+        return false;
+    };
+    let mut distinct: Vec<String> = complete.iter().map(|s| s.trim().to_lowercase()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() >= n
+}
+
 fn repeats_earlier(generated: &[u32], window: usize) -> bool {
     if window == 0 || generated.len() < 2 * window {
         return false;
@@ -326,5 +351,16 @@ mod tests {
         assert!(!repeats_earlier(&text, 5));
         assert!(!repeats_earlier(&text, 0));
         assert!(!repeats_earlier(&[1, 2, 3, 1, 2], 3));
+    }
+
+    #[test]
+    fn enough_sentences_once_another_begins() {
+        let two = "Putin met Witkoff. They talked for hours.";
+        assert!(!has_sentences(two, 2), "the second may still be growing");
+        assert!(has_sentences(&format!("{two} The"), 2));
+        assert!(!has_sentences(&format!("{two} The"), 3));
+        // A repeated sentence counts once.
+        assert!(!has_sentences("A met B. A met B. Then", 2));
+        assert!(!has_sentences(&format!("{two} The"), 0));
     }
 }

@@ -234,6 +234,11 @@ pub fn summarize(
         // Small models fall into saying the same sentence again; what they repeat is
         // dropped afterwards, so stop decoding it as soon as the loop shows.
         stop_on_loop: LOOP_WINDOW,
+        // What is past the requested number of sentences is cut afterwards.
+        stop_after_sentences: match length {
+            SummaryLength::Sentences(n) => n,
+            SummaryLength::Words(_) => 0,
+        },
         ..options.sampling.clone()
     };
     let overhead = 200 + model.count_tokens(&prompts.system)? + model.count_tokens(&template)?;
@@ -296,6 +301,7 @@ pub fn summarize(
             let partial_params = SamplingParams {
                 max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
                 stop_on_loop: LOOP_WINDOW,
+                stop_after_sentences: 3,
                 ..options.sampling.clone()
             };
             partials.push(ask(model, prompts, &user, &partial_params, &mut |_| {})?);
