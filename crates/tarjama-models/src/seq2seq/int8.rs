@@ -8,8 +8,9 @@
 //!
 //! candle's own `Q8_0` path (blocks of 32 with f16 scales, activations requantized into
 //! 256-wide `Q8K` blocks at every call) ran a beam-search step's vocabulary projection
-//! (128 x 512 x 62k) in 15.7 ms; this runs it in about half (see `quant.rs` for the
-//! measured step). Weights are packed once, at load, in panels of 16 output rows
+//! (128 x 512 x 62k) in 15.0 ms; this kernel in 5.8 ms (f32 through gemm: 21.7 ms), and
+//! the 512 x 2048 feed-forward products in 0.24 ms against 0.43 (2 threads, median of 9).
+//! Weights are packed once, at load, in panels of 16 output rows
 //! interleaved four inputs at a time, which is the order `vpdpbusd` reads them in.
 
 use rayon::prelude::*;
