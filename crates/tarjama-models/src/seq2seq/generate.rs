@@ -175,16 +175,6 @@ fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Resul
     Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
-fn log_softmax_in_place(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return row.to_vec();
-    }
-    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-    let lse = max + sum.ln();
-    row.iter().map(|&x| x - lse).collect()
-}
-
 fn greedy<M: EncoderDecoder>(
     model: &M,
     mut state: DecoderState,
@@ -202,23 +192,36 @@ fn greedy<M: EncoderDecoder>(
             .map(|&s| *seqs[s].last().unwrap_or(&0))
             .collect();
         let ids = Tensor::from_vec(last, (active.len(), 1), device)?;
-        let logits = last_position(&model.step(&ids, &mut state)?)?.to_vec2::<f32>()?;
+        let logits = last_position(&model.step(&ids, &mut state)?)?;
+        let vocab = logits.dim(1)?;
+        // Rows in parallel, on the logits in place: the best token and its log-probability.
+        let picks: Vec<(usize, f32)> = with_values(&logits, |all| {
+            active
+                .par_iter()
+                .enumerate()
+                .map_init(Vec::new, |scores: &mut Vec<f32>, (row, &s)| {
+                    scores.clear();
+                    scores.extend_from_slice(&all[row * vocab..][..vocab]);
+                    // As in transformers' greedy search, processors act on raw logits.
+                    params.process(&seqs[s], scores);
+                    let (tok, best) = scores.iter().enumerate().fold(
+                        (0usize, f32::NEG_INFINITY),
+                        |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                    );
+                    let lse = log_sum_exp(scores);
+                    // Everything banned: no finite log-probability to add.
+                    let logprob = if lse == f32::NEG_INFINITY {
+                        best
+                    } else {
+                        best - lse
+                    };
+                    (tok, logprob)
+                })
+                .collect()
+        })?;
         let mut keep = Vec::with_capacity(active.len());
-        for (row, (&s, mut scores)) in active.iter().zip(logits).enumerate() {
-            // As in transformers' greedy search, processors act on raw logits.
-            params.process(&seqs[s], &mut scores);
-            let (tok, _) =
-                scores
-                    .iter()
-                    .enumerate()
-                    .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 {
-                            (i, v)
-                        } else {
-                            best
-                        }
-                    });
-            sums[s] += log_softmax_in_place(&scores)[tok];
+        for (row, (&s, &(tok, logprob))) in active.iter().zip(&picks).enumerate() {
+            sums[s] += logprob;
             seqs[s].push(tok as u32);
             let done = params.is_eos(tok as u32) || seqs[s].len() >= params.max_length;
             if !done {
