@@ -119,31 +119,34 @@ fn stacked(vb: &VarBuilder, names: &[&str], d: usize, quantize: bool) -> candle_
     )
 }
 
-impl Attention {
-    fn load_self(
-        vb: VarBuilder,
-        d: usize,
-        heads: usize,
-        quantize: bool,
-    ) -> candle_core::Result<Self> {
-        Ok(Attention {
-            input: stacked(&vb, &["q_proj", "k_proj", "v_proj"], d, quantize)?,
-            kv: None,
-            out_proj: Proj::load(d, d, vb.pp("out_proj"), quantize)?,
-            heads,
-            scaling: (d as f32 / heads as f32).powf(-0.5),
-        })
-    }
+/// Whether an attention's keys and values come from its own input or from the encoder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Own,
+    Encoder,
+}
 
-    fn load_cross(
+impl Attention {
+    fn load(
         vb: VarBuilder,
         d: usize,
         heads: usize,
         quantize: bool,
+        source: Source,
     ) -> candle_core::Result<Self> {
+        let (input, kv) = match source {
+            Source::Own => (
+                stacked(&vb, &["q_proj", "k_proj", "v_proj"], d, quantize)?,
+                None,
+            ),
+            Source::Encoder => (
+                Proj::load(d, d, vb.pp("q_proj"), quantize)?,
+                Some(stacked(&vb, &["k_proj", "v_proj"], d, quantize)?),
+            ),
+        };
         Ok(Attention {
-            input: Proj::load(d, d, vb.pp("q_proj"), quantize)?,
-            kv: Some(stacked(&vb, &["k_proj", "v_proj"], d, quantize)?),
+            input,
+            kv,
             out_proj: Proj::load(d, d, vb.pp("out_proj"), quantize)?,
             heads,
             scaling: (d as f32 / heads as f32).powf(-0.5),
@@ -319,11 +322,12 @@ impl Seq2SeqModel {
         for i in 0..cfg.encoder_layers {
             let vb = m.pp("encoder").pp("layers").pp(i);
             encoder_layers.push(EncoderLayer {
-                self_attn: Attention::load_self(
+                self_attn: Attention::load(
                     vb.pp("self_attn"),
                     d,
                     cfg.encoder_attention_heads,
                     quantize,
+                    Source::Own,
                 )?,
                 self_attn_layer_norm: ln(vb.pp("self_attn_layer_norm"))?,
                 ffn: FeedForward::load(&vb, d, cfg.encoder_ffn_dim, act, quantize)?,
@@ -334,18 +338,20 @@ impl Seq2SeqModel {
         for i in 0..cfg.decoder_layers {
             let vb = m.pp("decoder").pp("layers").pp(i);
             decoder_layers.push(DecoderLayer {
-                self_attn: Attention::load_self(
+                self_attn: Attention::load(
                     vb.pp("self_attn"),
                     d,
                     cfg.decoder_attention_heads,
                     quantize,
+                    Source::Own,
                 )?,
                 self_attn_layer_norm: ln(vb.pp("self_attn_layer_norm"))?,
-                encoder_attn: Attention::load_cross(
+                encoder_attn: Attention::load(
                     vb.pp("encoder_attn"),
                     d,
                     cfg.decoder_attention_heads,
                     quantize,
+                    Source::Encoder,
                 )?,
                 encoder_attn_layer_norm: ln(vb.pp("encoder_attn_layer_norm"))?,
                 ffn: FeedForward::load(&vb, d, cfg.decoder_ffn_dim, act, quantize)?,
