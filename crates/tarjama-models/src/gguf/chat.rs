@@ -362,5 +362,8 @@ mod tests {
         // A repeated sentence counts once.
         assert!(!has_sentences("A met B. A met B. Then", 2));
         assert!(!has_sentences(&format!("{two} The"), 0));
+        // Citations after the full stop belong to the sentence before them.
+        assert!(!has_sentences("A met B. [1] C met D. [2]", 2));
+        assert!(!has_sentences("A met B.[1] C met D.[2][3]", 2));
     }
 }
