@@ -1,4 +1,5 @@
-//! Decoder attention on plain buffers, and the vectorizable arithmetic beam search needs.
+//! Attention on plain buffers (the encoder's and the decoder's), and the vectorizable
+//! arithmetic beam search needs.
 //!
 //! A decoding step attends one query per row over a few dozen cached keys. Done with
 //! tensor ops (split heads, a batched matmul per head, mask, softmax, a second matmul,
@@ -116,10 +117,11 @@ where
     out
 }
 
-/// `exp(x)` to within about one ulp for the `x <= 0` that log-sum-exp feeds it (Cephes'
-/// `expf`: reduction by `ln 2` (to nearest even, which vectorizes), a degree-6 polynomial), written so that a loop over it
-/// vectorizes; glibc's `expf` does not, and the 62k-wide softmax of every beam row made
-/// it a tenth of a decoding step. Inputs below -87.3 (and -inf) give about 1e-38.
+/// `exp(x)` to within about one ulp for the `x <= 0` that softmax feeds it (Cephes'
+/// `expf`: reduction by `ln 2`, rounded to nearest even, and a degree-6 polynomial),
+/// written so that a loop over it vectorizes; glibc's `expf` does not, and the 62k-wide
+/// softmax of every beam row made it a tenth of a decoding step. Inputs below -87.3 (and
+/// -inf) give about 1e-38.
 #[inline]
 fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -260,8 +260,8 @@ fn top_k_into(
     out: &mut Vec<(f32, usize)>,
 ) {
     // Sorted best-first; a value enters only if it beats the current k-th. Once the list
-    // is full, a block of 16 whose (vectorized) maximum cannot enter is skipped whole:
-    // over a 62k vocabulary almost every block is.
+    // is full, a block of 16 none of whose values can enter (one vectorized test) is
+    // skipped whole: over a 62k vocabulary almost every block is.
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
     let consider = |best: &mut Vec<(f32, usize)>, i: usize, x: f32| {
         if best.len() == k && x <= best[k - 1].0 {
