@@ -288,8 +288,8 @@ struct QLinear {
     /// Zero columns appended to the weight (see [`pad_q8_0`]); the input gets as many
     /// zeros before the product.
     pad: usize,
-    /// Whether one-row products go through [`QLinear::gemv`] (the weight's own blocks are
-    /// intact and of a type it takes).
+    /// Whether one-row products go through [`gemv`] (the weight's own blocks are intact
+    /// and of a type it takes).
     gemv: bool,
 }
 
@@ -395,10 +395,10 @@ enum Release {
 /// spread over rayon's threads, with candle's own `vec_dot` (the same arithmetic as
 /// candle's matrix-vector product, so the same result).
 ///
-/// candle streams large Q6_K and Q8_0 matrices at a third of the memory bandwidth in its
-/// matrix-vector product: Qwen2.5 1.5B's output projection (Q6_K, 151936 x 1536,
-/// 191 MB) took 14.5 ms a token there and takes 5.4 ms here, and that projection alone
-/// was close to a third of a decoding step.
+/// candle's matrix-vector product streamed Qwen2.5 1.5B's output projection (Q6_K,
+/// 151936 x 1536, 191 MB) at a third of the memory bandwidth: 14.5 ms a token there,
+/// 5.4 ms here, and that projection alone was close to a third of a decoding step.
+/// Unpadded Q8_0 matrices (tied output heads) take the same path.
 fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
     use rayon::prelude::*;
     let (n, k) = w.shape().dims2()?;
