@@ -6,10 +6,11 @@
 //! sentence whose result can no longer change leaves the batch, so batching never changes
 //! what a sentence gets.
 
-use candle_core::{Device, Storage, Tensor};
+use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::attention::log_sum_exp;
+use super::with_values;
 
 use super::model::{last_position, DecoderState, EncoderDecoder};
 
@@ -161,18 +162,6 @@ pub fn search<M: EncoderDecoder>(
     } else {
         beam(model, state, encoded.device(), params)
     }
-}
-
-/// Calls `f` on the values of a contiguous f32 tensor: in place for one on the CPU,
-/// otherwise on a copy.
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
-        }
-    }
-    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 fn greedy<M: EncoderDecoder>(

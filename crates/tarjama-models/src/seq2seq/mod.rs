@@ -414,6 +414,20 @@ pub fn pack_batches(ids: &[Vec<u32>], budget: usize, max_sentences: usize) -> Ve
     batches
 }
 
+/// Calls `f` on the values of a contiguous f32 tensor: in place for one on the CPU,
+/// otherwise on a copy.
+pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
+}
+
 /// Checkpoint tensors that are handed over, not lent: a tensor leaves the map when the
 /// model takes it, so once the model has made what it keeps (a transposed copy, int8
 /// panels) the checkpoint's tensor is freed, and loading never holds the whole

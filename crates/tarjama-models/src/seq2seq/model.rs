@@ -85,11 +85,6 @@ impl DecoderState {
     }
 }
 
-/// A `(.., d)` tensor's values, row-major.
-fn values(x: &Tensor) -> candle_core::Result<Vec<f32>> {
-    x.flatten_all()?.to_vec1::<f32>()
-}
-
 /// Multi-head attention's projections. Self-attention projects queries, keys and values
 /// with one matrix (the checkpoint's three stacked), so a step makes one matmul (and, with
 /// int8 weights, quantizes its input once) instead of three; cross-attention projects its
@@ -171,11 +166,12 @@ impl Attention {
     }
 }
 
-/// Splits rows of `parts * d` values into `parts` buffers of rows of `d`.
-fn split_columns(x: &[f32], d: usize, parts: usize) -> Vec<Vec<f32>> {
-    let rows = x.len() / (d * parts);
-    let mut out = vec![Vec::with_capacity(rows * d); parts];
-    for row in x.chunks_exact(d * parts) {
+/// Splits rows of `N * d` values into `N` buffers of rows of `d` (stacked projections'
+/// outputs into queries, keys and values).
+fn split_columns<const N: usize>(x: &[f32], d: usize) -> [Vec<f32>; N] {
+    let rows = x.len() / (d * N);
+    let mut out: [Vec<f32>; N] = std::array::from_fn(|_| Vec::with_capacity(rows * d));
+    for row in x.chunks_exact(d * N) {
         for (o, part) in out.iter_mut().zip(row.chunks_exact(d)) {
             o.extend_from_slice(part);
         }
@@ -443,15 +439,8 @@ impl EncoderDecoder for Seq2SeqModel {
         // Every position, padding included (as transformers computes it), sees its
         // sentence's tokens.
         let attend = |attn: &Attention, h: &Tensor| -> candle_core::Result<Tensor> {
-            let qkv = split_columns(&values(&attn.input.forward(h)?)?, d, 3);
-            attn.attend(
-                &qkv[0],
-                &qkv[1],
-                &qkv[2],
-                (b, s, d),
-                |row| &slots[row / s],
-                &self.device,
-            )
+            let [q, k, v] = split_columns(&attn.input.forward_values(h)?, d);
+            attn.attend(&q, &k, &v, (b, s, d), |row| &slots[row / s], &self.device)
         };
         let pre_norm = self.arch == Architecture::M2M100;
         for layer in &self.encoder_layers {
@@ -480,12 +469,10 @@ impl EncoderDecoder for Seq2SeqModel {
             .iter()
             .map(|layer| {
                 let kv = match &layer.encoder_attn.kv {
-                    Some(kv) => values(&kv.forward(encoded)?)?,
+                    Some(kv) => kv.forward_values(encoded)?,
                     None => candle_core::bail!("cross-attention without key/value projections"),
                 };
-                let mut kv = split_columns(&kv, d, 2);
-                let (cross_v, cross_k) =
-                    (kv.pop().unwrap_or_default(), kv.pop().unwrap_or_default());
+                let [cross_k, cross_v] = split_columns(&kv, d);
                 Ok(LayerCache {
                     self_k: Vec::new(),
                     self_v: Vec::new(),
@@ -545,12 +532,11 @@ impl EncoderDecoder for Seq2SeqModel {
                 x.clone()
             };
             let attn = &layer.self_attn;
-            let mut qkv = split_columns(&values(&attn.input.forward(&self_in)?)?, d, 3);
-            let (v, k) = (qkv.pop().unwrap_or_default(), qkv.pop().unwrap_or_default());
+            let [q, k, v] = split_columns(&attn.input.forward_values(&self_in)?, d);
             cache.self_k.extend(k);
             cache.self_v.extend(v);
             let h = attn.attend(
-                &qkv[0],
+                &q,
                 &cache.self_k,
                 &cache.self_v,
                 (b, t, d),
@@ -567,7 +553,7 @@ impl EncoderDecoder for Seq2SeqModel {
                 x.clone()
             };
             let attn = &layer.encoder_attn;
-            let q = values(&attn.input.forward(&cross_in)?)?;
+            let q = attn.input.forward_values(&cross_in)?;
             let h = attn.attend(
                 &q,
                 &cache.cross_k,

@@ -7,6 +7,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 use super::int8::{self, Int8Matrix};
+use super::with_values;
 
 /// A linear layer `x W^T + b`, with f32, int8 or Q8_0 weights.
 #[derive(Debug, Clone)]
@@ -100,6 +101,35 @@ impl Proj {
     }
 }
 
+impl Proj {
+    /// The product's values, row-major, for callers that work on plain buffers (the
+    /// attention kernels): int8 hands its output over without a round trip through a
+    /// tensor.
+    pub fn forward_values(&self, x: &Tensor) -> candle_core::Result<Vec<f32>> {
+        match self {
+            Proj::I8 { weight, bias } => Ok(int8_product(weight, bias.as_deref(), x)?.0),
+            _ => self.forward(x)?.flatten_all()?.to_vec1::<f32>(),
+        }
+    }
+}
+
+/// `x W^T (+ bias)` on the int8 kernel, reading `x` in place; the values and their shape.
+fn int8_product(
+    weight: &Int8Matrix,
+    bias: Option<&[f32]>,
+    x: &Tensor,
+) -> candle_core::Result<(Vec<f32>, Vec<usize>)> {
+    let (&inp, lead) = x.dims().split_last().expect("Proj input has no dims");
+    if inp != weight.in_dim() {
+        candle_core::bail!("int8 projection of {} inputs given {inp}", weight.in_dim())
+    }
+    let rows = lead.iter().product::<usize>();
+    let y = with_values(x, |values| weight.matmul(values, rows, bias))?;
+    let mut shape = lead.to_vec();
+    shape.push(weight.out_dim());
+    Ok((y, shape))
+}
+
 impl Module for Proj {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (y, bias) = match self {
@@ -115,15 +145,7 @@ impl Module for Proj {
                 (rows.matmul(weight_t)?.reshape(shape)?, bias)
             }
             Proj::I8 { weight, bias } => {
-                let (&inp, lead) = x.dims().split_last().expect("Proj input has no dims");
-                let rows = lead.iter().product::<usize>();
-                let mut shape = lead.to_vec();
-                shape.push(weight.out_dim());
-                if inp != weight.in_dim() {
-                    candle_core::bail!("int8 projection of {} inputs given {inp}", weight.in_dim())
-                }
-                let values = x.flatten_all()?.to_vec1::<f32>()?;
-                let y = weight.matmul(&values, rows, bias.as_deref());
+                let (y, shape) = int8_product(weight, bias.as_deref(), x)?;
                 return Tensor::from_vec(y, shape, x.device());
             }
             Proj::Q8 { weight, bias } => (weight.forward(x)?, bias),
