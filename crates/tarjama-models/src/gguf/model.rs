@@ -288,8 +288,8 @@ struct QLinear {
     /// Zero columns appended to the weight (see [`pad_q8_0`]); the input gets as many
     /// zeros before the product.
     pad: usize,
-    /// Whether one-row products go through [`gemv`] (the weight's own blocks are intact
-    /// and of a type it takes).
+    /// Whether one-row products go through [`matvec`] (the weight's own blocks are
+    /// intact: never handed back to the OS).
     gemv: bool,
 }
 
@@ -301,12 +301,8 @@ impl QLinear {
     }
 
     fn from_arc(weight: Arc<QTensor>, pad: usize) -> Result<Self> {
-        let gemv = weight.device().is_cpu()
-            && match weight.dtype() {
-                GgmlDType::Q6K => true,
-                GgmlDType::Q8_0 => pad == 0,
-                _ => false,
-            };
+        // Padded Q8_0 weights are handed back to the OS once packed.
+        let gemv = weight.dtype() != GgmlDType::Q8_0 || pad == 0;
         Ok(QLinear {
             mm: QMatMul::from_arc(weight.clone())?,
             weight,
@@ -324,11 +320,9 @@ impl QLinear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.gemv && x.elem_count() == self.weight.shape().dims2()?.1 {
-            match self.weight.dtype() {
-                GgmlDType::Q6K => return gemv::<k_quants::BlockQ6K>(&self.weight, x),
-                GgmlDType::Q8_0 => return gemv::<k_quants::BlockQ8_0>(&self.weight, x),
-                _ => {}
+        if self.gemv {
+            if let Some(y) = matvec(&self.weight, x)? {
+                return Ok(y);
             }
         }
         Ok(self.mm.forward(&self.input(x)?)?)
@@ -391,14 +385,31 @@ enum Release {
 /// Q4_K or Q8_0 on an x86 CPU with VNNI, rows of whole 256-value blocks and a multiple of
 /// 16 rows (candle 0.11's `repack_x86::select`). Not with AMX, whose Q4_K prefill kernel
 /// packs from the original again. `TARJAMA_KEEP_WEIGHT_COPIES=1` turns it off.
-/// One input row times a quantized matrix, over the file's own blocks, the matrix's rows
-/// spread over rayon's threads, with candle's own `vec_dot` (the same arithmetic as
-/// candle's matrix-vector product, so the same result).
+/// One input row `x` times the quantized matrix `w` (`x W^T`), over the matrix's own
+/// blocks, its rows spread over rayon's threads, with candle's own `vec_dot` (the same
+/// arithmetic as candle's matrix-vector product, so the same result). `None` when `x` is
+/// not one row or `w` is not Q6_K or Q8_0: use candle's product then. The blocks must be
+/// intact: not handed back to the OS after packing, as `QLinear` does with some.
 ///
 /// candle's matrix-vector product streamed Qwen2.5 1.5B's output projection (Q6_K,
-/// 151936 x 1536, 191 MB) at a third of the memory bandwidth: 14.5 ms a token there,
-/// 5.4 ms here, and that projection alone was close to a third of a decoding step.
-/// Unpadded Q8_0 matrices (tied output heads) take the same path.
+/// 151936 x 1536, 191 MB) at a third of the memory bandwidth: 15.2 ms a token there,
+/// 4.7 ms here, and that projection alone was close to a third of a decoding step.
+/// Unpadded Q8_0 matrices (tied output heads) take the same path. Measured with
+/// `cargo run --release -p tarjama-models --example kernel_bench -- --gguf FILE output.weight`.
+pub fn matvec(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
+    let Ok((_, k)) = w.shape().dims2() else {
+        return Ok(None);
+    };
+    if x.elem_count() != k || !w.device().is_cpu() {
+        return Ok(None);
+    }
+    match w.dtype() {
+        GgmlDType::Q6K => gemv::<k_quants::BlockQ6K>(w, x).map(Some),
+        GgmlDType::Q8_0 => gemv::<k_quants::BlockQ8_0>(w, x).map(Some),
+        _ => Ok(None),
+    }
+}
+
 fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
     use rayon::prelude::*;
     let (n, k) = w.shape().dims2()?;

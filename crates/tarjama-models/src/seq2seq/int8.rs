@@ -8,8 +8,9 @@
 //!
 //! candle's own `Q8_0` path (blocks of 32 with f16 scales, activations requantized into
 //! 256-wide `Q8K` blocks at every call) ran a beam-search step's vocabulary projection
-//! (128 x 512 x 62k) in 15.0 ms; this kernel in 5.8 ms (f32 through gemm: 21.7 ms), and
-//! the 512 x 2048 feed-forward products in 0.24 ms against 0.43 (2 threads, median of 9).
+//! (128 x 512 x 62k) in 16.1 ms; this kernel in 5.9 ms (f32 through gemm: 22.4 ms), and
+//! the 2048 x 512 feed-forward products in 0.38 ms against 0.59 (2 threads; `cargo run
+//! --release -p tarjama-models --example kernel_bench`).
 //! Weights are packed once, at load, in panels of 16 output rows
 //! interleaved four inputs at a time, which is the order `vpdpbusd` reads them in.
 

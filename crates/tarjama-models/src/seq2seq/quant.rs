@@ -15,7 +15,7 @@ pub enum Proj {
     /// Full-precision weights, stored transposed (`in x out`, contiguous): `gemm` then
     /// streams the matrix as it lies instead of repacking a transposed view at every call,
     /// which made each projection about 1.4x slower (the vocabulary projection of a beam
-    /// step: 31 -> 22 ms at batch 128).
+    /// step: 31 -> 22 ms at batch 128; `examples/kernel_bench.rs`).
     F32 {
         /// `W^T`, `(in, out)`.
         weight_t: Tensor,
@@ -25,8 +25,8 @@ pub enum Proj {
     /// Weights quantized to i8 per output row, activations per input row, products in
     /// i32 on AVX-512 VNNI: a beam step of an opus-mt-shaped model spent 60% of its time
     /// in candle's `Q8_0` matmuls (which also requantize every input into 256-wide
-    /// blocks); this kernel is 1.5-2.6x faster (vocabulary projection at 128 x 512 x 62k:
-    /// 15.0 -> 5.8 ms).
+    /// blocks); this kernel is 1.2-2.8x faster (vocabulary projection at 128 x 512 x 62k:
+    /// 16.1 -> 5.9 ms; `examples/kernel_bench.rs`).
     I8 {
         /// The packed matrix.
         weight: Int8Matrix,

@@ -1,0 +1,115 @@
+//! Times the matrix products tarjama runs outside candle's own kernels against the candle
+//! paths they replace, on the shapes that matter. Threads follow `RAYON_NUM_THREADS` /
+//! `CANDLE_NUM_THREADS`; each line is the median of 9 timed calls after a warm-up.
+//!
+//! ```text
+//! cargo run --release -p tarjama-models --example kernel_bench
+//! cargo run --release -p tarjama-models --example kernel_bench -- --gguf MODEL.gguf output.weight
+//! ```
+//!
+//! Without arguments: a beam-search step of an opus-mt-ar-en-shaped encoder-decoder (128
+//! rows = batch 32 x beam 4, d_model 512, ffn 2048, vocabulary 62k) through f32 with the
+//! weight as a transposed view (candle's `Linear`) and stored transposed (`seq2seq::quant`),
+//! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: one-row products of the named
+//! tensors through candle's `QMatMul` and `gguf::model::matvec`.
+
+use std::time::Instant;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use tarjama_models::gguf::model::matvec;
+use tarjama_models::seq2seq::int8::{self, Int8Matrix};
+
+/// Median milliseconds of 9 calls after one warm-up.
+fn median_ms(mut f: impl FnMut() -> candle_core::Result<()>) -> candle_core::Result<f64> {
+    f()?;
+    let mut ms = Vec::with_capacity(9);
+    for _ in 0..9 {
+        let t = Instant::now();
+        f()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(ms[4])
+}
+
+fn seq2seq_shapes() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let rows = 128;
+    println!("| in -> out (x {rows} rows) | f32 view ms | f32 transposed ms | candle Q8_0 ms | int8 ms |");
+    println!("|---|---|---|---|---|");
+    for (inp, out) in [
+        (512, 512),
+        (512, 1536),
+        (512, 2048),
+        (2048, 512),
+        (512, 62000),
+    ] {
+        let w = Tensor::randn(0f32, 0.05, (out, inp), &dev)?;
+        let x = Tensor::randn(0f32, 1.0, (rows, inp), &dev)?;
+        let view = median_ms(|| x.matmul(&w.t()?).map(drop))?;
+        let wt = w.t()?.contiguous()?;
+        let transposed = median_ms(|| x.matmul(&wt).map(drop))?;
+        let q8 = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
+        let q8_ms = median_ms(|| q8.forward(&x).map(drop))?;
+        let int8_ms = if int8::supported() {
+            let m = Int8Matrix::new(&w.flatten_all()?.to_vec1::<f32>()?, out, inp);
+            let xs = x.flatten_all()?.to_vec1::<f32>()?;
+            format!(
+                "{:.3}",
+                median_ms(|| {
+                    std::hint::black_box(m.matmul(&xs, rows, None));
+                    Ok(())
+                })?
+            )
+        } else {
+            "no VNNI".into()
+        };
+        println!("| {inp} -> {out} | {view:.3} | {transposed:.3} | {q8_ms:.3} | {int8_ms} |");
+    }
+    Ok(())
+}
+
+fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut file = std::fs::File::open(path)?;
+    let content = gguf_file::Content::read(&mut file)?;
+    println!("| tensor | type | MB | candle QMatMul ms | matvec ms |");
+    println!("|---|---|---|---|---|");
+    for name in names {
+        let w = content.tensor(&mut file, name, &Device::Cpu)?;
+        let (_, k) = w.shape().dims2()?;
+        let (dtype, mb) = (w.dtype(), w.storage_size_in_bytes() as f64 / 1e6);
+        let x = Tensor::from_vec(
+            (0..k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect::<Vec<_>>(),
+            (1, k),
+            &Device::Cpu,
+        )?;
+        let ours = if matvec(&w, &x)?.is_some() {
+            format!(
+                "{:.3}",
+                median_ms(|| {
+                    matvec(&w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    Ok(())
+                })?
+            )
+        } else {
+            "not taken".into()
+        };
+        let mm = QMatMul::from_qtensor(w)?;
+        let candle = median_ms(|| mm.forward(&x).map(drop))?;
+        println!("| {name} | {dtype:?} | {mb:.0} | {candle:.3} | {ours} |");
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tarjama_models::runtime::tune();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => Ok(seq2seq_shapes()?),
+        Some("--gguf") if args.len() >= 3 => gguf_tensors(&args[1], &args[2..]),
+        _ => Err("usage: kernel_bench [--gguf MODEL.gguf TENSOR...]".into()),
+    }
+}
