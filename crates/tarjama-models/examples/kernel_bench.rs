@@ -11,13 +11,15 @@
 //! rows = batch 32 x beam 4, d_model 512, ffn 2048, vocabulary 62k) through f32 with the
 //! weight as a transposed view (candle's `Linear`) and stored transposed (`seq2seq::quant`),
 //! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: one-row products of the named
-//! tensors through candle's `QMatMul` and `gguf::model::matvec`.
+//! tensors through candle's `QMatMul` and ours (`gguf::q4k` for Q4_K, else
+//! `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
 
 use std::time::Instant;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use tarjama_models::gguf::model::matvec;
+use tarjama_models::gguf::q4k::{self, Q4kMatrix};
 use tarjama_models::seq2seq::int8::{self, Int8Matrix};
 
 /// Median milliseconds of 9 calls after one warm-up.
@@ -73,33 +75,86 @@ fn seq2seq_shapes() -> candle_core::Result<()> {
 fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
-    println!("| tensor | type | MB | candle QMatMul ms | matvec ms |");
-    println!("|---|---|---|---|---|");
-    for name in names {
-        let w = content.tensor(&mut file, name, &Device::Cpu)?;
-        let (_, k) = w.shape().dims2()?;
-        let (dtype, mb) = (w.dtype(), w.storage_size_in_bytes() as f64 / 1e6);
-        let x = Tensor::from_vec(
-            (0..k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect::<Vec<_>>(),
-            (1, k),
-            &Device::Cpu,
-        )?;
-        let ours = if matvec(&w, &x)?.is_some() {
-            format!(
-                "{:.3}",
-                median_ms(|| {
-                    matvec(&w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                    Ok(())
-                })?
-            )
+    println!("| tensor | type | MB | candle QMatMul ms | ours ms | ours GB/s |");
+    println!("|---|---|---|---|---|---|");
+    for pattern in names {
+        // `blk.*.ffn_up.weight`: every layer's tensor, timed as one pass over all of
+        // them, so the weights stream from memory as in a decoding step rather than
+        // from a cache that holds one small matrix.
+        let (prefix, suffix) = pattern.split_once('*').unwrap_or((pattern, ""));
+        let mut matched: Vec<&String> = content
+            .tensor_infos
+            .keys()
+            .filter(|n| {
+                if pattern.contains('*') {
+                    n.starts_with(prefix) && n.ends_with(suffix)
+                } else {
+                    *n == pattern
+                }
+            })
+            .collect();
+        matched.sort();
+        if matched.is_empty() {
+            return Err(format!("no tensor `{pattern}` in {path}").into());
+        }
+        let mut ws = Vec::new();
+        for name in matched {
+            ws.push(content.tensor(&mut file, name, &Device::Cpu)?);
+        }
+        let (_, k) = ws[0].shape().dims2()?;
+        let dtype = ws[0].dtype();
+        if ws.iter().any(|w| w.dtype() != dtype) {
+            return Err(format!("`{pattern}` matches tensors of several types").into());
+        }
+        let bytes: usize = ws.iter().map(|w| w.storage_size_in_bytes()).sum();
+        let xs: Vec<f32> = (0..k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let x = Tensor::from_vec(xs.clone(), (1, k), &Device::Cpu)?;
+        let ours = if dtype == GgmlDType::Q4K && q4k::supported() {
+            let mats: Vec<Q4kMatrix> = ws
+                .iter()
+                .map(|w| {
+                    let (n, k) = w.shape().dims2()?;
+                    Q4kMatrix::from_blocks(&w.data()?, n, k)
+                        .ok_or_else(|| candle_core::Error::Msg("Q4_K sizes".into()))
+                })
+                .collect::<candle_core::Result<_>>()?;
+            Some(median_ms(|| {
+                for m in &mats {
+                    std::hint::black_box(m.matmul(&xs, 1));
+                }
+                Ok(())
+            })?)
+        } else if matvec(&ws[0], &x)?.is_some() {
+            Some(median_ms(|| {
+                for w in &ws {
+                    matvec(w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                }
+                Ok(())
+            })?)
         } else {
-            "not taken".into()
+            None
         };
-        let mm = QMatMul::from_qtensor(w)?;
-        let candle = median_ms(|| mm.forward(&x).map(drop))?;
-        println!("| {name} | {dtype:?} | {mb:.0} | {candle:.3} | {ours} |");
+        let mms: Vec<QMatMul> = ws
+            .into_iter()
+            .map(QMatMul::from_qtensor)
+            .collect::<candle_core::Result<_>>()?;
+        let candle = median_ms(|| {
+            for mm in &mms {
+                mm.forward(&x)?;
+            }
+            Ok(())
+        })?;
+        let (ours, rate) = match ours {
+            Some(ms) => (
+                format!("{ms:.3}"),
+                format!("{:.1}", bytes as f64 / ms / 1e6),
+            ),
+            None => ("not taken".into(), "".into()),
+        };
+        let mb = bytes as f64 / 1e6;
+        println!("| {pattern} | {dtype:?} | {mb:.0} | {candle:.3} | {ours} | {rate} |");
     }
     Ok(())
 }

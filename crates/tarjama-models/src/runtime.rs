@@ -50,3 +50,33 @@ pub fn tune_allocator() {
         }
     }
 }
+
+/// Runs `f` over `0..n` in chunks of at least `min_chunk` items, spread over candle's
+/// thread pool, the calling thread included; runs it inline when there is only one chunk
+/// or when called from inside that pool.
+///
+/// The quantized products of a decoding step (about 130 a token for a 1.5B model) run
+/// between candle's element-wise ops, on a thread that candle's pool worker has just
+/// spun for. On rayon's pool instead, each product woke two sleeping rayon workers while
+/// the calling thread slept, and candle's worker took a core of its own: the hand-overs
+/// cost Qwen2.5 1.5B a tenth of a decoding step.
+pub fn parallel_chunks(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let min_chunk = min_chunk.max(1);
+    if n <= min_chunk {
+        f(0..n);
+        return;
+    }
+    let pool = candle_core::utils::barrier_pool();
+    let threads = pool.n_workers() + 1;
+    // A few chunks a thread evens out a thread that starts late.
+    let chunk = n.div_ceil(threads * 4).max(min_chunk);
+    let next = AtomicUsize::new(0);
+    pool.execute(|_| loop {
+        let start = next.fetch_add(chunk, Ordering::Relaxed);
+        if start >= n {
+            break;
+        }
+        f(start..n.min(start + chunk));
+    });
+}

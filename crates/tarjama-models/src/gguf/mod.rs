@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod chat_template;
 pub mod model;
+pub mod q4k;
 pub mod tokenizer;
 
 pub use chat::{ChatModel, Completion, LoadOptions, StopReason};

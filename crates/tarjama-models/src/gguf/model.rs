@@ -21,6 +21,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::q4k::{self, Q4kMatrix};
 use crate::{Error, Result};
 
 /// The architectures this runner knows, from `general.architecture`.
@@ -411,7 +412,6 @@ pub fn matvec(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
 }
 
 fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
-    use rayon::prelude::*;
     let (n, k) = w.shape().dims2()?;
     let data = w.data()?;
     let per_row = k / T::BLCK_SIZE;
@@ -431,17 +431,28 @@ fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
     let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
     let mut q = vec![T::VecDotType::zeros(); k / T::VecDotType::BLCK_SIZE];
     T::VecDotType::from_float(&xs, &mut q);
-    let y: Vec<f32> = blocks
-        .par_chunks(per_row)
-        .with_min_len(64)
-        .map(|row| T::vec_dot(k, row, &q))
-        .collect();
+    let mut y = vec![0f32; n];
+    let out = SendPtr(y.as_mut_ptr());
+    crate::runtime::parallel_chunks(n, 64, |rows| {
+        let out = &out;
+        for r in rows {
+            let v = T::vec_dot(k, &blocks[r * per_row..][..per_row], &q);
+            // SAFETY: each row is written once, inside `y`, which outlives the loop.
+            unsafe { *out.0.add(r) = v };
+        }
+    });
     let mut shape = x.dims().to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
     }
     Ok(Tensor::from_vec(y, shape, x.device())?)
 }
+
+/// A raw pointer the parallel loop may share: its tasks write disjoint elements.
+struct SendPtr(*mut f32);
+// SAFETY: only used for disjoint writes while the owning buffer is alive.
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
 
 fn release_pays(w: &QTensor) -> bool {
     if std::env::var("TARJAMA_KEEP_WEIGHT_COPIES").as_deref() == Ok("1") || !w.device().is_cpu() {
@@ -456,6 +467,12 @@ fn release_pays(w: &QTensor) -> bool {
         _ => false,
     };
     dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
+}
+
+/// Whether Q4_K weights go through [`q4k`]'s kernel: where the CPU runs it, unless
+/// `TARJAMA_CANDLE_Q4K=1` asks for candle's (to compare the two).
+fn q4k_kernel() -> bool {
+    q4k::supported() && std::env::var("TARJAMA_CANDLE_Q4K").as_deref() != Ok("1")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -541,36 +558,92 @@ fn has_vnni() -> bool {
     false
 }
 
-/// Applies several projections to the same input `x`, in order. Projections whose weights
-/// share a dtype go through `QTensor::gemv_fused_shared_lhs` together: one quantization of
-/// `x` to Q8_K and one parallel region instead of one each (on x86 candle does this for
-/// AVX512-VNNI and its repacked Q4_K/Q6_K/Q8_0 layouts); it gives the same numbers as
-/// separate matmuls, as it runs the same per-tile kernel. Anything it declines runs as
-/// ordinary matmuls.
-fn project_all(ws: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
+/// A projection weight: Q4_K through our own kernel where the CPU runs it ([`q4k`]),
+/// anything else through candle.
+#[derive(Debug)]
+enum Linear {
+    Candle(QLinear),
+    Q4k(Q4kMatrix),
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Candle(lin) => lin.forward(x),
+            Linear::Q4k(w) => Ok(q4k_products(&[w], x)?.remove(0)),
+        }
+    }
+}
+
+/// `x W^T` for each Q4_K matrix of `ws` (all of `x`'s width), `x` quantized once.
+fn q4k_products(ws: &[&Q4kMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
+    let dims = x.dims().to_vec();
+    let cols = dims.last().copied().unwrap_or(0);
+    let rows = x.elem_count() / cols.max(1);
+    let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let q = q4k::Q8k::quantize(&xs, rows, cols);
+    q4k::matmul_many(ws, &q)
+        .into_iter()
+        .zip(ws)
+        .map(|(y, w)| {
+            let mut shape = dims.clone();
+            if let Some(last) = shape.last_mut() {
+                *last = w.rows();
+            }
+            Ok(Tensor::from_vec(y, shape, x.device())?)
+        })
+        .collect()
+}
+
+/// Applies several projections to the same input `x`, in order. Q4_K matrices of our
+/// kernel share one quantization of `x` and one parallel region. Of the others, those
+/// whose weights share a dtype go through `QTensor::gemv_fused_shared_lhs` together: one
+/// quantization of `x` to Q8_K and one parallel region instead of one each (on x86 candle
+/// does this for AVX512-VNNI and its repacked Q4_K/Q6_K/Q8_0 layouts); it gives the same
+/// numbers as separate matmuls, as it runs the same per-tile kernel. Anything it declines
+/// runs as ordinary matmuls.
+fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
     let x = x.contiguous()?;
     let mut out: Vec<Option<Tensor>> = vec![None; ws.len()];
     let mut done = vec![false; ws.len()];
-    for i in 0..ws.len() {
-        if done[i] {
-            continue;
+    let q4k: Vec<(usize, &Q4kMatrix)> = ws
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            Linear::Q4k(m) => Some((i, m)),
+            Linear::Candle(_) => None,
+        })
+        .collect();
+    if !q4k.is_empty() {
+        let mats: Vec<&Q4kMatrix> = q4k.iter().map(|&(_, m)| m).collect();
+        for (&(i, _), y) in q4k.iter().zip(q4k_products(&mats, &x)?) {
+            out[i] = Some(y);
+            done[i] = true;
         }
-        let group: Vec<usize> = (i..ws.len())
-            .filter(|&j| {
-                !done[j] && ws[j].weight.dtype() == ws[i].weight.dtype() && ws[j].pad == ws[i].pad
-            })
+    }
+    let candle = |i: usize| match ws[i] {
+        Linear::Candle(lin) => Some(lin),
+        Linear::Q4k(_) => None,
+    };
+    for i in 0..ws.len() {
+        let Some(first) = candle(i).filter(|_| !done[i]) else {
+            continue;
+        };
+        let group: Vec<(usize, &QLinear)> = (i..ws.len())
+            .filter_map(|j| candle(j).filter(|_| !done[j]).map(|lin| (j, lin)))
+            .filter(|(_, lin)| lin.weight.dtype() == first.weight.dtype() && lin.pad == first.pad)
             .collect();
         if group.len() > 1 {
-            let ts: Vec<&QTensor> = group.iter().map(|&j| ws[j].weight.as_ref()).collect();
-            if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &ws[i].input(&x)?)? {
-                for (&j, y) in group.iter().zip(ys) {
+            let ts: Vec<&QTensor> = group.iter().map(|(_, lin)| lin.weight.as_ref()).collect();
+            if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &first.input(&x)?)? {
+                for (&(j, _), y) in group.iter().zip(ys) {
                     out[j] = Some(y);
                     done[j] = true;
                 }
                 continue;
             }
         }
-        out[i] = Some(ws[i].forward(&x)?);
+        out[i] = Some(first.forward(&x)?);
         done[i] = true;
     }
     Ok(out.into_iter().flatten().collect())
@@ -578,10 +651,10 @@ fn project_all(ws: &[&QLinear], x: &Tensor) -> Result<Vec<Tensor>> {
 
 #[derive(Debug)]
 struct Attention {
-    wq: QLinear,
-    wk: QLinear,
-    wv: QLinear,
-    wo: QLinear,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
@@ -671,9 +744,9 @@ enum Activation {
 
 #[derive(Debug)]
 struct Mlp {
-    gate: QLinear,
-    up: QLinear,
-    down: QLinear,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     act: Activation,
 }
 
@@ -763,26 +836,34 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         Ok(t)
     }
 
-    /// A projection weight, ready to multiply, in memory once (see
+    /// A projection weight, ready to multiply, in memory once: Q4_K rearranged for our
+    /// kernel where the CPU runs it, others as candle multiplies them fastest (see
     /// [`QLinear::release_original`]).
-    fn linear(&mut self, name: &str) -> Result<QLinear> {
+    fn linear(&mut self, name: &str) -> Result<Linear> {
         if self.layout == WeightLayout::AsStored {
-            return QLinear::new(self.weight(name)?, false);
+            return Ok(Linear::Candle(QLinear::new(self.weight(name)?, false)?));
         }
-        let mut lin = QLinear::new(self.weight(name)?, true)?;
+        let w = self.weight(name)?;
+        if w.dtype() == GgmlDType::Q4K && q4k_kernel() {
+            let (rows, cols) = w.shape().dims2()?;
+            if let Some(m) = Q4kMatrix::from_blocks(&w.data()?, rows, cols) {
+                return Ok(Linear::Q4k(m));
+            }
+        }
+        let mut lin = QLinear::new(w, true)?;
         match lin.release_original()? {
-            Release::Kept => Ok(lin),
+            Release::Kept => Ok(Linear::Candle(lin)),
             Release::Released => {
                 // Its own blocks now read as zeros.
                 lin.gemv = false;
-                Ok(lin)
+                Ok(Linear::Candle(lin))
             }
             Release::Spoiled => {
                 tracing::warn!(
                     "{}: candle still reads `{name}` after packing it; keeping both copies",
                     self.path.display()
                 );
-                QLinear::new(self.weight(name)?, true)
+                Ok(Linear::Candle(QLinear::new(self.weight(name)?, true)?))
             }
         }
     }
