@@ -11,15 +11,17 @@
 //! rows = batch 32 x beam 4, d_model 512, ffn 2048, vocabulary 62k) through f32 with the
 //! weight as a transposed view (candle's `Linear`) and stored transposed (`seq2seq::quant`),
 //! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: one-row products of the named
-//! tensors through candle's `QMatMul` and ours (`gguf::q4k` for Q4_K, else
-//! `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
+//! tensors through candle's `QMatMul` and ours (`gguf::q4k` for Q4_K, `gguf::block32`
+//! for Q8_0 and Q5_0, else `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
 
 use std::time::Instant;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
+use tarjama_models::gguf::block32::{Block32Matrix, Kind};
 use tarjama_models::gguf::model::matvec;
-use tarjama_models::gguf::q4k::{self, Q4kMatrix};
+use tarjama_models::gguf::panel;
+use tarjama_models::gguf::q4k::Q4kMatrix;
 use tarjama_models::seq2seq::int8::{self, Int8Matrix};
 
 /// Median milliseconds of 9 calls after one warm-up.
@@ -111,13 +113,38 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
             .collect();
         let x = Tensor::from_vec(xs.clone(), (1, k), &Device::Cpu)?;
-        let ours = if dtype == GgmlDType::Q4K && q4k::supported() {
+        let kind = match dtype {
+            GgmlDType::Q8_0 => Some(Kind::Q8_0),
+            GgmlDType::Q5_0 => Some(Kind::Q5_0),
+            _ => None,
+        };
+        let sizes = |w: &QTensor| -> candle_core::Result<(Vec<u8>, usize, usize)> {
+            let (n, k) = w.shape().dims2()?;
+            Ok((w.data()?.to_vec(), n, k))
+        };
+        let bad = || candle_core::Error::Msg("sizes do not fit the kernel".into());
+        let ours = if !panel::supported() {
+            None
+        } else if dtype == GgmlDType::Q4K {
             let mats: Vec<Q4kMatrix> = ws
                 .iter()
                 .map(|w| {
-                    let (n, k) = w.shape().dims2()?;
-                    Q4kMatrix::from_blocks(&w.data()?, n, k)
-                        .ok_or_else(|| candle_core::Error::Msg("Q4_K sizes".into()))
+                    let (data, n, k) = sizes(w)?;
+                    Q4kMatrix::from_blocks(&data, n, k).ok_or_else(bad)
+                })
+                .collect::<candle_core::Result<_>>()?;
+            Some(median_ms(|| {
+                for m in &mats {
+                    std::hint::black_box(m.matmul(&xs, 1));
+                }
+                Ok(())
+            })?)
+        } else if let Some(kind) = kind {
+            let mats: Vec<Block32Matrix> = ws
+                .iter()
+                .map(|w| {
+                    let (data, n, k) = sizes(w)?;
+                    Block32Matrix::from_blocks(kind, &data, n, k).ok_or_else(bad)
                 })
                 .collect::<candle_core::Result<_>>()?;
             Some(median_ms(|| {

@@ -1,9 +1,11 @@
 //! GGUF chat models: reading the file, building its tokenizer and chat template from the
 //! metadata, and running the quantized transformer through candle.
 
+pub mod block32;
 pub mod chat;
 pub mod chat_template;
 pub mod model;
+pub mod panel;
 pub mod q4k;
 pub mod tokenizer;
 

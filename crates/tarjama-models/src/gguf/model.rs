@@ -21,7 +21,9 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::q4k::{self, Q4kMatrix};
+use super::block32::{Block32Matrix, Kind, Q8_0Rows};
+use super::panel::{self, PanelMatrix};
+use super::q4k::{Q4kMatrix, Q8k};
 use crate::{Error, Result};
 
 /// The architectures this runner knows, from `general.architecture`.
@@ -469,10 +471,11 @@ fn release_pays(w: &QTensor) -> bool {
     dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
 }
 
-/// Whether Q4_K weights go through [`q4k`]'s kernel: where the CPU runs it, unless
-/// `TARJAMA_CANDLE_Q4K=1` asks for candle's (to compare the two).
-fn q4k_kernel() -> bool {
-    q4k::supported() && std::env::var("TARJAMA_CANDLE_Q4K").as_deref() != Ok("1")
+/// Whether Q4_K, Q8_0 and Q5_0 weights go through our kernels ([`q4k`], [`block32`]):
+/// where the CPU runs them, unless `TARJAMA_CANDLE_KERNELS=1` asks for candle's (to
+/// compare the two).
+fn panel_kernels() -> bool {
+    panel::supported() && std::env::var("TARJAMA_CANDLE_KERNELS").as_deref() != Ok("1")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -558,31 +561,33 @@ fn has_vnni() -> bool {
     false
 }
 
-/// A projection weight: Q4_K through our own kernel where the CPU runs it ([`q4k`]),
-/// anything else through candle.
+/// A projection weight: Q4_K, Q8_0 and Q5_0 through our own kernels where the CPU runs
+/// them ([`q4k`], [`block32`]), anything else through candle.
 #[derive(Debug)]
 enum Linear {
     Candle(QLinear),
     Q4k(Q4kMatrix),
+    Block32(Arc<Block32Matrix>),
 }
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Linear::Candle(lin) => lin.forward(x),
-            Linear::Q4k(w) => Ok(q4k_products(&[w], x)?.remove(0)),
-        }
+        Ok(project_all(&[self], x)?.remove(0))
     }
 }
 
-/// `x W^T` for each Q4_K matrix of `ws` (all of `x`'s width), `x` quantized once.
-fn q4k_products(ws: &[&Q4kMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
+/// `x W^T` for each matrix of `ws` (all of `x`'s width), `x` quantized once by `quantize`.
+fn panel_products<M: PanelMatrix>(
+    ws: &[&M],
+    x: &Tensor,
+    quantize: impl Fn(&[f32], usize, usize) -> M::Input,
+) -> Result<Vec<Tensor>> {
     let dims = x.dims().to_vec();
     let cols = dims.last().copied().unwrap_or(0);
     let rows = x.elem_count() / cols.max(1);
     let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let q = q4k::Q8k::quantize(&xs, rows, cols);
-    q4k::matmul_many(ws, &q)
+    let q = quantize(&xs, rows, cols);
+    panel::matmul_many(ws, &q)
         .into_iter()
         .zip(ws)
         .map(|(y, w)| {
@@ -595,8 +600,8 @@ fn q4k_products(ws: &[&Q4kMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
         .collect()
 }
 
-/// Applies several projections to the same input `x`, in order. Q4_K matrices of our
-/// kernel share one quantization of `x` and one parallel region. Of the others, those
+/// Applies several projections to the same input `x`, in order. Matrices of one of our
+/// kernels share one quantization of `x` and one parallel region. Of the others, those
 /// whose weights share a dtype go through `QTensor::gemv_fused_shared_lhs` together: one
 /// quantization of `x` to Q8_K and one parallel region instead of one each (on x86 candle
 /// does this for AVX512-VNNI and its repacked Q4_K/Q6_K/Q8_0 layouts); it gives the same
@@ -605,32 +610,47 @@ fn q4k_products(ws: &[&Q4kMatrix], x: &Tensor) -> Result<Vec<Tensor>> {
 fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
     let x = x.contiguous()?;
     let mut out: Vec<Option<Tensor>> = vec![None; ws.len()];
-    let mut done = vec![false; ws.len()];
     let q4k: Vec<(usize, &Q4kMatrix)> = ws
         .iter()
         .enumerate()
         .filter_map(|(i, w)| match w {
             Linear::Q4k(m) => Some((i, m)),
-            Linear::Candle(_) => None,
+            _ => None,
         })
         .collect();
     if !q4k.is_empty() {
         let mats: Vec<&Q4kMatrix> = q4k.iter().map(|&(_, m)| m).collect();
-        for (&(i, _), y) in q4k.iter().zip(q4k_products(&mats, &x)?) {
+        for (&(i, _), y) in q4k.iter().zip(panel_products(&mats, &x, Q8k::quantize)?) {
             out[i] = Some(y);
-            done[i] = true;
+        }
+    }
+    let b32: Vec<(usize, &Block32Matrix)> = ws
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            Linear::Block32(m) => Some((i, m.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if !b32.is_empty() {
+        let mats: Vec<&Block32Matrix> = b32.iter().map(|&(_, m)| m).collect();
+        for (&(i, _), y) in b32
+            .iter()
+            .zip(panel_products(&mats, &x, Q8_0Rows::quantize)?)
+        {
+            out[i] = Some(y);
         }
     }
     let candle = |i: usize| match ws[i] {
         Linear::Candle(lin) => Some(lin),
-        Linear::Q4k(_) => None,
+        _ => None,
     };
     for i in 0..ws.len() {
-        let Some(first) = candle(i).filter(|_| !done[i]) else {
+        let Some(first) = candle(i).filter(|_| out[i].is_none()) else {
             continue;
         };
         let group: Vec<(usize, &QLinear)> = (i..ws.len())
-            .filter_map(|j| candle(j).filter(|_| !done[j]).map(|lin| (j, lin)))
+            .filter_map(|j| candle(j).filter(|_| out[j].is_none()).map(|lin| (j, lin)))
             .filter(|(_, lin)| lin.weight.dtype() == first.weight.dtype() && lin.pad == first.pad)
             .collect();
         if group.len() > 1 {
@@ -638,13 +658,11 @@ fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
             if let Some(ys) = QTensor::gemv_fused_shared_lhs(&ts, &first.input(&x)?)? {
                 for (&(j, _), y) in group.iter().zip(ys) {
                     out[j] = Some(y);
-                    done[j] = true;
                 }
                 continue;
             }
         }
         out[i] = Some(first.forward(&x)?);
-        done[i] = true;
     }
     Ok(out.into_iter().flatten().collect())
 }
@@ -792,12 +810,46 @@ impl Block {
 #[derive(Debug)]
 pub struct Transformer {
     hparams: Hparams,
-    embed: Arc<QTensor>,
+    embed: Embedding,
     embed_scale: Option<f64>,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    output: QLinear,
+    output: Linear,
     device: Device,
+}
+
+/// The token embedding matrix, kept quantized: as candle's tensor, or as the output
+/// head's panels when the two are tied and in one of our kernels' layouts (one copy for
+/// both).
+#[derive(Debug)]
+enum Embedding {
+    Candle(Arc<QTensor>),
+    Panels(Arc<Block32Matrix>),
+}
+
+impl Embedding {
+    /// The embeddings of `tokens`, `(1, tokens, hidden)`.
+    fn lookup(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Embedding::Candle(t) => {
+                let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+                Ok(t.embedding(&ids)?)
+            }
+            Embedding::Panels(m) => {
+                let mut xs = Vec::with_capacity(tokens.len() * m.cols());
+                for &t in tokens {
+                    if t as usize >= m.rows() {
+                        return Err(Error::Tokenizer(format!(
+                            "token id {t} is out of range for {} embeddings",
+                            m.rows()
+                        )));
+                    }
+                    xs.extend(m.row(t as usize));
+                }
+                Ok(Tensor::from_vec(xs, (1, tokens.len(), m.cols()), device)?)
+            }
+        }
+    }
 }
 
 /// Reads tensors from a GGUF file, naming the file and tensor in every error.
@@ -823,10 +875,15 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             .map_err(|e| bad(self.path, format!("tensor `{name}`: {e}")))
     }
 
-    /// A matrix that multiplies activations, in the type the device multiplies fastest
-    /// (Q5_0 as Q8_0 on the CPU, see [`q5_0_as_q8_0`]).
+    /// A matrix that multiplies activations through candle, in the type candle multiplies
+    /// fastest (Q5_0 as Q8_0 on the CPU, see [`q5_0_as_q8_0`]).
     fn weight(&mut self, name: &str) -> Result<QTensor> {
         let t = self.qtensor(name)?;
+        self.for_candle(t, name)
+    }
+
+    /// [`TensorReader::weight`] for a tensor already read.
+    fn for_candle(&self, t: QTensor, name: &str) -> Result<QTensor> {
         if self.layout == WeightLayout::Fastest
             && t.dtype() == GgmlDType::Q5_0
             && self.device.is_cpu()
@@ -836,20 +893,17 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         Ok(t)
     }
 
-    /// A projection weight, ready to multiply, in memory once: Q4_K rearranged for our
-    /// kernel where the CPU runs it, others as candle multiplies them fastest (see
-    /// [`QLinear::release_original`]).
+    /// A projection weight, ready to multiply, in memory once: in our kernels' layout
+    /// where the CPU runs them ([`TensorReader::panels`]), else as candle multiplies it fastest
+    /// (see [`QLinear::release_original`]).
     fn linear(&mut self, name: &str) -> Result<Linear> {
         if self.layout == WeightLayout::AsStored {
             return Ok(Linear::Candle(QLinear::new(self.weight(name)?, false)?));
         }
-        let w = self.weight(name)?;
-        if w.dtype() == GgmlDType::Q4K && q4k_kernel() {
-            let (rows, cols) = w.shape().dims2()?;
-            if let Some(m) = Q4kMatrix::from_blocks(&w.data()?, rows, cols) {
-                return Ok(Linear::Q4k(m));
-            }
+        if let Some(lin) = self.panels(name)? {
+            return Ok(lin);
         }
+        let w = self.weight(name)?;
         let mut lin = QLinear::new(w, true)?;
         match lin.release_original()? {
             Release::Kept => Ok(Linear::Candle(lin)),
@@ -866,6 +920,55 @@ impl<R: Read + Seek> TensorReader<'_, R> {
                 Ok(Linear::Candle(QLinear::new(self.weight(name)?, true)?))
             }
         }
+    }
+
+    /// `name` read from the file straight into one of our kernels' layouts, when its type
+    /// has one and they run here ([`panel_kernels`]), a few hundred rows at a time: the
+    /// file's copy of a matrix is never whole in memory next to ours.
+    fn panels(&mut self, name: &str) -> Result<Option<Linear>> {
+        const CHUNK: usize = 256; // rows read at a time
+        if self.layout != WeightLayout::Fastest || !self.device.is_cpu() || !panel_kernels() {
+            return Ok(None);
+        }
+        let Some(info) = self.ct.tensor_infos.get(name) else {
+            return Err(bad(self.path, format!("tensor `{name}` is missing")));
+        };
+        let Ok((rows, cols)) = info.shape.dims2() else {
+            return Ok(None);
+        };
+        let mut target =
+            match info.ggml_dtype {
+                GgmlDType::Q4K => Q4kMatrix::zeros(rows, cols).map(Linear::Q4k),
+                GgmlDType::Q8_0 => Block32Matrix::zeros(Kind::Q8_0, rows, cols)
+                    .map(|m| Linear::Block32(Arc::new(m))),
+                GgmlDType::Q5_0 => Block32Matrix::zeros(Kind::Q5_0, rows, cols)
+                    .map(|m| Linear::Block32(Arc::new(m))),
+                _ => None,
+            };
+        let row_bytes = match &target {
+            Some(Linear::Q4k(m)) => m.row_bytes(),
+            Some(Linear::Block32(m)) => m.row_bytes(),
+            _ => return Ok(None),
+        };
+        let offset = self.ct.tensor_data_offset + info.offset;
+        let read_error = |e: std::io::Error| bad(self.path, format!("tensor `{name}`: {e}"));
+        self.reader
+            .seek(std::io::SeekFrom::Start(offset))
+            .map_err(read_error)?;
+        let mut buf = vec![0u8; row_bytes * CHUNK.min(rows)];
+        for first in (0..rows).step_by(CHUNK) {
+            let chunk = &mut buf[..row_bytes * CHUNK.min(rows - first)];
+            self.reader.read_exact(chunk).map_err(read_error)?;
+            match &mut target {
+                Some(Linear::Q4k(m)) => m.pack_rows(first, chunk),
+                Some(Linear::Block32(m)) => match Arc::get_mut(m) {
+                    Some(m) => m.pack_rows(first, chunk),
+                    None => unreachable!("the matrix is not shared yet"),
+                },
+                _ => unreachable!("target was checked above"),
+            }
+        }
+        Ok(target)
     }
 
     fn dense(&mut self, name: &str) -> Result<Tensor> {
@@ -972,9 +1075,11 @@ pub fn read_header(path: &Path) -> Result<(File, gguf_file::Content)> {
 /// How weights are kept in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightLayout {
-    /// In the layout the device multiplies fastest, each weight once: Q5_0 rewritten as
-    /// Q8_0, rows padded for candle's packed kernels, originals of packed weights released.
-    /// Same weights, other rounding of the sums.
+    /// In the layout the device multiplies fastest, each weight once: Q4_K, Q8_0 and Q5_0
+    /// in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::block32`])
+    /// where the CPU has them; elsewhere, for candle, Q5_0 rewritten as Q8_0, rows padded
+    /// for candle's packed kernels, originals of packed weights released. Same weights,
+    /// other rounding of the sums.
     #[default]
     Fastest,
     /// Exactly as stored in the file, through candle's plain kernels (to compare with
@@ -1011,12 +1116,37 @@ impl Transformer {
             device,
             layout,
         };
-        let embed = Arc::new(tr.qtensor("token_embd.weight")?);
-        let output = if tr.has("output.weight") {
-            QLinear::new(tr.weight("output.weight")?, false)?
+        let (embed, output) = if tr.has("output.weight") {
+            let output = match tr.panels("output.weight")? {
+                Some(lin) => lin,
+                // Not padded nor packed: one-row products go through `matvec`.
+                None => Linear::Candle(QLinear::new(tr.weight("output.weight")?, false)?),
+            };
+            let embed = Embedding::Candle(Arc::new(tr.qtensor("token_embd.weight")?));
+            (embed, output)
         } else {
-            // Tied embeddings: the output head is the embedding matrix, kept quantized.
-            QLinear::from_arc(embed.clone(), 0)?
+            // Tied embeddings: the output head is the embedding matrix, kept quantized once
+            // (in panels where we can read rows back from them: Q8_0 and Q5_0).
+            let rows_readable = matches!(
+                tr.ct
+                    .tensor_infos
+                    .get("token_embd.weight")
+                    .map(|i| i.ggml_dtype),
+                Some(GgmlDType::Q8_0 | GgmlDType::Q5_0)
+            );
+            let panels = if rows_readable {
+                tr.panels("token_embd.weight")?
+            } else {
+                None
+            };
+            match panels {
+                Some(Linear::Block32(m)) => (Embedding::Panels(m.clone()), Linear::Block32(m)),
+                _ => {
+                    let embed = Arc::new(tr.qtensor("token_embd.weight")?);
+                    let head = QLinear::from_arc(embed.clone(), 0)?;
+                    (Embedding::Candle(embed), Linear::Candle(head))
+                }
+            }
         };
         let norm = tr.rms("output_norm.weight", hp.rms_eps)?;
         let rope_len = hp.context_length.min(max_context).max(1);
@@ -1172,8 +1302,7 @@ impl Transformer {
                 max: self.max_context(),
             });
         }
-        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let mut x = self.embed.embedding(&ids)?;
+        let mut x = self.embed.lookup(tokens, &self.device)?;
         if let Some(scale) = self.embed_scale {
             x = (x * scale)?;
         }

@@ -17,12 +17,12 @@
 //! spread to a byte each). The same kernel serves one input row (decoding) and many
 //! (prompt processing, four rows per pass over the weights).
 
+use super::panel::{matmul_many, PanelMatrix, QuantizedRows, SendPtr, PANEL};
+
 /// Weights per block.
 const QK: usize = 256;
 /// Bytes of one Q4_K block in the file: f16 d, f16 dmin, 12 bytes of scales, 128 of values.
 const BLOCK_BYTES: usize = 144;
-/// Rows per panel: the 16 i32 lanes of an AVX-512 register.
-const PANEL: usize = 16;
 /// Input rows multiplied per pass over a panel.
 const ROWS: usize = 4;
 /// Layout of one panel block: values, then scales, mins, d and dmin of the 16 rows.
@@ -35,22 +35,8 @@ const PANEL_BLOCK: usize = DMIN + PANEL * 2;
 /// How far ahead of the values being read the kernel asks for the next ones.
 const PREFETCH: usize = 2 * PANEL_BLOCK;
 
-/// Whether this CPU runs [`Q4kMatrix`] products.
-pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// A Q4_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for [`supported`]
-/// CPUs.
+/// A Q4_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for the panel
+/// kernel ([`super::panel::supported`] CPUs).
 #[derive(Debug, Clone)]
 pub struct Q4kMatrix {
     rows: usize,
@@ -75,16 +61,42 @@ impl Q4kMatrix {
     /// Rearranges the Q4_K data of a `rows x cols` matrix (as stored in a GGUF file).
     /// None when the sizes do not fit.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        if cols == 0 || !cols.is_multiple_of(QK) || data.len() != rows * cols / QK * BLOCK_BYTES {
+        let mut m = Self::zeros(rows, cols)?;
+        if data.len() != rows * m.row_bytes() {
             return None;
         }
-        let nb = cols / QK;
-        let panels = rows.div_ceil(PANEL);
-        let mut packed = vec![0u8; panels * nb * PANEL_BLOCK];
-        for (r, row) in data.chunks_exact(nb * BLOCK_BYTES).enumerate() {
+        m.pack_rows(0, data);
+        Some(m)
+    }
+
+    /// A matrix of zeros to fill with [`Q4kMatrix::pack_rows`]. None when `cols` is not a
+    /// multiple of 256.
+    pub fn zeros(rows: usize, cols: usize) -> Option<Self> {
+        if cols == 0 || !cols.is_multiple_of(QK) {
+            return None;
+        }
+        let len = rows.div_ceil(PANEL) * (cols / QK) * PANEL_BLOCK;
+        Some(Q4kMatrix {
+            rows,
+            cols,
+            packed: vec![0u8; len],
+        })
+    }
+
+    /// Bytes of one row in the file.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / QK * BLOCK_BYTES
+    }
+
+    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
+    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
+        let nb = self.cols / QK;
+        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
+            let r = first + i;
+            assert!(r < self.rows, "row {r} of {}", self.rows);
             let (panel, lane) = (r / PANEL, r % PANEL);
             for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
-                let out = &mut packed[(panel * nb + b) * PANEL_BLOCK..][..PANEL_BLOCK];
+                let out = &mut self.packed[(panel * nb + b) * PANEL_BLOCK..][..PANEL_BLOCK];
                 out[D + 2 * lane..][..2].copy_from_slice(&block[0..2]);
                 out[DMIN + 2 * lane..][..2].copy_from_slice(&block[2..4]);
                 let (scales, qs) = (&block[4..16], &block[16..]);
@@ -109,7 +121,6 @@ impl Q4kMatrix {
                 }
             }
         }
-        Some(Q4kMatrix { rows, cols, packed })
     }
 
     /// Output size (rows of the matrix).
@@ -128,7 +139,7 @@ impl Q4kMatrix {
     }
 
     /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
-    /// Panics when the CPU is not [`supported`] or `x` is not `m * cols` long.
+    /// Panics when the CPU is not [`super::panel::supported`] or `x` is not `m * cols` long.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         let q = Q8k::quantize(x, m, self.cols);
         matmul_many(&[self], &q).pop().unwrap_or_default()
@@ -223,60 +234,61 @@ fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
     *d = 1.0 / iscale;
 }
 
-/// `x W^T` for each matrix `W` of `ws` (all of `x`'s width), in one parallel region: the
-/// panels of all matrices are shared out over the threads together (decoding step's
-/// q, k and v projections are small alone). Returns one `(x.rows, W.rows)` row-major
-/// result per matrix.
-pub fn matmul_many(ws: &[&Q4kMatrix], x: &Q8k) -> Vec<Vec<f32>> {
-    assert!(supported(), "Q4_K products need AVX-512 VNNI");
-    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; x.rows * w.rows]).collect();
-    let mut tasks = Vec::new();
-    for (i, w) in ws.iter().enumerate() {
-        assert_eq!(w.cols, x.cols, "Q4_K matrix of {} columns", w.cols);
-        tasks.extend((0..w.rows.div_ceil(PANEL)).map(|p| (i, p)));
+impl PanelMatrix for Q4kMatrix {
+    type Input = Q8k;
+
+    fn rows(&self) -> usize {
+        self.rows
     }
-    let ptrs: Vec<SendPtr<f32>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
-    // Small products do not pay for waking another thread.
-    let min_chunk = (64 / (x.cols / QK * x.rows).max(1)).max(1);
-    crate::runtime::parallel_chunks(tasks.len(), min_chunk, |range| {
-        for &(i, p) in &tasks[range] {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `supported()` was checked; each task writes its own panel's columns
-            // of its own output, which outlives the loop.
-            unsafe {
-                ws[i].panel(p, x, ptrs[i].0)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (i, p, &ptrs);
-        }
-    });
-    outs
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
+        panel(self, p, x, y)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn panel(&self, _: usize, _: &Q8k, _: *mut f32) {
+        unreachable!("no panel kernels on this architecture")
+    }
 }
 
-impl Q4kMatrix {
-    /// Columns `16 p .. 16 p + 16` of every output row.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F, BW and VNNI; `y` must point to `x.rows * rows` f32s.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
-        let nb = self.cols / QK;
-        let w = self.packed.as_ptr().add(p * nb * PANEL_BLOCK);
-        let n0 = p * PANEL;
-        let valid = (self.rows - n0).min(PANEL);
-        let mut m0 = 0;
-        while m0 < x.rows {
-            let rows = (x.rows - m0).min(ROWS);
-            let out = y.add(m0 * self.rows + n0);
-            match rows {
-                4 => panel_rows::<4>(w, nb, x, m0, out, self.rows, valid),
-                3 => panel_rows::<3>(w, nb, x, m0, out, self.rows, valid),
-                2 => panel_rows::<2>(w, nb, x, m0, out, self.rows, valid),
-                _ => panel_rows::<1>(w, nb, x, m0, out, self.rows, valid),
-            }
-            m0 += rows;
+impl QuantizedRows for Q8k {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// [`PanelMatrix::panel`] for Q4_K.
+///
+/// # Safety
+/// As [`PanelMatrix::panel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn panel(w: &Q4kMatrix, p: usize, x: &Q8k, y: *mut f32) {
+    let nb = w.cols / QK;
+    let stride = w.rows;
+    let w = w.packed.as_ptr().add(p * nb * PANEL_BLOCK);
+    let n0 = p * PANEL;
+    let valid = (stride - n0).min(PANEL);
+    let mut m0 = 0;
+    while m0 < x.rows {
+        let rows = (x.rows - m0).min(ROWS);
+        let out = y.add(m0 * stride + n0);
+        match rows {
+            4 => panel_rows::<4>(w, nb, x, m0, out, stride, valid),
+            3 => panel_rows::<3>(w, nb, x, m0, out, stride, valid),
+            2 => panel_rows::<2>(w, nb, x, m0, out, stride, valid),
+            _ => panel_rows::<1>(w, nb, x, m0, out, stride, valid),
         }
+        m0 += rows;
     }
 }
 
@@ -284,7 +296,7 @@ impl Q4kMatrix {
 /// of each row at `out`, rows `stride` apart.
 ///
 /// # Safety
-/// As [`Q4kMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
+/// As [`PanelMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel_rows<const R: usize>(
@@ -350,15 +362,10 @@ unsafe fn panel_rows<const R: usize>(
     }
 }
 
-/// A raw pointer the parallel loop may share: its tasks write disjoint elements.
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for disjoint writes while the owning buffer is alive.
-unsafe impl<T> Sync for SendPtr<T> {}
-unsafe impl<T> Send for SendPtr<T> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::panel::supported;
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 

@@ -1,0 +1,494 @@
+//! Q8_0 and Q5_0 matrix products on AVX-512 VNNI, over the file's own values.
+//!
+//! Both types store a row in blocks of 32 weights with one f16 scale `d`: Q8_0 as i8
+//! values (34 bytes a block), Q5_0 as 5-bit values offset by 16 (22 bytes: 16 bytes of
+//! low nibbles and 32 high bits). llama.cpp multiplies both with activations quantized
+//! as Q8_0 (blocks of 32 i8 values with an f16 scale); so does this, and the sum of a
+//! block is the same integer.
+//!
+//! Before, Q5_0 was rewritten as Q8_0 for candle (its Q5_0 kernel is scalar) and rows
+//! padded to 256 for candle's repacked kernel: Qwen2.5 0.5B's layers then read 1.77x the
+//! file's bytes at every decoding step, and the 0.5B's Q8_0 output projection went
+//! through candle's one-row `vec_dot` at a fraction of the memory bandwidth. Here both
+//! keep exactly the file's size, rearranged at load in panels of 16 rows
+//! ([`super::panel`]): a `vpdpbusd` wants one operand unsigned, so weights are stored as
+//! `q + 128` (Q8_0) or as their 5-bit `q` (Q5_0), and each block's sum is corrected by
+//! `128` or `16` times the sum of its 32 activations.
+
+use half::f16;
+
+use super::panel::{matmul_many, PanelMatrix, QuantizedRows, SendPtr, PANEL};
+
+/// Weights per block.
+const QK: usize = 32;
+/// Input rows multiplied per pass over a panel.
+const ROWS: usize = 4;
+/// How many panel blocks ahead of the one being read the kernel asks for.
+const PREFETCH_BLOCKS: usize = 4;
+
+/// The two layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// i8 values, stored `+ 128` as u8.
+    Q8_0,
+    /// 5-bit values `q` (weight `d * (q - 16)`): low nibbles and a bit mask of fifth bits.
+    Q5_0,
+}
+
+impl Kind {
+    /// Bytes of one block in a GGUF file.
+    fn file_block(self) -> usize {
+        match self {
+            Kind::Q8_0 => 34,
+            Kind::Q5_0 => 22,
+        }
+    }
+
+    /// Bytes of one panel block (16 rows of one block), the same as the file's 16 blocks:
+    /// values, then the 16 rows' f16 scales.
+    fn panel_block(self) -> usize {
+        PANEL * self.file_block()
+    }
+
+    /// Offset of the stored unsigned values: weight = `d * (stored - offset)`.
+    fn offset(self) -> i32 {
+        match self {
+            Kind::Q8_0 => 128,
+            Kind::Q5_0 => 16,
+        }
+    }
+
+    /// Where the scales start in a panel block.
+    fn scales(self) -> usize {
+        self.panel_block() - PANEL * 2
+    }
+}
+
+/// A Q8_0 or Q5_0 matrix of `rows x cols` (`cols` a multiple of 32), in panels.
+#[derive(Debug, Clone)]
+pub struct Block32Matrix {
+    kind: Kind,
+    rows: usize,
+    cols: usize,
+    packed: Vec<u8>,
+}
+
+/// Q5_0 panel block: 4 x 64 bytes of nibbles (load `i`: inputs `8i..8i+4` of each row in
+/// the low nibbles, `8i+4..8i+8` in the high), then 8 x 64-bit masks of fifth bits (one
+/// per group of 4 inputs, bit = lane byte), then the scales.
+const Q5_MASKS: usize = 4 * 64;
+
+impl Block32Matrix {
+    /// Rearranges the data of a `rows x cols` matrix as stored in a GGUF file. None when
+    /// the sizes do not fit.
+    pub fn from_blocks(kind: Kind, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        let mut m = Self::zeros(kind, rows, cols)?;
+        if data.len() != rows * m.row_bytes() {
+            return None;
+        }
+        m.pack_rows(0, data);
+        Some(m)
+    }
+
+    /// A matrix of zeros to fill with [`Block32Matrix::pack_rows`]. None when `cols` is
+    /// not a multiple of 32.
+    pub fn zeros(kind: Kind, rows: usize, cols: usize) -> Option<Self> {
+        if cols == 0 || !cols.is_multiple_of(QK) {
+            return None;
+        }
+        let len = rows.div_ceil(PANEL) * (cols / QK) * kind.panel_block();
+        Some(Block32Matrix {
+            kind,
+            rows,
+            cols,
+            packed: vec![0u8; len],
+        })
+    }
+
+    /// Bytes of one row in the file.
+    pub fn row_bytes(&self) -> usize {
+        self.cols / QK * self.kind.file_block()
+    }
+
+    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
+    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
+        let (kind, nb, pb) = (self.kind, self.cols / QK, self.kind.panel_block());
+        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
+            let r = first + i;
+            assert!(r < self.rows, "row {r} of {}", self.rows);
+            let (panel, lane) = (r / PANEL, r % PANEL);
+            for (b, block) in row.chunks_exact(kind.file_block()).enumerate() {
+                let out = &mut self.packed[(panel * nb + b) * pb..][..pb];
+                out[kind.scales() + 2 * lane..][..2].copy_from_slice(&block[..2]);
+                let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+                for v in 0..QK {
+                    // Byte of input v of this row inside a 64-byte group of 4 inputs.
+                    let byte = lane * 4 + v % 4;
+                    match kind {
+                        Kind::Q8_0 => out[(v / 4) * 64 + byte] = block[2 + v] ^ 0x80,
+                        Kind::Q5_0 => {
+                            let qs = &block[6..];
+                            let nibble = if v < 16 {
+                                qs[v] & 0x0F
+                            } else {
+                                qs[v - 16] >> 4
+                            };
+                            out[(v / 8) * 64 + byte] |= nibble << (4 * ((v % 8) / 4));
+                            if (qh >> v) & 1 == 1 {
+                                out[Q5_MASKS + (v / 4) * 8 + byte / 8] |= 1 << (byte % 8);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// Row `r` as f32 values (for embedding lookups).
+    pub fn row(&self, r: usize) -> Vec<f32> {
+        let nb = self.cols / QK;
+        let pb = self.kind.panel_block();
+        let (panel, lane) = (r / PANEL, r % PANEL);
+        let mut out = Vec::with_capacity(self.cols);
+        for b in 0..nb {
+            let blk = &self.packed[(panel * nb + b) * pb..][..pb];
+            let s = self.kind.scales() + 2 * lane;
+            let d = f16::from_le_bytes([blk[s], blk[s + 1]]).to_f32();
+            for v in 0..QK {
+                let byte = lane * 4 + v % 4;
+                let q = match self.kind {
+                    Kind::Q8_0 => i32::from(blk[(v / 4) * 64 + byte]),
+                    Kind::Q5_0 => {
+                        let nibble = (blk[(v / 8) * 64 + byte] >> (4 * ((v % 8) / 4))) & 0x0F;
+                        let high = (blk[Q5_MASKS + (v / 4) * 8 + byte / 8] >> (byte % 8)) & 1;
+                        i32::from(nibble | (high << 4))
+                    }
+                };
+                out.push(d * (q - self.kind.offset()) as f32);
+            }
+        }
+        out
+    }
+
+    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
+    /// Panics when the CPU is not [`super::panel::supported`] or `x` is not `m * cols`
+    /// long.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let q = Q8_0Rows::quantize(x, m, self.cols);
+        matmul_many(&[self], &q).pop().unwrap_or_default()
+    }
+}
+
+/// Activations quantized as llama.cpp's Q8_0 on x86, row by row.
+#[derive(Debug)]
+pub struct Q8_0Rows {
+    rows: usize,
+    cols: usize,
+    qs: Vec<i8>,
+    /// One scale per 32 values (an f16 value, as llama.cpp stores it).
+    d: Vec<f32>,
+    /// The sum of each 32 values.
+    sums: Vec<i32>,
+}
+
+impl Q8_0Rows {
+    /// Quantizes `m` rows of `cols` values (`cols` a multiple of 32) as llama.cpp's x86
+    /// `quantize_row_q8_0`: per block, `q = round(x * 127 / max|x|)` (ties to even) and
+    /// `d = max|x| / 127` rounded to f16.
+    pub fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        assert!(
+            cols.is_multiple_of(QK) && x.len() == m * cols,
+            "Q8_0 input of {m} x {cols}"
+        );
+        let n = m * cols / QK;
+        let mut q = Q8_0Rows {
+            rows: m,
+            cols,
+            qs: vec![0; m * cols],
+            d: vec![0.0; n],
+            sums: vec![0; n],
+        };
+        let (qs, d, sums) = (
+            SendPtr(q.qs.as_mut_ptr()),
+            SendPtr(q.d.as_mut_ptr()),
+            SendPtr(q.sums.as_mut_ptr()),
+        );
+        crate::runtime::parallel_chunks(n, 512, |blocks| {
+            let (qs, d, sums) = (&qs, &d, &sums);
+            for b in blocks {
+                let x = &x[b * QK..][..QK];
+                let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+                // SAFETY: each block index is visited once; the buffers hold `n` blocks
+                // and outlive the loop.
+                let qs = unsafe { std::slice::from_raw_parts_mut(qs.0.add(b * QK), QK) };
+                let mut sum = 0i32;
+                for (q, &v) in qs.iter_mut().zip(x) {
+                    *q = (v * id).round_ties_even() as i8;
+                    sum += i32::from(*q);
+                }
+                unsafe {
+                    *d.0.add(b) = f16::from_f32(amax / 127.0).to_f32();
+                    *sums.0.add(b) = sum;
+                }
+            }
+        });
+        q
+    }
+
+    /// Back to f32 (for tests and references).
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.qs
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| f32::from(q) * self.d[i / QK])
+            .collect()
+    }
+}
+
+impl QuantizedRows for Q8_0Rows {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+impl PanelMatrix for Block32Matrix {
+    type Input = Q8_0Rows;
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn panel(&self, p: usize, x: &Q8_0Rows, y: *mut f32) {
+        match self.kind {
+            Kind::Q8_0 => panel::<false>(self, p, x, y),
+            Kind::Q5_0 => panel::<true>(self, p, x, y),
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn panel(&self, _: usize, _: &Q8_0Rows, _: *mut f32) {
+        unreachable!("no panel kernels on this architecture")
+    }
+}
+
+/// [`PanelMatrix::panel`], `Q5` for Q5_0, else Q8_0.
+///
+/// # Safety
+/// As [`PanelMatrix::panel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn panel<const Q5: bool>(w: &Block32Matrix, p: usize, x: &Q8_0Rows, y: *mut f32) {
+    let nb = w.cols / QK;
+    let stride = w.rows;
+    let n0 = p * PANEL;
+    let valid = (stride - n0).min(PANEL);
+    let mut m0 = 0;
+    while m0 < x.rows {
+        let rows = (x.rows - m0).min(ROWS);
+        let out = y.add(m0 * stride + n0);
+        let args = (w, p, nb, x, m0, out, valid);
+        match rows {
+            4 => panel_rows::<Q5, 4>(args),
+            3 => panel_rows::<Q5, 3>(args),
+            2 => panel_rows::<Q5, 2>(args),
+            _ => panel_rows::<Q5, 1>(args),
+        }
+        m0 += rows;
+    }
+}
+
+/// `R` input rows from `m0` times panel `p`; writes `valid` columns of each row at `out`.
+///
+/// # Safety
+/// As [`PanelMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::type_complexity)]
+unsafe fn panel_rows<const Q5: bool, const R: usize>(
+    (w, p, nb, x, m0, out, valid): (
+        &Block32Matrix,
+        usize,
+        usize,
+        &Q8_0Rows,
+        usize,
+        *mut f32,
+        usize,
+    ),
+) {
+    use std::arch::x86_64::*;
+    let kind = w.kind;
+    let pb = kind.panel_block();
+    let base = w.packed.as_ptr().add(p * nb * pb);
+    let offset = _mm512_set1_epi32(kind.offset());
+    let nibble = _mm512_set1_epi8(0x0F);
+    let fifth = _mm512_set1_epi8(0x10);
+    let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * w.cols));
+    let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
+    let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
+    let mut acc = [_mm512_setzero_ps(); R];
+    for b in 0..nb {
+        let blk = base.add(b * pb);
+        // The hardware prefetcher alone left a core well short of the memory bandwidth.
+        for line in (0..pb).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(blk.add(PREFETCH_BLOCKS * pb + line).cast());
+        }
+        // Two chains a row (even and odd groups of 4 inputs).
+        let mut even = [_mm512_setzero_si512(); R];
+        let mut odd = [_mm512_setzero_si512(); R];
+        for pair in 0..4 {
+            let (w0, w1) = if Q5 {
+                let v = _mm512_loadu_si512(blk.add(pair * 64).cast());
+                let lo = _mm512_and_si512(v, nibble);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
+                let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
+                (
+                    _mm512_mask_add_epi8(lo, m0, lo, fifth),
+                    _mm512_mask_add_epi8(hi, m1, hi, fifth),
+                )
+            } else {
+                (
+                    _mm512_loadu_si512(blk.add(pair * 128).cast()),
+                    _mm512_loadu_si512(blk.add(pair * 128 + 64).cast()),
+                )
+            };
+            for r in 0..R {
+                let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
+                even[r] = _mm512_dpbusd_epi32(even[r], w0, _mm512_set1_epi32(xp.read_unaligned()));
+                odd[r] =
+                    _mm512_dpbusd_epi32(odd[r], w1, _mm512_set1_epi32(xp.add(1).read_unaligned()));
+            }
+        }
+        let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(kind.scales()).cast()));
+        for r in 0..R {
+            let sum = _mm512_add_epi32(even[r], odd[r]);
+            let corr = _mm512_mullo_epi32(offset, _mm512_set1_epi32(*sums[r].add(b)));
+            let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, corr));
+            acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(d, _mm512_set1_ps(*ds[r].add(b))), acc[r]);
+        }
+    }
+    let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
+    for (r, &a) in acc.iter().enumerate() {
+        _mm512_mask_storeu_ps(out.add(r * w.rows), mask, a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::panel::supported;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f32 * 0.618 + seed).sin() * 1.7).powi(3))
+            .collect()
+    }
+
+    /// A matrix quantized by candle: its raw blocks and its values.
+    fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
+        let w = Tensor::from_vec(values(rows * cols, 0.3), (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let data = q.data().unwrap().to_vec();
+        let deq = q.dequantize(&Device::Cpu).unwrap();
+        (data, deq.flatten_all().unwrap().to_vec1().unwrap())
+    }
+
+    const KINDS: [(Kind, GgmlDType); 2] =
+        [(Kind::Q8_0, GgmlDType::Q8_0), (Kind::Q5_0, GgmlDType::Q5_0)];
+
+    #[test]
+    fn rows_read_back_as_candle_dequantizes_them() {
+        for (kind, dtype) in KINDS {
+            let (rows, cols) = (19, 96);
+            let (data, w) = quantized(dtype, rows, cols);
+            let m = Block32Matrix::from_blocks(kind, &data, rows, cols).unwrap();
+            assert_eq!(
+                m.bytes(),
+                rows.div_ceil(PANEL) * PANEL * cols / QK * kind.file_block()
+            );
+            for r in 0..rows {
+                assert_eq!(m.row(r), w[r * cols..][..cols], "{kind:?} row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn activations_quantize_like_llama_cpp() {
+        let x: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 3.0).collect();
+        let q = Q8_0Rows::quantize(&x, 1, 64);
+        // Block 0: max |x| = 20/3 at x[0] -> -127; d = 20/3/127 as f16.
+        assert_eq!(q.qs[0], -127);
+        assert_eq!(q.d[0], f16::from_f32(20.0 / 3.0 / 127.0).to_f32());
+        assert_eq!(
+            q.sums[1],
+            q.qs[32..].iter().map(|&v| i32::from(v)).sum::<i32>()
+        );
+        let zeros = Q8_0Rows::quantize(&[0.0; 32], 1, 32);
+        assert!(zeros.qs.iter().all(|&v| v == 0) && zeros.d[0] == 0.0);
+    }
+
+    #[test]
+    fn kernel_equals_dequantized_product() {
+        if !supported() {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+            return;
+        }
+        for (kind, dtype) in KINDS {
+            // Rows not a multiple of the panel; one block and several; every remainder
+            // of the 4-row passes; a width that is no multiple of 256 (Qwen2.5 0.5B: 896).
+            for (m, rows, cols) in [
+                (1, 16, 32),
+                (1, 40, 896),
+                (3, 33, 96),
+                (6, 64, 256),
+                (9, 8, 128),
+            ] {
+                let (data, w) = quantized(dtype, rows, cols);
+                let mat = Block32Matrix::from_blocks(kind, &data, rows, cols).unwrap();
+                let x = values(m * cols, 2.0);
+                let q = Q8_0Rows::quantize(&x, m, cols);
+                let xq = q.dequantize();
+                let got = matmul_many(&[&mat], &q).pop().unwrap();
+                for r in 0..m {
+                    for n in 0..rows {
+                        let (mut want, mut norm) = (0f64, 0f64);
+                        for k in 0..cols {
+                            let p = f64::from(w[n * cols + k]) * f64::from(xq[r * cols + k]);
+                            want += p;
+                            norm += p.abs();
+                        }
+                        let g = f64::from(got[r * rows + n]);
+                        assert!(
+                            (g - want).abs() <= 1e-5 * norm + 1e-5,
+                            "{kind:?} {m}x{rows}x{cols} [{r},{n}]: {g} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_refused() {
+        assert!(Block32Matrix::from_blocks(Kind::Q8_0, &[0; 34], 1, 16).is_none());
+        assert!(Block32Matrix::from_blocks(Kind::Q8_0, &[0; 33], 1, 32).is_none());
+        assert!(Block32Matrix::from_blocks(Kind::Q5_0, &[0; 22], 1, 32).is_some());
+    }
+}
