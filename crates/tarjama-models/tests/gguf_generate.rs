@@ -32,7 +32,7 @@ use std::path::Path;
 use candle_core::Device;
 use common::model_file;
 use serde::Deserialize;
-use tarjama_models::gguf::model::Transformer;
+use tarjama_models::gguf::model::{Transformer, WeightLayout};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -105,7 +105,7 @@ fn decode(
 /// units.
 const NEAR_TIE: f32 = 0.6;
 
-fn check(fixture_name: &str) {
+fn check(fixture_name: &str, layout: WeightLayout) {
     let fixture_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/gguf_greedy")
         .join(fixture_name);
@@ -114,8 +114,8 @@ fn check(fixture_name: &str) {
     let Some(path) = model_file(&fixture.model) else {
         return;
     };
-    let mut model = Transformer::from_path(&path, &Device::Cpu, 1024).unwrap();
-    let name = &fixture.model;
+    let mut model = Transformer::from_path_with(&path, &Device::Cpu, 1024, layout).unwrap();
+    let name = &format!("{} ({layout:?})", fixture.model);
     let near_tie = NEAR_TIE.max(fixture.llama_cpp_batch1.max_forced_gap);
     let (mut same, mut worst_gap, mut worst_logit) = (0, 0f32, 0f32);
     let mut failures = Vec::new();
@@ -183,15 +183,31 @@ fn check(fixture_name: &str) {
 
 #[test]
 fn qwen2_5_coder_0_5b_greedy_matches_llama_cpp() {
-    check("qwen2.5-coder-0.5b-instruct-q4_k_m.json");
+    check(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.json",
+        WeightLayout::Fastest,
+    );
+}
+
+/// candle's kernels, as CPUs without AVX-512 VNNI run the model (Q5_0 stored as padded
+/// Q8_0, packed copies with the originals released).
+#[test]
+fn qwen2_5_coder_0_5b_on_candle_kernels_greedy_matches_llama_cpp() {
+    check(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.json",
+        WeightLayout::CandleFastest,
+    );
 }
 
 #[test]
 fn qwen2_5_coder_1_5b_greedy_matches_llama_cpp() {
-    check("qwen2.5-coder-1.5b-instruct-q4_k_m.json");
+    check(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.json",
+        WeightLayout::Fastest,
+    );
 }
 
 #[test]
 fn gemma3_270m_greedy_matches_llama_cpp() {
-    check("gemma-3-270m-q4_k_m.json");
+    check("gemma-3-270m-q4_k_m.json", WeightLayout::Fastest);
 }

@@ -120,23 +120,37 @@ impl Block32Matrix {
             for (b, block) in row.chunks_exact(kind.file_block()).enumerate() {
                 let out = &mut self.packed[(panel * nb + b) * pb..][..pb];
                 out[kind.scales() + 2 * lane..][..2].copy_from_slice(&block[..2]);
-                let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-                for v in 0..QK {
-                    // Byte of input v of this row inside a 64-byte group of 4 inputs.
-                    let byte = lane * 4 + v % 4;
-                    match kind {
-                        Kind::Q8_0 => out[(v / 4) * 64 + byte] = block[2 + v] ^ 0x80,
-                        Kind::Q5_0 => {
-                            let qs = &block[6..];
-                            let nibble = if v < 16 {
+                // Input v of this row goes to byte `lane * 4 + v % 4` of the 64-byte group
+                // of inputs v / 4 (Q8_0), or into a nibble of group v / 8 (Q5_0).
+                match kind {
+                    Kind::Q8_0 => {
+                        for g in 0..QK / 4 {
+                            let dst = &mut out[g * 64 + lane * 4..][..4];
+                            for (d, &q) in dst.iter_mut().zip(&block[2 + 4 * g..][..4]) {
+                                *d = q ^ 0x80;
+                            }
+                        }
+                    }
+                    Kind::Q5_0 => {
+                        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+                        let qs = &block[6..];
+                        let nibble = |v: usize| {
+                            if v < 16 {
                                 qs[v] & 0x0F
                             } else {
                                 qs[v - 16] >> 4
-                            };
-                            out[(v / 8) * 64 + byte] |= nibble << (4 * ((v % 8) / 4));
-                            if (qh >> v) & 1 == 1 {
-                                out[Q5_MASKS + (v / 4) * 8 + byte / 8] |= 1 << (byte % 8);
                             }
+                        };
+                        for i in 0..QK / 8 {
+                            let dst = &mut out[i * 64 + lane * 4..][..4];
+                            for (j, d) in dst.iter_mut().enumerate() {
+                                *d = nibble(8 * i + j) | (nibble(8 * i + 4 + j) << 4);
+                            }
+                        }
+                        // Fifth bits of inputs 4g..4g+4: bits lane*4.. of group g's mask.
+                        for g in 0..QK / 4 {
+                            let bits = ((qh >> (4 * g)) & 0xF) as u8;
+                            out[Q5_MASKS + g * 8 + lane / 2] |= bits << (4 * (lane % 2));
                         }
                     }
                 }

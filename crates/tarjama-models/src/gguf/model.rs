@@ -22,7 +22,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::block32::{Block32Matrix, Kind, Q8_0Rows};
-use super::panel::{self, PanelMatrix};
+use super::panel::{self, PanelMatrix, SendPtr};
 use super::q4k::{Q4kMatrix, Q8k};
 use crate::{Error, Result};
 
@@ -384,12 +384,8 @@ enum Release {
     Spoiled,
 }
 
-/// Whether candle keeps a packed second copy of `w` that makes the original dead weight:
-/// Q4_K or Q8_0 on an x86 CPU with VNNI, rows of whole 256-value blocks and a multiple of
-/// 16 rows (candle 0.11's `repack_x86::select`). Not with AMX, whose Q4_K prefill kernel
-/// packs from the original again. `TARJAMA_KEEP_WEIGHT_COPIES=1` turns it off.
 /// One input row `x` times the quantized matrix `w` (`x W^T`), over the matrix's own
-/// blocks, its rows spread over rayon's threads, with candle's own `vec_dot` (the same
+/// blocks, its rows spread over candle's thread pool, with candle's own `vec_dot` (the same
 /// arithmetic as candle's matrix-vector product, so the same result). `None` when `x` is
 /// not one row or `w` is not Q6_K or Q8_0: use candle's product then. The blocks must be
 /// intact: not handed back to the OS after packing, as `QLinear` does with some.
@@ -450,12 +446,10 @@ fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec(y, shape, x.device())?)
 }
 
-/// A raw pointer the parallel loop may share: its tasks write disjoint elements.
-struct SendPtr(*mut f32);
-// SAFETY: only used for disjoint writes while the owning buffer is alive.
-unsafe impl Sync for SendPtr {}
-unsafe impl Send for SendPtr {}
-
+/// Whether candle keeps a packed second copy of `w` that makes the original dead weight:
+/// Q4_K or Q8_0 on an x86 CPU with VNNI, rows of whole 256-value blocks and a multiple of
+/// 16 rows (candle 0.11's `repack_x86::select`). Not with AMX, whose Q4_K prefill kernel
+/// packs from the original again. `TARJAMA_KEEP_WEIGHT_COPIES=1` turns it off.
 fn release_pays(w: &QTensor) -> bool {
     if std::env::var("TARJAMA_KEEP_WEIGHT_COPIES").as_deref() == Ok("1") || !w.device().is_cpu() {
         return false;
@@ -471,9 +465,9 @@ fn release_pays(w: &QTensor) -> bool {
     dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
 }
 
-/// Whether Q4_K, Q8_0 and Q5_0 weights go through our kernels ([`q4k`], [`block32`]):
+/// Whether Q4_K, Q8_0 and Q5_0 weights can go through our kernels ([`q4k`], [`block32`]):
 /// where the CPU runs them, unless `TARJAMA_CANDLE_KERNELS=1` asks for candle's (to
-/// compare the two).
+/// compare the two; the same as [`WeightLayout::CandleFastest`]).
 fn panel_kernels() -> bool {
     panel::supported() && std::env::var("TARJAMA_CANDLE_KERNELS").as_deref() != Ok("1")
 }
@@ -884,7 +878,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
 
     /// [`TensorReader::weight`] for a tensor already read.
     fn for_candle(&self, t: QTensor, name: &str) -> Result<QTensor> {
-        if self.layout == WeightLayout::Fastest
+        if self.layout != WeightLayout::AsStored
             && t.dtype() == GgmlDType::Q5_0
             && self.device.is_cpu()
         {
@@ -927,7 +921,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
     /// file's copy of a matrix is never whole in memory next to ours.
     fn panels(&mut self, name: &str) -> Result<Option<Linear>> {
         const CHUNK: usize = 256; // rows read at a time
-        if self.layout != WeightLayout::Fastest || !self.device.is_cpu() || !panel_kernels() {
+        if self.layout != WeightLayout::Fastest || !self.device.is_cpu() {
             return Ok(None);
         }
         let Some(info) = self.ct.tensor_infos.get(name) else {
@@ -1076,12 +1070,15 @@ pub fn read_header(path: &Path) -> Result<(File, gguf_file::Content)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightLayout {
     /// In the layout the device multiplies fastest, each weight once: Q4_K, Q8_0 and Q5_0
-    /// in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::block32`])
-    /// where the CPU has them; elsewhere, for candle, Q5_0 rewritten as Q8_0, rows padded
-    /// for candle's packed kernels, originals of packed weights released. Same weights,
-    /// other rounding of the sums.
+    /// in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::block32`]),
+    /// other types as in [`WeightLayout::CandleFastest`]; all of them as there on CPUs
+    /// without those kernels. Same weights, other rounding of the sums.
     #[default]
     Fastest,
+    /// Through candle's kernels, in the layout they run fastest, each weight once: Q5_0
+    /// rewritten as Q8_0, rows padded for candle's packed kernels, originals of packed
+    /// weights released. What [`WeightLayout::Fastest`] is on CPUs without AVX-512 VNNI.
+    CandleFastest,
     /// Exactly as stored in the file, through candle's plain kernels (to compare with
     /// other candle-based implementations number for number).
     AsStored,
@@ -1109,6 +1106,10 @@ impl Transformer {
         layout: WeightLayout,
     ) -> Result<Self> {
         let hp = Hparams::from_metadata(ct, path)?;
+        let layout = match layout {
+            WeightLayout::Fastest if !panel_kernels() => WeightLayout::CandleFastest,
+            layout => layout,
+        };
         let mut tr = TensorReader {
             ct,
             reader,

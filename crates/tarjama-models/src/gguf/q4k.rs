@@ -105,19 +105,21 @@ impl Q4kMatrix {
                     out[SCALES + s * PANEL + lane] = sc;
                     out[MINS + s * PANEL + lane] = m;
                 }
-                for v in 0..QK {
-                    // Value v of the block: 64-value chunk c holds its first 32 values
-                    // in the low nibbles of 32 bytes and the next 32 in the high ones.
-                    let (c, l) = (v / 64, v % 64);
-                    let q = if l < 32 {
-                        qs[32 * c + l] & 0xF
+                // Inputs 8i..8i+8 lie in one half of a 64-value chunk c, whose first 32
+                // values are the low nibbles of its 32 bytes and the next 32 the high
+                // ones. Packed: this row's 4 bytes of 64-byte group i, inputs 8i..8i+4
+                // in the low nibbles and 8i+4..8i+8 in the high ones.
+                for i in 0..QK / 8 {
+                    let (c, l) = (i * 8 / 64, i * 8 % 64);
+                    let (src, shift) = if l < 32 {
+                        (&qs[32 * c + l..][..8], 0)
                     } else {
-                        qs[32 * c + l - 32] >> 4
+                        (&qs[32 * c + l - 32..][..8], 4)
                     };
-                    // Packed: 64-byte group v / 8, this row's 4 bytes in it, inputs
-                    // v..v+4 of each 8 in the low nibbles and the other 4 in the high.
-                    let byte = QS + (v / 8) * 64 + lane * 4 + v % 4;
-                    out[byte] |= q << (4 * ((v % 8) / 4));
+                    let dst = &mut out[QS + i * 64 + lane * 4..][..4];
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = ((src[j] >> shift) & 0xF) | (((src[4 + j] >> shift) & 0xF) << 4);
+                    }
                 }
             }
         }
