@@ -11,7 +11,7 @@
 //! rows = batch 32 x beam 4, d_model 512, ffn 2048, vocabulary 62k) through f32 with the
 //! weight as a transposed view (candle's `Linear`) and stored transposed (`seq2seq::quant`),
 //! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: one-row products of the named
-//! tensors through candle's `QMatMul` and ours (`gguf::q4k` for Q4_K, `gguf::block32`
+//! tensors through candle's `QMatMul` and ours (`gguf::q4k`, `gguf::q6k`, `gguf::block32`
 //! for Q8_0 and Q5_0, else `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
 
 use std::time::Instant;
@@ -22,6 +22,7 @@ use tarjama_models::gguf::block32::{Block32Matrix, Kind};
 use tarjama_models::gguf::model::matvec;
 use tarjama_models::gguf::panel;
 use tarjama_models::gguf::q4k::Q4kMatrix;
+use tarjama_models::gguf::q6k::Q6kMatrix;
 use tarjama_models::seq2seq::int8::{self, Int8Matrix};
 
 /// Median milliseconds of 9 calls after one warm-up.
@@ -133,6 +134,29 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
                     Q4kMatrix::from_blocks(&data, n, k).ok_or_else(bad)
                 })
                 .collect::<candle_core::Result<_>>()?;
+            Some(median_ms(|| {
+                for m in &mats {
+                    std::hint::black_box(m.matmul(&xs, 1));
+                }
+                Ok(())
+            })?)
+        } else if dtype == GgmlDType::Q6K {
+            let mats: Vec<Q6kMatrix> = ws
+                .iter()
+                .map(|w| {
+                    let (data, n, k) = sizes(w)?;
+                    Q6kMatrix::from_blocks(&data, n, k).ok_or_else(bad)
+                })
+                .collect::<candle_core::Result<_>>()?;
+            let gemv = median_ms(|| {
+                for w in &ws {
+                    matvec(w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                }
+                Ok(())
+            })?;
+            println!(
+                "({pattern}: candle's vec_dot over the file's blocks, `matvec`: {gemv:.3} ms)"
+            );
             Some(median_ms(|| {
                 for m in &mats {
                     std::hint::black_box(m.matmul(&xs, 1));

@@ -7,6 +7,7 @@ pub mod chat_template;
 pub mod model;
 pub mod panel;
 pub mod q4k;
+pub mod q6k;
 pub mod tokenizer;
 
 pub use chat::{ChatModel, Completion, LoadOptions, StopReason};

@@ -24,6 +24,7 @@ use candle_transformers::quantized_nn::RmsNorm;
 use super::block32::{Block32Matrix, Kind, Q8_0Rows};
 use super::panel::{self, PanelMatrix, SendPtr};
 use super::q4k::{Q4kMatrix, Q8k};
+use super::q6k::Q6kMatrix;
 use crate::{Error, Result};
 
 /// The architectures this runner knows, from `general.architecture`.
@@ -465,7 +466,8 @@ fn release_pays(w: &QTensor) -> bool {
     dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
 }
 
-/// Whether Q4_K, Q8_0 and Q5_0 weights can go through our kernels ([`q4k`], [`block32`]):
+/// Whether Q4_K, Q6_K, Q8_0 and Q5_0 weights can go through our kernels ([`q4k`], [`q6k`],
+/// [`block32`]):
 /// where the CPU runs them, unless `TARJAMA_CANDLE_KERNELS=1` asks for candle's (to
 /// compare the two; the same as [`WeightLayout::CandleFastest`]).
 fn panel_kernels() -> bool {
@@ -555,12 +557,13 @@ fn has_vnni() -> bool {
     false
 }
 
-/// A projection weight: Q4_K, Q8_0 and Q5_0 through our own kernels where the CPU runs
-/// them ([`q4k`], [`block32`]), anything else through candle.
+/// A projection weight: Q4_K, Q6_K, Q8_0 and Q5_0 through our own kernels where the CPU
+/// runs them ([`q4k`], [`q6k`], [`block32`]), anything else through candle.
 #[derive(Debug)]
 enum Linear {
     Candle(QLinear),
     Q4k(Q4kMatrix),
+    Q6k(Q6kMatrix),
     Block32(Arc<Block32Matrix>),
 }
 
@@ -615,6 +618,20 @@ fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
     if !q4k.is_empty() {
         let mats: Vec<&Q4kMatrix> = q4k.iter().map(|&(_, m)| m).collect();
         for (&(i, _), y) in q4k.iter().zip(panel_products(&mats, &x, Q8k::quantize)?) {
+            out[i] = Some(y);
+        }
+    }
+    let q6k: Vec<(usize, &Q6kMatrix)> = ws
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            Linear::Q6k(m) => Some((i, m)),
+            _ => None,
+        })
+        .collect();
+    if !q6k.is_empty() {
+        let mats: Vec<&Q6kMatrix> = q6k.iter().map(|&(_, m)| m).collect();
+        for (&(i, _), y) in q6k.iter().zip(panel_products(&mats, &x, Q8k::quantize)?) {
             out[i] = Some(y);
         }
     }
@@ -933,6 +950,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         let mut target =
             match info.ggml_dtype {
                 GgmlDType::Q4K => Q4kMatrix::zeros(rows, cols).map(Linear::Q4k),
+                GgmlDType::Q6K => Q6kMatrix::zeros(rows, cols).map(Linear::Q6k),
                 GgmlDType::Q8_0 => Block32Matrix::zeros(Kind::Q8_0, rows, cols)
                     .map(|m| Linear::Block32(Arc::new(m))),
                 GgmlDType::Q5_0 => Block32Matrix::zeros(Kind::Q5_0, rows, cols)
@@ -941,6 +959,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             };
         let row_bytes = match &target {
             Some(Linear::Q4k(m)) => m.row_bytes(),
+            Some(Linear::Q6k(m)) => m.row_bytes(),
             Some(Linear::Block32(m)) => m.row_bytes(),
             _ => return Ok(None),
         };
@@ -955,6 +974,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             self.reader.read_exact(chunk).map_err(read_error)?;
             match &mut target {
                 Some(Linear::Q4k(m)) => m.pack_rows(first, chunk),
+                Some(Linear::Q6k(m)) => m.pack_rows(first, chunk),
                 Some(Linear::Block32(m)) => match Arc::get_mut(m) {
                     Some(m) => m.pack_rows(first, chunk),
                     None => unreachable!("the matrix is not shared yet"),
@@ -1069,8 +1089,9 @@ pub fn read_header(path: &Path) -> Result<(File, gguf_file::Content)> {
 /// How weights are kept in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightLayout {
-    /// In the layout the device multiplies fastest, each weight once: Q4_K, Q8_0 and Q5_0
-    /// in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::block32`]),
+    /// In the layout the device multiplies fastest, each weight once: Q4_K, Q6_K, Q8_0 and
+    /// Q5_0 in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::q6k`],
+    /// [`super::block32`]),
     /// other types as in [`WeightLayout::CandleFastest`]; all of them as there on CPUs
     /// without those kernels. Same weights, other rounding of the sums.
     #[default]

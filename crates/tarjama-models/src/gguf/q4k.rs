@@ -4,7 +4,7 @@
 //! sub-blocks of 32 with a 6-bit scale and a 6-bit min each, and two f16 block scales
 //! `d`, `dmin`; weight = `d * sc * q - dmin * m`. Activations are quantized per row the
 //! way llama.cpp does for this type (Q8_K: blocks of 256 i8 values with one f32 scale,
-//! and the sums of each 32 values, which the mins multiply). The product of one block is
+//! and the sums of each 16 values, which the mins multiply). The product of one block is
 //! then exact in integers, as in llama.cpp:
 //! `dx * (d * sum_s sc_s * dot(q_s, x_s) - dmin * sum_s m_s * sum(x_s))`.
 //!
@@ -151,14 +151,14 @@ impl Q4kMatrix {
 /// Activations quantized as llama.cpp's Q8_K, row by row.
 #[derive(Debug)]
 pub struct Q8k {
-    rows: usize,
-    cols: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
     /// i8 values, row-major.
-    qs: Vec<i8>,
+    pub(crate) qs: Vec<i8>,
     /// One scale per 256 values.
-    d: Vec<f32>,
-    /// The sum of each 32 values.
-    sums: Vec<i32>,
+    pub(crate) d: Vec<f32>,
+    /// The sum of each 16 values (llama.cpp's `bsums`).
+    pub(crate) sums: Vec<i32>,
 }
 
 impl Q8k {
@@ -176,7 +176,7 @@ impl Q8k {
             cols,
             qs: vec![0; m * cols],
             d: vec![0.0; m * nb],
-            sums: vec![0; m * cols / 32],
+            sums: vec![0; m * cols / 16],
         };
         let (qs, d, sums) = (
             SendPtr(q.qs.as_mut_ptr()),
@@ -192,7 +192,7 @@ impl Q8k {
                     (
                         std::slice::from_raw_parts_mut(qs.0.add(b * QK), QK),
                         &mut *d.0.add(b),
-                        std::slice::from_raw_parts_mut(sums.0.add(b * QK / 32), QK / 32),
+                        std::slice::from_raw_parts_mut(sums.0.add(b * QK / 16), QK / 16),
                     )
                 };
                 quantize_block(&x[b * QK..][..QK], qs, d, sums);
@@ -230,7 +230,7 @@ fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
     for (q, &v) in qs.iter_mut().zip(x) {
         *q = (iscale * v).round_ties_even().clamp(-128.0, 127.0) as i8;
     }
-    for (s, chunk) in sums.iter_mut().zip(qs.chunks_exact(32)) {
+    for (s, chunk) in sums.iter_mut().zip(qs.chunks_exact(16)) {
         *s = chunk.iter().map(|&v| i32::from(v)).sum();
     }
     *d = 1.0 / iscale;
@@ -314,7 +314,7 @@ unsafe fn panel_rows<const R: usize>(
     let nibble = _mm512_set1_epi8(0x0F);
     let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
     let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-    let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 8));
+    let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
     let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         let blk = w.add(b * PANEL_BLOCK);
@@ -346,7 +346,8 @@ unsafe fn panel_rows<const R: usize>(
             for r in 0..R {
                 let dot = _mm512_add_epi32(lo[r], hi[r]);
                 dots[r] = _mm512_add_epi32(dots[r], _mm512_mullo_epi32(dot, sc));
-                let sum = _mm512_set1_epi32(*sums[r].add(b * 8 + s));
+                let pair = sums[r].add(b * 16 + 2 * s);
+                let sum = _mm512_set1_epi32(*pair + *pair.add(1));
                 mins[r] = _mm512_add_epi32(mins[r], _mm512_mullo_epi32(mn, sum));
             }
         }
@@ -394,7 +395,7 @@ mod tests {
         assert_eq!(q.qs[0], -127);
         assert!((q.d[0] - 200.0 / 7.0 / 127.0).abs() < 1e-6);
         assert_eq!(
-            q.sums[0],
+            q.sums[0] + q.sums[1],
             q.qs[..32].iter().map(|&v| i32::from(v)).sum::<i32>()
         );
         let back = q.dequantize();
