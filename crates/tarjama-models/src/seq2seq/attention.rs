@@ -21,7 +21,7 @@ const LANES: usize = 16;
 /// Dot product in `LANES` independent sums, so the compiler can keep it in vector
 /// registers (a single running sum would force it to add in order).
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ca
@@ -123,7 +123,7 @@ where
 /// softmax of every beam row made it a tenth of a decoding step. Inputs below -87.3 (and
 /// -inf) give about 1e-38.
 #[inline]
-fn exp_fast(x: f32) -> f32 {
+pub(crate) fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;

@@ -11,7 +11,7 @@
 //! # Ok::<(), tarjama_models::Error>(())
 //! ```
 
-mod attention;
+pub(crate) mod attention;
 pub mod config;
 pub mod error;
 pub mod generate;
