@@ -611,9 +611,44 @@ fn has_vnni() -> bool {
 #[derive(Debug)]
 enum Linear {
     Candle(QLinear),
-    Q4k(Q4kMatrix),
-    Q6k(Q6kMatrix),
+    KQuant(KQuant),
     Block32(Arc<Block32Matrix>),
+}
+
+/// A Q4_K or Q6_K matrix. Both take activations quantized as Q8_K, so projections of the
+/// same input in either type share one quantization and one parallel region.
+#[derive(Debug)]
+enum KQuant {
+    Q4(Q4kMatrix),
+    Q6(Q6kMatrix),
+}
+
+impl PanelMatrix for KQuant {
+    type Input = Q8k;
+
+    fn rows(&self) -> usize {
+        match self {
+            KQuant::Q4(m) => m.rows(),
+            KQuant::Q6(m) => m.rows(),
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            KQuant::Q4(m) => m.cols(),
+            KQuant::Q6(m) => m.cols(),
+        }
+    }
+
+    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
+        // SAFETY: the caller's guarantees are the ones the matrices need.
+        unsafe {
+            match self {
+                KQuant::Q4(m) => m.panel(p, x, y),
+                KQuant::Q6(m) => m.panel(p, x, y),
+            }
+        }
+    }
 }
 
 impl Linear {
@@ -646,6 +681,28 @@ fn panel_products<M: PanelMatrix>(
         .collect()
 }
 
+/// The products of the weights of `ws` that `pick` takes (one kernel's), together, into
+/// their places in `out`.
+fn run_panels<'a, M: PanelMatrix + 'a>(
+    ws: &[&'a Linear],
+    x: &Tensor,
+    out: &mut [Option<Tensor>],
+    quantize: impl Fn(&[f32], usize, usize) -> M::Input,
+    pick: impl Fn(&'a Linear) -> Option<&'a M>,
+) -> Result<()> {
+    let (places, mats): (Vec<usize>, Vec<&M>) = ws
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| pick(w).map(|m| (i, m)))
+        .unzip();
+    if !mats.is_empty() {
+        for (i, y) in places.into_iter().zip(panel_products(&mats, x, quantize)?) {
+            out[i] = Some(y);
+        }
+    }
+    Ok(())
+}
+
 /// Applies several projections to the same input `x`, in order. Matrices of one of our
 /// kernels share one quantization of `x` and one parallel region. Of the others, those
 /// whose weights share a dtype go through `QTensor::gemv_fused_shared_lhs` together: one
@@ -656,51 +713,14 @@ fn panel_products<M: PanelMatrix>(
 fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
     let x = x.contiguous()?;
     let mut out: Vec<Option<Tensor>> = vec![None; ws.len()];
-    let q4k: Vec<(usize, &Q4kMatrix)> = ws
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| match w {
-            Linear::Q4k(m) => Some((i, m)),
-            _ => None,
-        })
-        .collect();
-    if !q4k.is_empty() {
-        let mats: Vec<&Q4kMatrix> = q4k.iter().map(|&(_, m)| m).collect();
-        for (&(i, _), y) in q4k.iter().zip(panel_products(&mats, &x, Q8k::quantize)?) {
-            out[i] = Some(y);
-        }
-    }
-    let q6k: Vec<(usize, &Q6kMatrix)> = ws
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| match w {
-            Linear::Q6k(m) => Some((i, m)),
-            _ => None,
-        })
-        .collect();
-    if !q6k.is_empty() {
-        let mats: Vec<&Q6kMatrix> = q6k.iter().map(|&(_, m)| m).collect();
-        for (&(i, _), y) in q6k.iter().zip(panel_products(&mats, &x, Q8k::quantize)?) {
-            out[i] = Some(y);
-        }
-    }
-    let b32: Vec<(usize, &Block32Matrix)> = ws
-        .iter()
-        .enumerate()
-        .filter_map(|(i, w)| match w {
-            Linear::Block32(m) => Some((i, m.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if !b32.is_empty() {
-        let mats: Vec<&Block32Matrix> = b32.iter().map(|&(_, m)| m).collect();
-        for (&(i, _), y) in b32
-            .iter()
-            .zip(panel_products(&mats, &x, Q8_0Rows::quantize)?)
-        {
-            out[i] = Some(y);
-        }
-    }
+    run_panels(ws, &x, &mut out, Q8k::quantize, |w| match w {
+        Linear::KQuant(m) => Some(m),
+        _ => None,
+    })?;
+    run_panels(ws, &x, &mut out, Q8_0Rows::quantize, |w| match w {
+        Linear::Block32(m) => Some(m.as_ref()),
+        _ => None,
+    })?;
     let candle = |i: usize| match ws[i] {
         Linear::Candle(lin) => Some(lin),
         _ => None,
@@ -1027,19 +1047,20 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         let Ok((rows, cols)) = info.shape.dims2() else {
             return Ok(None);
         };
-        let mut target =
-            match info.ggml_dtype {
-                GgmlDType::Q4K => Q4kMatrix::zeros(rows, cols).map(Linear::Q4k),
-                GgmlDType::Q6K => Q6kMatrix::zeros(rows, cols).map(Linear::Q6k),
-                GgmlDType::Q8_0 => Block32Matrix::zeros(Kind::Q8_0, rows, cols)
-                    .map(|m| Linear::Block32(Arc::new(m))),
-                GgmlDType::Q5_0 => Block32Matrix::zeros(Kind::Q5_0, rows, cols)
-                    .map(|m| Linear::Block32(Arc::new(m))),
-                _ => None,
-            };
+        let mut target = match info.ggml_dtype {
+            GgmlDType::Q4K => Q4kMatrix::zeros(rows, cols).map(|m| Linear::KQuant(KQuant::Q4(m))),
+            GgmlDType::Q6K => Q6kMatrix::zeros(rows, cols).map(|m| Linear::KQuant(KQuant::Q6(m))),
+            GgmlDType::Q8_0 => {
+                Block32Matrix::zeros(Kind::Q8_0, rows, cols).map(|m| Linear::Block32(Arc::new(m)))
+            }
+            GgmlDType::Q5_0 => {
+                Block32Matrix::zeros(Kind::Q5_0, rows, cols).map(|m| Linear::Block32(Arc::new(m)))
+            }
+            _ => None,
+        };
         let row_bytes = match &target {
-            Some(Linear::Q4k(m)) => m.row_bytes(),
-            Some(Linear::Q6k(m)) => m.row_bytes(),
+            Some(Linear::KQuant(KQuant::Q4(m))) => m.row_bytes(),
+            Some(Linear::KQuant(KQuant::Q6(m))) => m.row_bytes(),
             Some(Linear::Block32(m)) => m.row_bytes(),
             _ => return Ok(None),
         };
@@ -1053,8 +1074,8 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             let chunk = &mut buf[..row_bytes * CHUNK.min(rows - first)];
             self.reader.read_exact(chunk).map_err(read_error)?;
             match &mut target {
-                Some(Linear::Q4k(m)) => m.pack_rows(first, chunk),
-                Some(Linear::Q6k(m)) => m.pack_rows(first, chunk),
+                Some(Linear::KQuant(KQuant::Q4(m))) => m.pack_rows(first, chunk),
+                Some(Linear::KQuant(KQuant::Q6(m))) => m.pack_rows(first, chunk),
                 Some(Linear::Block32(m)) => match Arc::get_mut(m) {
                     Some(m) => m.pack_rows(first, chunk),
                     None => unreachable!("the matrix is not shared yet"),

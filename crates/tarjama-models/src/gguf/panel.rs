@@ -84,3 +84,49 @@ pub(crate) struct SendPtr<T>(pub *mut T);
 // SAFETY: only used for disjoint writes while the owning buffer is alive.
 unsafe impl<T> Sync for SendPtr<T> {}
 unsafe impl<T> Send for SendPtr<T> {}
+
+/// What the kernels' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    /// `n` deterministic values in about [-5, 5], with a few large ones.
+    pub fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f32 * 0.618 + seed).sin() * 1.7).powi(3))
+            .collect()
+    }
+
+    /// A `rows x cols` matrix quantized by candle to `dtype`: its raw blocks and the
+    /// values they stand for.
+    pub fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
+        let w = Tensor::from_vec(values(rows * cols, 0.3), (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let data = q.data().unwrap().to_vec();
+        let deq = q.dequantize(&Device::Cpu).unwrap();
+        (data, deq.flatten_all().unwrap().to_vec1().unwrap())
+    }
+
+    /// Asserts that `got`, `(m, rows)` row-major, is `x W^T` for the values `w`
+    /// (`rows x cols`) and `x` (`m x cols`) summed in f64, within 1e-5 of the sum of the
+    /// terms' magnitudes.
+    pub fn assert_product(got: &[f32], w: &[f32], x: &[f32], m: usize, rows: usize, what: &str) {
+        let cols = w.len() / rows;
+        for r in 0..m {
+            for n in 0..rows {
+                let (mut want, mut norm) = (0f64, 0f64);
+                for k in 0..cols {
+                    let p = f64::from(w[n * cols + k]) * f64::from(x[r * cols + k]);
+                    want += p;
+                    norm += p.abs();
+                }
+                let g = f64::from(got[r * rows + n]);
+                assert!(
+                    (g - want).abs() <= 1e-5 * norm + 1e-5,
+                    "{what} {m}x{rows}x{cols} [{r},{n}]: {g} vs {want}"
+                );
+            }
+        }
+    }
+}

@@ -369,22 +369,11 @@ unsafe fn panel_rows<const R: usize>(
 mod tests {
     use super::*;
     use crate::gguf::panel::supported;
-    use candle_core::quantized::{GgmlDType, QTensor};
-    use candle_core::{Device, Tensor};
+    use crate::gguf::panel::testing::{assert_product, quantized, values};
+    use candle_core::quantized::GgmlDType;
 
-    fn values(n: usize, seed: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i as f32 * 0.618 + seed).sin() * 1.7).powi(3))
-            .collect()
-    }
-
-    /// A Q4_K matrix quantized by candle, its raw blocks, and its values.
     fn q4k(rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
-        let w = Tensor::from_vec(values(rows * cols, 0.3), (rows, cols), &Device::Cpu).unwrap();
-        let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
-        let data = q.data().unwrap().to_vec();
-        let deq = q.dequantize(&Device::Cpu).unwrap();
-        (data, deq.flatten_all().unwrap().to_vec1().unwrap())
+        quantized(GgmlDType::Q4K, rows, cols)
     }
 
     #[test]
@@ -427,21 +416,7 @@ mod tests {
             let q = Q8k::quantize(&x, m, cols);
             let xq = q.dequantize();
             let got = matmul_many(&[&mat], &q).pop().unwrap();
-            for r in 0..m {
-                for n in 0..rows {
-                    let (mut want, mut norm) = (0f64, 0f64);
-                    for k in 0..cols {
-                        let p = f64::from(w[n * cols + k]) * f64::from(xq[r * cols + k]);
-                        want += p;
-                        norm += p.abs();
-                    }
-                    let g = f64::from(got[r * rows + n]);
-                    assert!(
-                        (g - want).abs() <= 1e-5 * norm + 1e-5,
-                        "{m}x{rows}x{cols} [{r},{n}]: {g} vs {want}"
-                    );
-                }
-            }
+            assert_product(&got, &w, &xq, m, rows, "Q4_K");
         }
     }
 

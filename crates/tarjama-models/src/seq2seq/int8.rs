@@ -23,18 +23,10 @@ const PANELS: usize = 4;
 /// Activation rows computed together.
 const ROWS: usize = 4;
 
-/// Whether this CPU runs [`Int8Matrix::matmul`].
+/// Whether this CPU runs [`Int8Matrix::matmul`] (AVX-512 F, BW and VNNI, as the GGUF
+/// panel kernels).
 pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::gguf::panel::supported()
 }
 
 /// A `(out, inp)` weight matrix quantized to i8 per output row and packed for VNNI.
