@@ -877,19 +877,69 @@ struct Mlp {
     up: Linear,
     down: Linear,
     act: Activation,
+    /// [`WeightLayout::AsStored`]: the activation through candle's ops (see
+    /// `Attention::as_stored`).
+    as_stored: bool,
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // project_all returns one tensor per weight, in order.
         let gate_up = project_all(&[&self.gate, &self.up], x)?;
-        let (gate, up) = (&gate_up[0], &gate_up[1]);
-        let gate = match self.act {
-            Activation::Silu => candle_nn::ops::silu(gate)?,
-            Activation::GeluTanh => gate.gelu()?,
-        };
-        self.down.forward(&(gate * up)?)
+        let fuse = !self.as_stored;
+        self.down
+            .forward(&gated(&gate_up[0], &gate_up[1], &self.act, fuse)?)
     }
+}
+
+/// `act(gate) * up`. With `fuse`, on contiguous f32 CPU tensors, in one pass that
+/// vectorizes (candle's SiLU calls libm's `expf` per value, a twentieth of Qwen2.5 1.5B's
+/// prefill, then multiplies in a second pass; its GELU cost Gemma 3 a third of its
+/// prefill); otherwise through candle's ops.
+fn gated(gate: &Tensor, up: &Tensor, act: &Activation, fuse: bool) -> Result<Tensor> {
+    use crate::seq2seq::attention::exp_fast;
+    use candle_core::{CpuStorage, Storage};
+    let fused = if !fuse {
+        None
+    } else {
+        let ((gs, gl), (us, ul)) = (gate.storage_and_layout(), up.storage_and_layout());
+        match (&*gs, &*us, gl.contiguous_offsets(), ul.contiguous_offsets()) {
+            (
+                Storage::Cpu(CpuStorage::F32(g)),
+                Storage::Cpu(CpuStorage::F32(u)),
+                Some((g0, g1)),
+                Some((u0, u1)),
+            ) if gate.shape() == up.shape() => {
+                let pairs = g[g0..g1].iter().zip(&u[u0..u1]);
+                Some(match act {
+                    // x * sigmoid(x)
+                    Activation::Silu => {
+                        pairs.map(|(&x, &u)| x / (1.0 + exp_fast(-x)) * u).collect()
+                    }
+                    // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), with
+                    // tanh(y) = 1 - 2 / (exp(2y) + 1)
+                    Activation::GeluTanh => pairs
+                        .map(|(&x, &u)| {
+                            let y = 0.797_884_6 * x * (1.0 + 0.044_715 * x * x);
+                            let tanh = 1.0 - 2.0 / (exp_fast(2.0 * y) + 1.0);
+                            0.5 * x * (1.0 + tanh) * u
+                        })
+                        .collect::<Vec<f32>>(),
+                })
+            }
+            _ => None,
+        }
+    };
+    Ok(match fused {
+        Some(out) => Tensor::from_vec(out, gate.shape(), gate.device())?,
+        None => {
+            let gate = match act {
+                Activation::Silu => candle_nn::ops::silu(gate)?,
+                Activation::GeluTanh => gate.gelu()?,
+            };
+            (gate * up)?
+        }
+    })
 }
 
 #[derive(Debug)]
@@ -1341,6 +1391,7 @@ impl Transformer {
                     Activation::Silu => Activation::Silu,
                     Activation::GeluTanh => Activation::GeluTanh,
                 },
+                as_stored: layout == WeightLayout::AsStored,
             };
             blocks.push(Block {
                 attn_norm: tr.rms(&format!("{p}.attn_norm.weight"), hp.rms_eps)?,
@@ -1491,6 +1542,46 @@ mod tests {
             .unwrap();
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.k.len(), 3 * kv_heads * d);
+    }
+
+    #[test]
+    fn gated_activations_match_candle() {
+        let dev = Device::Cpu;
+        let xs: Vec<f32> = (0..4000).map(|i| (i as f32 - 2000.0) / 97.0).collect();
+        let us: Vec<f32> = (0..4000).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (g, u) = (
+            Tensor::from_vec(xs, (2, 2000), &dev).unwrap(),
+            Tensor::from_vec(us, (2, 2000), &dev).unwrap(),
+        );
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            let want = match act {
+                Activation::Silu => candle_nn::ops::silu(&g).unwrap(),
+                Activation::GeluTanh => g.gelu().unwrap(),
+            };
+            let want: Vec<f32> = (want * &u)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got: Vec<f32> = gated(&g, &u, &act, true)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 2e-6 * b.abs().max(1.0),
+                    "{act:?}: {a} vs {b}"
+                );
+            }
+        }
+        // Not contiguous: candle's ops.
+        let t = g.t().unwrap();
+        let a = gated(&t, &t, &Activation::Silu, true).unwrap();
+        let b = (candle_nn::ops::silu(&t).unwrap() * &t).unwrap();
+        assert_eq!(a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
     }
 
     #[test]

@@ -211,24 +211,29 @@ impl Q8k {
     }
 }
 
-/// One block of [`Q8k::quantize`].
+/// One block of [`Q8k::quantize`], written so that its loops vectorize (it was a twentieth
+/// of a prefill as one branchy loop).
 fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    for c in x.chunks_exact(LANES) {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
         }
     }
-    if amax == 0.0 {
+    let amax = lanes.iter().fold(0f32, |m, &v| if v > m { v } else { m });
+    if amax == 0.0 || !amax.is_finite() {
         qs.fill(0);
         sums.fill(0);
         *d = 0.0;
         return;
     }
+    // llama.cpp keeps the sign of the first value of largest magnitude.
+    let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
     let iscale = -127.0 / max;
     for (q, &v) in qs.iter_mut().zip(x) {
-        *q = (iscale * v).round_ties_even().clamp(-128.0, 127.0) as i8;
+        *q = (iscale * v).round_ties_even().clamp(-128.0, 127.0) as i32 as i8;
     }
     for (s, chunk) in sums.iter_mut().zip(qs.chunks_exact(16)) {
         *s = chunk.iter().map(|&v| i32::from(v)).sum();
