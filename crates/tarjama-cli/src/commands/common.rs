@@ -74,11 +74,12 @@ impl SamplingArgs {
     }
 }
 
-/// Sets the size of the thread pool candle's kernels run on. Must run before any model
-/// work.
+/// Sets the size of the thread pools the kernels run on. Must run before any model work.
 pub fn set_threads(threads: Option<usize>) {
     if let Some(n) = threads {
-        // candle's CPU kernels use rayon's global pool, which reads this on first use.
+        // Read on first use by candle's own pool (quantized and element-wise ops, and
+        // tarjama's GGUF kernels) unless CANDLE_NUM_THREADS is set, and by rayon's global
+        // pool (f32 matmuls through gemm, the encoder-decoder's kernels).
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
     }
 }
