@@ -1498,8 +1498,14 @@ mod tests {
     #[test]
     fn cached_attention_matches_tensor_attention() {
         // 4 query heads over 2 key/value heads (grouped), 7 cached positions, the last
-        // of them the query's; with and without a window of 3.
-        let (heads, kv_heads, d, len) = (4, 2, 8, 7);
+        // of them the query's; with and without a window of 3; heads of 8 values and of 32
+        // (two 16-lane chunks in the dot products).
+        for d in [8, 32] {
+            check_cached_attention(4, 2, d, 7);
+        }
+    }
+
+    fn check_cached_attention(heads: usize, kv_heads: usize, d: usize, len: usize) {
         let dev = Device::Cpu;
         let vals = |n: usize, seed: f32| -> Vec<f32> {
             (0..n)
@@ -1531,7 +1537,7 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap();
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-5, "window {window:?}: {g} vs {w}");
+                assert!((g - w).abs() < 1e-5, "d {d}, window {window:?}: {g} vs {w}");
             }
         }
         // Cutting back and appending again overwrites the cut positions.
