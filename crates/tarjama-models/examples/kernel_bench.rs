@@ -20,7 +20,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use tarjama_models::gguf::block32::{Block32Matrix, Kind};
 use tarjama_models::gguf::model::matvec;
-use tarjama_models::gguf::panel;
+use tarjama_models::gguf::panel::{self, PanelMatrix};
 use tarjama_models::gguf::q4k::Q4kMatrix;
 use tarjama_models::gguf::q6k::Q6kMatrix;
 use tarjama_models::seq2seq::int8::{self, Int8Matrix};
@@ -75,6 +75,30 @@ fn seq2seq_shapes() -> candle_core::Result<()> {
     Ok(())
 }
 
+/// Every tensor of `ws` in one of our kernels' layouts, through `from_blocks`.
+fn panels<M>(
+    ws: &[QTensor],
+    from_blocks: impl Fn(&[u8], usize, usize) -> Option<M>,
+) -> candle_core::Result<Vec<M>> {
+    ws.iter()
+        .map(|w| {
+            let (n, k) = w.shape().dims2()?;
+            from_blocks(&w.data()?, n, k)
+                .ok_or_else(|| candle_core::Error::Msg("sizes do not fit the kernel".into()))
+        })
+        .collect()
+}
+
+/// Median milliseconds of one one-row product through each of `mats`.
+fn one_row_ms<M: PanelMatrix>(mats: &[M], xs: &[f32]) -> candle_core::Result<f64> {
+    median_ms(|| {
+        for m in mats {
+            std::hint::black_box(m.matmul(xs, 1));
+        }
+        Ok(())
+    })
+}
+
 fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
@@ -114,78 +138,40 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
             .collect();
         let x = Tensor::from_vec(xs.clone(), (1, k), &Device::Cpu)?;
-        let kind = match dtype {
-            GgmlDType::Q8_0 => Some(Kind::Q8_0),
-            GgmlDType::Q5_0 => Some(Kind::Q5_0),
+        // Over the file's blocks with candle's vec_dot (Q6_K, Q8_0 where our kernels do
+        // not run).
+        let matvec_ms = || {
+            median_ms(|| {
+                for w in &ws {
+                    matvec(w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                }
+                Ok(())
+            })
+        };
+        let ours = match dtype {
+            _ if !panel::supported() => None,
+            GgmlDType::Q4K => Some(one_row_ms(&panels(&ws, Q4kMatrix::from_blocks)?, &xs)?),
+            GgmlDType::Q6K => {
+                let gemv = matvec_ms()?;
+                println!(
+                    "({pattern}: candle's vec_dot over the file's blocks, `matvec`: {gemv:.3} ms)"
+                );
+                Some(one_row_ms(&panels(&ws, Q6kMatrix::from_blocks)?, &xs)?)
+            }
+            GgmlDType::Q8_0 | GgmlDType::Q5_0 => {
+                let kind = if dtype == GgmlDType::Q8_0 {
+                    Kind::Q8_0
+                } else {
+                    Kind::Q5_0
+                };
+                let mats = panels(&ws, |d, n, k| Block32Matrix::from_blocks(kind, d, n, k))?;
+                Some(one_row_ms(&mats, &xs)?)
+            }
             _ => None,
         };
-        let sizes = |w: &QTensor| -> candle_core::Result<(Vec<u8>, usize, usize)> {
-            let (n, k) = w.shape().dims2()?;
-            Ok((w.data()?.to_vec(), n, k))
-        };
-        let bad = || candle_core::Error::Msg("sizes do not fit the kernel".into());
-        let ours = if !panel::supported() {
-            None
-        } else if dtype == GgmlDType::Q4K {
-            let mats: Vec<Q4kMatrix> = ws
-                .iter()
-                .map(|w| {
-                    let (data, n, k) = sizes(w)?;
-                    Q4kMatrix::from_blocks(&data, n, k).ok_or_else(bad)
-                })
-                .collect::<candle_core::Result<_>>()?;
-            Some(median_ms(|| {
-                for m in &mats {
-                    std::hint::black_box(m.matmul(&xs, 1));
-                }
-                Ok(())
-            })?)
-        } else if dtype == GgmlDType::Q6K {
-            let mats: Vec<Q6kMatrix> = ws
-                .iter()
-                .map(|w| {
-                    let (data, n, k) = sizes(w)?;
-                    Q6kMatrix::from_blocks(&data, n, k).ok_or_else(bad)
-                })
-                .collect::<candle_core::Result<_>>()?;
-            let gemv = median_ms(|| {
-                for w in &ws {
-                    matvec(w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                }
-                Ok(())
-            })?;
-            println!(
-                "({pattern}: candle's vec_dot over the file's blocks, `matvec`: {gemv:.3} ms)"
-            );
-            Some(median_ms(|| {
-                for m in &mats {
-                    std::hint::black_box(m.matmul(&xs, 1));
-                }
-                Ok(())
-            })?)
-        } else if let Some(kind) = kind {
-            let mats: Vec<Block32Matrix> = ws
-                .iter()
-                .map(|w| {
-                    let (data, n, k) = sizes(w)?;
-                    Block32Matrix::from_blocks(kind, &data, n, k).ok_or_else(bad)
-                })
-                .collect::<candle_core::Result<_>>()?;
-            Some(median_ms(|| {
-                for m in &mats {
-                    std::hint::black_box(m.matmul(&xs, 1));
-                }
-                Ok(())
-            })?)
-        } else if matvec(&ws[0], &x)?.is_some() {
-            Some(median_ms(|| {
-                for w in &ws {
-                    matvec(w, &x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                }
-                Ok(())
-            })?)
-        } else {
-            None
+        let ours = match ours {
+            None if matvec(&ws[0], &x)?.is_some() => Some(matvec_ms()?),
+            ours => ours,
         };
         let mms: Vec<QMatMul> = ws
             .into_iter()

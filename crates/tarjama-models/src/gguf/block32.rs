@@ -17,12 +17,10 @@
 
 use half::f16;
 
-use super::panel::{matmul_many, PanelMatrix, QuantizedRows, SendPtr, PANEL};
+use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
 
 /// Weights per block.
 const QK: usize = 32;
-/// Input rows multiplied per pass over a panel.
-const ROWS: usize = 4;
 /// How many panel blocks ahead of the one being read the kernel asks for.
 const PREFETCH_BLOCKS: usize = 4;
 
@@ -50,6 +48,23 @@ impl Kind {
         PANEL * self.file_block()
     }
 
+    /// How this type lies in panels.
+    pub fn layout(self) -> Layout {
+        Layout {
+            name: match self {
+                Kind::Q8_0 => "Q8_0",
+                Kind::Q5_0 => "Q5_0",
+            },
+            block: QK,
+            file_block: self.file_block(),
+            panel_block: self.panel_block(),
+            pack: match self {
+                Kind::Q8_0 => pack_q8_0,
+                Kind::Q5_0 => pack_q5_0,
+            },
+        }
+    }
+
     /// Offset of the stored unsigned values: weight = `d * (stored - offset)`.
     fn offset(self) -> i32 {
         match self {
@@ -68,9 +83,7 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Block32Matrix {
     kind: Kind,
-    rows: usize,
-    cols: usize,
-    packed: Vec<u8>,
+    panels: Panels,
 }
 
 /// Q5_0 panel block: 4 x 64 bytes of nibbles (load `i`: inputs `8i..8i+4` of each row in
@@ -78,99 +91,64 @@ pub struct Block32Matrix {
 /// per group of 4 inputs, bit = lane byte), then the scales.
 const Q5_MASKS: usize = 4 * 64;
 
+/// [`Layout::pack`] for Q8_0: input v of the row goes to byte `lane * 4 + v % 4` of the
+/// 64-byte group of inputs v / 4, as `q + 128`.
+fn pack_q8_0(block: &[u8], out: &mut [u8], lane: usize) {
+    out[Kind::Q8_0.scales() + 2 * lane..][..2].copy_from_slice(&block[..2]);
+    for g in 0..QK / 4 {
+        let dst = &mut out[g * 64 + lane * 4..][..4];
+        for (d, &q) in dst.iter_mut().zip(&block[2 + 4 * g..][..4]) {
+            *d = q ^ 0x80;
+        }
+    }
+}
+
+/// [`Layout::pack`] for Q5_0: the low nibble of input v to a nibble of byte
+/// `lane * 4 + v % 4` of 64-byte group v / 8, its fifth bit to the mask of group v / 4.
+fn pack_q5_0(block: &[u8], out: &mut [u8], lane: usize) {
+    out[Kind::Q5_0.scales() + 2 * lane..][..2].copy_from_slice(&block[..2]);
+    let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let qs = &block[6..];
+    let nibble = |v: usize| {
+        if v < 16 {
+            qs[v] & 0x0F
+        } else {
+            qs[v - 16] >> 4
+        }
+    };
+    for i in 0..QK / 8 {
+        let dst = &mut out[i * 64 + lane * 4..][..4];
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = nibble(8 * i + j) | (nibble(8 * i + 4 + j) << 4);
+        }
+    }
+    // Fifth bits of inputs 4g..4g+4: bits lane*4.. of group g's mask.
+    for g in 0..QK / 4 {
+        let bits = ((qh >> (4 * g)) & 0xF) as u8;
+        out[Q5_MASKS + g * 8 + lane / 2] |= bits << (4 * (lane % 2));
+    }
+}
+
 impl Block32Matrix {
     /// Rearranges the data of a `rows x cols` matrix as stored in a GGUF file. None when
     /// the sizes do not fit.
     pub fn from_blocks(kind: Kind, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        let mut m = Self::zeros(kind, rows, cols)?;
-        if data.len() != rows * m.row_bytes() {
-            return None;
-        }
-        m.pack_rows(0, data);
-        Some(m)
+        let panels = Panels::from_blocks(kind.layout(), data, rows, cols)?;
+        Some(Block32Matrix { kind, panels })
     }
 
-    /// A matrix of zeros to fill with [`Block32Matrix::pack_rows`]. None when `cols` is
-    /// not a multiple of 32.
-    pub fn zeros(kind: Kind, rows: usize, cols: usize) -> Option<Self> {
-        if cols == 0 || !cols.is_multiple_of(QK) {
-            return None;
-        }
-        let len = rows.div_ceil(PANEL) * (cols / QK) * kind.panel_block();
-        Some(Block32Matrix {
-            kind,
-            rows,
-            cols,
-            packed: vec![0u8; len],
-        })
-    }
-
-    /// Bytes of one row in the file.
-    pub fn row_bytes(&self) -> usize {
-        self.cols / QK * self.kind.file_block()
-    }
-
-    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
-    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
-        let (kind, nb, pb) = (self.kind, self.cols / QK, self.kind.panel_block());
-        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
-            let r = first + i;
-            assert!(r < self.rows, "row {r} of {}", self.rows);
-            let (panel, lane) = (r / PANEL, r % PANEL);
-            for (b, block) in row.chunks_exact(kind.file_block()).enumerate() {
-                let out = &mut self.packed[(panel * nb + b) * pb..][..pb];
-                out[kind.scales() + 2 * lane..][..2].copy_from_slice(&block[..2]);
-                // Input v of this row goes to byte `lane * 4 + v % 4` of the 64-byte group
-                // of inputs v / 4 (Q8_0), or into a nibble of group v / 8 (Q5_0).
-                match kind {
-                    Kind::Q8_0 => {
-                        for g in 0..QK / 4 {
-                            let dst = &mut out[g * 64 + lane * 4..][..4];
-                            for (d, &q) in dst.iter_mut().zip(&block[2 + 4 * g..][..4]) {
-                                *d = q ^ 0x80;
-                            }
-                        }
-                    }
-                    Kind::Q5_0 => {
-                        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-                        let qs = &block[6..];
-                        let nibble = |v: usize| {
-                            if v < 16 {
-                                qs[v] & 0x0F
-                            } else {
-                                qs[v - 16] >> 4
-                            }
-                        };
-                        for i in 0..QK / 8 {
-                            let dst = &mut out[i * 64 + lane * 4..][..4];
-                            for (j, d) in dst.iter_mut().enumerate() {
-                                *d = nibble(8 * i + j) | (nibble(8 * i + 4 + j) << 4);
-                            }
-                        }
-                        // Fifth bits of inputs 4g..4g+4: bits lane*4.. of group g's mask.
-                        for g in 0..QK / 4 {
-                            let bits = ((qh >> (4 * g)) & 0xF) as u8;
-                            out[Q5_MASKS + g * 8 + lane / 2] |= bits << (4 * (lane % 2));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.packed.len()
+    /// Panels filled in `kind`'s layout.
+    pub fn from_panels(kind: Kind, panels: Panels) -> Self {
+        assert_eq!(panels.layout().name, kind.layout().name, "{kind:?} panels");
+        Block32Matrix { kind, panels }
     }
 
     /// Row `r` as f32 values (for embedding lookups).
     pub fn row(&self, r: usize) -> Vec<f32> {
-        let nb = self.cols / QK;
-        let pb = self.kind.panel_block();
         let (panel, lane) = (r / PANEL, r % PANEL);
-        let mut out = Vec::with_capacity(self.cols);
-        for b in 0..nb {
-            let blk = &self.packed[(panel * nb + b) * pb..][..pb];
+        let mut out = Vec::with_capacity(self.panels.cols());
+        for b in 0..self.panels.blocks() {
+            let blk = self.panels.block(panel, b);
             let s = self.kind.scales() + 2 * lane;
             let d = f16::from_le_bytes([blk[s], blk[s + 1]]).to_f32();
             for v in 0..QK {
@@ -187,14 +165,6 @@ impl Block32Matrix {
             }
         }
         out
-    }
-
-    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
-    /// Panics when the CPU is not [`super::panel::supported`] or `x` is not `m * cols`
-    /// long.
-    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let q = Q8_0Rows::quantize(x, m, self.cols);
-        matmul_many(&[self], &q).pop().unwrap_or_default()
     }
 }
 
@@ -266,6 +236,10 @@ impl Q8_0Rows {
 }
 
 impl QuantizedRows for Q8_0Rows {
+    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        Q8_0Rows::quantize(x, m, cols)
+    }
+
     fn rows(&self) -> usize {
         self.rows
     }
@@ -278,12 +252,8 @@ impl QuantizedRows for Q8_0Rows {
 impl PanelMatrix for Block32Matrix {
     type Input = Q8_0Rows;
 
-    fn rows(&self) -> usize {
-        self.rows
-    }
-
-    fn cols(&self) -> usize {
-        self.cols
+    fn panels(&self) -> &Panels {
+        &self.panels
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -307,23 +277,17 @@ impl PanelMatrix for Block32Matrix {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel<const Q5: bool>(w: &Block32Matrix, p: usize, x: &Q8_0Rows, y: *mut f32) {
-    let nb = w.cols / QK;
-    let stride = w.rows;
-    let n0 = p * PANEL;
-    let valid = (stride - n0).min(PANEL);
-    let mut m0 = 0;
-    while m0 < x.rows {
-        let rows = (x.rows - m0).min(ROWS);
-        let out = y.add(m0 * stride + n0);
-        let args = (w, p, nb, x, m0, out, valid);
-        match rows {
+    let stride = w.panels.rows();
+    w.panels.passes(p, x.rows, |m0, n, valid| {
+        let out = y.add(m0 * stride + p * PANEL);
+        let args = (w, p, x, m0, out, valid);
+        match n {
             4 => panel_rows::<Q5, 4>(args),
             3 => panel_rows::<Q5, 3>(args),
             2 => panel_rows::<Q5, 2>(args),
             _ => panel_rows::<Q5, 1>(args),
         }
-        m0 += rows;
-    }
+    });
 }
 
 /// `R` input rows from `m0` times panel `p`; writes `valid` columns of each row at `out`.
@@ -334,24 +298,16 @@ unsafe fn panel<const Q5: bool>(w: &Block32Matrix, p: usize, x: &Q8_0Rows, y: *m
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[allow(clippy::type_complexity)]
 unsafe fn panel_rows<const Q5: bool, const R: usize>(
-    (w, p, nb, x, m0, out, valid): (
-        &Block32Matrix,
-        usize,
-        usize,
-        &Q8_0Rows,
-        usize,
-        *mut f32,
-        usize,
-    ),
+    (w, p, x, m0, out, valid): (&Block32Matrix, usize, &Q8_0Rows, usize, *mut f32, usize),
 ) {
     use std::arch::x86_64::*;
-    let kind = w.kind;
+    let (kind, nb, cols, stride) = (w.kind, w.panels.blocks(), w.panels.cols(), w.panels.rows());
     let pb = kind.panel_block();
-    let base = w.packed.as_ptr().add(p * nb * pb);
+    let base = w.panels.panel(p).as_ptr();
     let offset = _mm512_set1_epi32(kind.offset());
     let nibble = _mm512_set1_epi8(0x0F);
     let fifth = _mm512_set1_epi8(0x10);
-    let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * w.cols));
+    let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * cols));
     let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
     let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
     let mut acc = [_mm512_setzero_ps(); R];
@@ -398,15 +354,15 @@ unsafe fn panel_rows<const Q5: bool, const R: usize>(
     }
     let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
     for (r, &a) in acc.iter().enumerate() {
-        _mm512_mask_storeu_ps(out.add(r * w.rows), mask, a);
+        _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::supported;
     use crate::gguf::panel::testing::{assert_product, quantized, values};
+    use crate::gguf::panel::{matmul_many, supported};
     use candle_core::quantized::GgmlDType;
 
     const KINDS: [(Kind, GgmlDType); 2] =
@@ -419,7 +375,7 @@ mod tests {
             let (data, w) = quantized(dtype, rows, cols);
             let m = Block32Matrix::from_blocks(kind, &data, rows, cols).unwrap();
             assert_eq!(
-                m.bytes(),
+                m.panels().bytes(),
                 rows.div_ceil(PANEL) * PANEL * cols / QK * kind.file_block()
             );
             for r in 0..rows {

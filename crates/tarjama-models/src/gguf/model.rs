@@ -21,10 +21,10 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::block32::{Block32Matrix, Kind, Q8_0Rows};
-use super::panel::{self, PanelMatrix, SendPtr};
-use super::q4k::{Q4kMatrix, Q8k};
-use super::q6k::Q6kMatrix;
+use super::block32::{Block32Matrix, Kind};
+use super::panel::{self, PanelMatrix, Panels, QuantizedRows, SendPtr};
+use super::q4k::{self, Q4kMatrix, Q8k};
+use super::q6k::{self, Q6kMatrix};
 use crate::{Error, Result};
 
 /// The architectures this runner knows, from `general.architecture`.
@@ -626,17 +626,10 @@ enum KQuant {
 impl PanelMatrix for KQuant {
     type Input = Q8k;
 
-    fn rows(&self) -> usize {
+    fn panels(&self) -> &Panels {
         match self {
-            KQuant::Q4(m) => m.rows(),
-            KQuant::Q6(m) => m.rows(),
-        }
-    }
-
-    fn cols(&self) -> usize {
-        match self {
-            KQuant::Q4(m) => m.cols(),
-            KQuant::Q6(m) => m.cols(),
+            KQuant::Q4(m) => m.panels(),
+            KQuant::Q6(m) => m.panels(),
         }
     }
 
@@ -657,17 +650,13 @@ impl Linear {
     }
 }
 
-/// `x W^T` for each matrix of `ws` (all of `x`'s width), `x` quantized once by `quantize`.
-fn panel_products<M: PanelMatrix>(
-    ws: &[&M],
-    x: &Tensor,
-    quantize: impl Fn(&[f32], usize, usize) -> M::Input,
-) -> Result<Vec<Tensor>> {
+/// `x W^T` for each matrix of `ws` (all of `x`'s width), `x` quantized once.
+fn panel_products<M: PanelMatrix>(ws: &[&M], x: &Tensor) -> Result<Vec<Tensor>> {
     let dims = x.dims().to_vec();
     let cols = dims.last().copied().unwrap_or(0);
     let rows = x.elem_count() / cols.max(1);
     let xs = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let q = quantize(&xs, rows, cols);
+    let q = M::Input::quantize(&xs, rows, cols);
     panel::matmul_many(ws, &q)
         .into_iter()
         .zip(ws)
@@ -687,7 +676,6 @@ fn run_panels<'a, M: PanelMatrix + 'a>(
     ws: &[&'a Linear],
     x: &Tensor,
     out: &mut [Option<Tensor>],
-    quantize: impl Fn(&[f32], usize, usize) -> M::Input,
     pick: impl Fn(&'a Linear) -> Option<&'a M>,
 ) -> Result<()> {
     let (places, mats): (Vec<usize>, Vec<&M>) = ws
@@ -696,7 +684,7 @@ fn run_panels<'a, M: PanelMatrix + 'a>(
         .filter_map(|(i, w)| pick(w).map(|m| (i, m)))
         .unzip();
     if !mats.is_empty() {
-        for (i, y) in places.into_iter().zip(panel_products(&mats, x, quantize)?) {
+        for (i, y) in places.into_iter().zip(panel_products(&mats, x)?) {
             out[i] = Some(y);
         }
     }
@@ -713,11 +701,11 @@ fn run_panels<'a, M: PanelMatrix + 'a>(
 fn project_all(ws: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
     let x = x.contiguous()?;
     let mut out: Vec<Option<Tensor>> = vec![None; ws.len()];
-    run_panels(ws, &x, &mut out, Q8k::quantize, |w| match w {
+    run_panels(ws, &x, &mut out, |w| match w {
         Linear::KQuant(m) => Some(m),
         _ => None,
     })?;
-    run_panels(ws, &x, &mut out, Q8_0Rows::quantize, |w| match w {
+    run_panels(ws, &x, &mut out, |w| match w {
         Linear::Block32(m) => Some(m.as_ref()),
         _ => None,
     })?;
@@ -1097,23 +1085,18 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         let Ok((rows, cols)) = info.shape.dims2() else {
             return Ok(None);
         };
-        let mut target = match info.ggml_dtype {
-            GgmlDType::Q4K => Q4kMatrix::zeros(rows, cols).map(|m| Linear::KQuant(KQuant::Q4(m))),
-            GgmlDType::Q6K => Q6kMatrix::zeros(rows, cols).map(|m| Linear::KQuant(KQuant::Q6(m))),
-            GgmlDType::Q8_0 => {
-                Block32Matrix::zeros(Kind::Q8_0, rows, cols).map(|m| Linear::Block32(Arc::new(m)))
-            }
-            GgmlDType::Q5_0 => {
-                Block32Matrix::zeros(Kind::Q5_0, rows, cols).map(|m| Linear::Block32(Arc::new(m)))
-            }
-            _ => None,
-        };
-        let row_bytes = match &target {
-            Some(Linear::KQuant(KQuant::Q4(m))) => m.row_bytes(),
-            Some(Linear::KQuant(KQuant::Q6(m))) => m.row_bytes(),
-            Some(Linear::Block32(m)) => m.row_bytes(),
+        let dtype = info.ggml_dtype;
+        let layout = match dtype {
+            GgmlDType::Q4K => q4k::LAYOUT,
+            GgmlDType::Q6K => q6k::LAYOUT,
+            GgmlDType::Q8_0 => Kind::Q8_0.layout(),
+            GgmlDType::Q5_0 => Kind::Q5_0.layout(),
             _ => return Ok(None),
         };
+        let Some(mut panels) = Panels::zeros(layout, rows, cols) else {
+            return Ok(None);
+        };
+        let row_bytes = panels.row_bytes();
         let offset = self.ct.tensor_data_offset + info.offset;
         let read_error = |e: std::io::Error| bad(self.path, format!("tensor `{name}`: {e}"));
         self.reader
@@ -1123,17 +1106,16 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         for first in (0..rows).step_by(CHUNK) {
             let chunk = &mut buf[..row_bytes * CHUNK.min(rows - first)];
             self.reader.read_exact(chunk).map_err(read_error)?;
-            match &mut target {
-                Some(Linear::KQuant(KQuant::Q4(m))) => m.pack_rows(first, chunk),
-                Some(Linear::KQuant(KQuant::Q6(m))) => m.pack_rows(first, chunk),
-                Some(Linear::Block32(m)) => match Arc::get_mut(m) {
-                    Some(m) => m.pack_rows(first, chunk),
-                    None => unreachable!("the matrix is not shared yet"),
-                },
-                _ => unreachable!("target was checked above"),
-            }
+            panels.pack_rows(first, chunk);
         }
-        Ok(target)
+        Ok(Some(match dtype {
+            GgmlDType::Q4K => Linear::KQuant(KQuant::Q4(Q4kMatrix::from_panels(panels))),
+            GgmlDType::Q6K => Linear::KQuant(KQuant::Q6(Q6kMatrix::from_panels(panels))),
+            GgmlDType::Q8_0 => {
+                Linear::Block32(Arc::new(Block32Matrix::from_panels(Kind::Q8_0, panels)))
+            }
+            _ => Linear::Block32(Arc::new(Block32Matrix::from_panels(Kind::Q5_0, panels))),
+        }))
     }
 
     fn dense(&mut self, name: &str) -> Result<Tensor> {

@@ -9,6 +9,130 @@
 
 /// Rows per panel: the 16 i32 lanes of an AVX-512 register.
 pub const PANEL: usize = 16;
+/// Input rows multiplied per pass over a panel: each weight vector loaded serves them all.
+pub const ROWS: usize = 4;
+
+/// How a quantized type lies in a GGUF file and in panels.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// The type's name, as llama.cpp spells it.
+    pub name: &'static str,
+    /// Weights per block.
+    pub block: usize,
+    /// Bytes of one block in the file.
+    pub file_block: usize,
+    /// Bytes of one panel block (one block of each of the panel's 16 rows).
+    pub panel_block: usize,
+    /// Writes one file block of the row in `lane` (0..16) into its panel block (which
+    /// holds zeros where that row goes).
+    pub pack: fn(block: &[u8], panel_block: &mut [u8], lane: usize),
+}
+
+/// A matrix's quantized blocks, rearranged in panels of [`PANEL`] rows: panel after
+/// panel, each its row-blocks in order, each of those a [`Layout::panel_block`]. Rows
+/// past the last are zeros.
+#[derive(Debug, Clone)]
+pub struct Panels {
+    layout: Layout,
+    rows: usize,
+    cols: usize,
+    packed: Vec<u8>,
+}
+
+impl Panels {
+    /// Zeros to fill with [`Panels::pack_rows`]. None when `cols` is not a whole number of
+    /// blocks.
+    pub fn zeros(layout: Layout, rows: usize, cols: usize) -> Option<Self> {
+        if cols == 0 || !cols.is_multiple_of(layout.block) {
+            return None;
+        }
+        let len = rows.div_ceil(PANEL) * (cols / layout.block) * layout.panel_block;
+        Some(Panels {
+            layout,
+            rows,
+            cols,
+            packed: vec![0u8; len],
+        })
+    }
+
+    /// The data of a `rows x cols` matrix as stored in a GGUF file, rearranged. None when
+    /// the sizes do not fit.
+    pub fn from_blocks(layout: Layout, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        let mut m = Self::zeros(layout, rows, cols)?;
+        if data.len() != rows * m.row_bytes() {
+            return None;
+        }
+        m.pack_rows(0, data);
+        Some(m)
+    }
+
+    /// How the blocks lie.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Output size (rows of the matrix).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input size (columns of the matrix).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.cols / self.layout.block
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// Bytes of one row in the file.
+    pub fn row_bytes(&self) -> usize {
+        self.blocks() * self.layout.file_block
+    }
+
+    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
+    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
+        let (nb, pb) = (self.blocks(), self.layout.panel_block);
+        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
+            let r = first + i;
+            assert!(r < self.rows, "row {r} of {}", self.rows);
+            let (panel, lane) = (r / PANEL, r % PANEL);
+            for (b, block) in row.chunks_exact(self.layout.file_block).enumerate() {
+                (self.layout.pack)(block, &mut self.packed[(panel * nb + b) * pb..][..pb], lane);
+            }
+        }
+    }
+
+    /// Block `b` of panel `p`.
+    pub fn block(&self, p: usize, b: usize) -> &[u8] {
+        let pb = self.layout.panel_block;
+        &self.packed[(p * self.blocks() + b) * pb..][..pb]
+    }
+
+    /// The blocks of panel `p`, in order.
+    pub fn panel(&self, p: usize) -> &[u8] {
+        let len = self.blocks() * self.layout.panel_block;
+        &self.packed[p * len..][..len]
+    }
+
+    /// Calls `pass(first, n)` over `rows` input rows in passes of at most [`ROWS`], with
+    /// the columns of panel `p` that exist.
+    pub fn passes(&self, p: usize, rows: usize, mut pass: impl FnMut(usize, usize, usize)) {
+        let valid = (self.rows - p * PANEL).min(PANEL);
+        let mut first = 0;
+        while first < rows {
+            let n = (rows - first).min(ROWS);
+            pass(first, n, valid);
+            first += n;
+        }
+    }
+}
 
 /// Whether this CPU runs the panel kernels (AVX-512 F, BW and VNNI).
 pub fn supported() -> bool {
@@ -24,16 +148,23 @@ pub fn supported() -> bool {
     }
 }
 
-/// A matrix stored in panels of [`PANEL`] rows.
+/// A matrix stored in panels of [`PANEL`] rows, with its kernel.
 pub trait PanelMatrix: Sync {
     /// Its activations, quantized.
     type Input: QuantizedRows + Sync;
 
+    /// Its blocks.
+    fn panels(&self) -> &Panels;
+
     /// Output size (rows of the matrix).
-    fn rows(&self) -> usize;
+    fn rows(&self) -> usize {
+        self.panels().rows()
+    }
 
     /// Input size (columns of the matrix).
-    fn cols(&self) -> usize;
+    fn cols(&self) -> usize {
+        self.panels().cols()
+    }
 
     /// Columns `16 p .. 16 p + 16` (those that exist) of every output row: `x.rows()`
     /// rows of `self.rows()` values at `y`.
@@ -42,10 +173,23 @@ pub trait PanelMatrix: Sync {
     /// The CPU must be [`supported`]; `y` must point to `x.rows() * self.rows()` f32s,
     /// and `x` must be `self.cols()` wide.
     unsafe fn panel(&self, p: usize, x: &Self::Input, y: *mut f32);
+
+    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
+    /// Panics when the CPU is not [`supported`] or `x` is not `m * cols` long.
+    fn matmul(&self, x: &[f32], m: usize) -> Vec<f32>
+    where
+        Self: Sized,
+    {
+        let q = Self::Input::quantize(x, m, self.cols());
+        matmul_many(&[self], &q).pop().unwrap_or_default()
+    }
 }
 
 /// Quantized activation rows.
 pub trait QuantizedRows {
+    /// Quantizes `m` row-major rows of `cols` values.
+    fn quantize(x: &[f32], m: usize, cols: usize) -> Self;
+
     /// Rows.
     fn rows(&self) -> usize;
 

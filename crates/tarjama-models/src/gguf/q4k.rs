@@ -17,14 +17,12 @@
 //! spread to a byte each). The same kernel serves one input row (decoding) and many
 //! (prompt processing, four rows per pass over the weights).
 
-use super::panel::{matmul_many, PanelMatrix, QuantizedRows, SendPtr, PANEL};
+use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
 
 /// Weights per block.
 const QK: usize = 256;
 /// Bytes of one Q4_K block in the file: f16 d, f16 dmin, 12 bytes of scales, 128 of values.
 const BLOCK_BYTES: usize = 144;
-/// Input rows multiplied per pass over a panel.
-const ROWS: usize = 4;
 /// Layout of one panel block: values, then scales, mins, d and dmin of the 16 rows.
 const QS: usize = 0;
 const SCALES: usize = QS + PANEL * QK / 2;
@@ -35,14 +33,19 @@ const PANEL_BLOCK: usize = DMIN + PANEL * 2;
 /// How far ahead of the values being read the kernel asks for the next ones.
 const PREFETCH: usize = 2 * PANEL_BLOCK;
 
+/// Q4_K in panels.
+pub const LAYOUT: Layout = Layout {
+    name: "Q4_K",
+    block: QK,
+    file_block: BLOCK_BYTES,
+    panel_block: PANEL_BLOCK,
+    pack: pack_block,
+};
+
 /// A Q4_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for the panel
 /// kernel ([`super::panel::supported`] CPUs).
 #[derive(Debug, Clone)]
-pub struct Q4kMatrix {
-    rows: usize,
-    cols: usize,
-    packed: Vec<u8>,
-}
+pub struct Q4kMatrix(Panels);
 
 /// The 6-bit scale and min of sub-block `j` from a block's 12 scale bytes (llama.cpp's
 /// `get_scale_min_k4`).
@@ -57,94 +60,45 @@ fn scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// [`Layout::pack`] for Q4_K.
+fn pack_block(block: &[u8], out: &mut [u8], lane: usize) {
+    out[D + 2 * lane..][..2].copy_from_slice(&block[0..2]);
+    out[DMIN + 2 * lane..][..2].copy_from_slice(&block[2..4]);
+    let (scales, qs) = (&block[4..16], &block[16..]);
+    for s in 0..8 {
+        let (sc, m) = scale_min(s, scales);
+        out[SCALES + s * PANEL + lane] = sc;
+        out[MINS + s * PANEL + lane] = m;
+    }
+    // Inputs 8i..8i+8 lie in one half of a 64-value chunk c, whose first 32
+    // values are the low nibbles of its 32 bytes and the next 32 the high
+    // ones. Packed: this row's 4 bytes of 64-byte group i, inputs 8i..8i+4
+    // in the low nibbles and 8i+4..8i+8 in the high ones.
+    for i in 0..QK / 8 {
+        let (c, l) = (i * 8 / 64, i * 8 % 64);
+        let (src, shift) = if l < 32 {
+            (&qs[32 * c + l..][..8], 0)
+        } else {
+            (&qs[32 * c + l - 32..][..8], 4)
+        };
+        let dst = &mut out[QS + i * 64 + lane * 4..][..4];
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = ((src[j] >> shift) & 0xF) | (((src[4 + j] >> shift) & 0xF) << 4);
+        }
+    }
+}
+
 impl Q4kMatrix {
     /// Rearranges the Q4_K data of a `rows x cols` matrix (as stored in a GGUF file).
     /// None when the sizes do not fit.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        let mut m = Self::zeros(rows, cols)?;
-        if data.len() != rows * m.row_bytes() {
-            return None;
-        }
-        m.pack_rows(0, data);
-        Some(m)
+        Panels::from_blocks(LAYOUT, data, rows, cols).map(Q4kMatrix)
     }
 
-    /// A matrix of zeros to fill with [`Q4kMatrix::pack_rows`]. None when `cols` is not a
-    /// multiple of 256.
-    pub fn zeros(rows: usize, cols: usize) -> Option<Self> {
-        if cols == 0 || !cols.is_multiple_of(QK) {
-            return None;
-        }
-        let len = rows.div_ceil(PANEL) * (cols / QK) * PANEL_BLOCK;
-        Some(Q4kMatrix {
-            rows,
-            cols,
-            packed: vec![0u8; len],
-        })
-    }
-
-    /// Bytes of one row in the file.
-    pub fn row_bytes(&self) -> usize {
-        self.cols / QK * BLOCK_BYTES
-    }
-
-    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
-    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
-        let nb = self.cols / QK;
-        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
-            let r = first + i;
-            assert!(r < self.rows, "row {r} of {}", self.rows);
-            let (panel, lane) = (r / PANEL, r % PANEL);
-            for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
-                let out = &mut self.packed[(panel * nb + b) * PANEL_BLOCK..][..PANEL_BLOCK];
-                out[D + 2 * lane..][..2].copy_from_slice(&block[0..2]);
-                out[DMIN + 2 * lane..][..2].copy_from_slice(&block[2..4]);
-                let (scales, qs) = (&block[4..16], &block[16..]);
-                for s in 0..8 {
-                    let (sc, m) = scale_min(s, scales);
-                    out[SCALES + s * PANEL + lane] = sc;
-                    out[MINS + s * PANEL + lane] = m;
-                }
-                // Inputs 8i..8i+8 lie in one half of a 64-value chunk c, whose first 32
-                // values are the low nibbles of its 32 bytes and the next 32 the high
-                // ones. Packed: this row's 4 bytes of 64-byte group i, inputs 8i..8i+4
-                // in the low nibbles and 8i+4..8i+8 in the high ones.
-                for i in 0..QK / 8 {
-                    let (c, l) = (i * 8 / 64, i * 8 % 64);
-                    let (src, shift) = if l < 32 {
-                        (&qs[32 * c + l..][..8], 0)
-                    } else {
-                        (&qs[32 * c + l - 32..][..8], 4)
-                    };
-                    let dst = &mut out[QS + i * 64 + lane * 4..][..4];
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = ((src[j] >> shift) & 0xF) | (((src[4 + j] >> shift) & 0xF) << 4);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Output size (rows of the matrix).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Input size (columns of the matrix).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.packed.len()
-    }
-
-    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
-    /// Panics when the CPU is not [`super::panel::supported`] or `x` is not `m * cols` long.
-    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let q = Q8k::quantize(x, m, self.cols);
-        matmul_many(&[self], &q).pop().unwrap_or_default()
+    /// Panels filled in [`LAYOUT`].
+    pub fn from_panels(panels: Panels) -> Self {
+        assert_eq!(panels.layout().name, LAYOUT.name, "Q4_K panels");
+        Q4kMatrix(panels)
     }
 }
 
@@ -244,12 +198,8 @@ fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
 impl PanelMatrix for Q4kMatrix {
     type Input = Q8k;
 
-    fn rows(&self) -> usize {
-        self.rows
-    }
-
-    fn cols(&self) -> usize {
-        self.cols
+    fn panels(&self) -> &Panels {
+        &self.0
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -264,6 +214,10 @@ impl PanelMatrix for Q4kMatrix {
 }
 
 impl QuantizedRows for Q8k {
+    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        Q8k::quantize(x, m, cols)
+    }
+
     fn rows(&self) -> usize {
         self.rows
     }
@@ -280,23 +234,17 @@ impl QuantizedRows for Q8k {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel(w: &Q4kMatrix, p: usize, x: &Q8k, y: *mut f32) {
-    let nb = w.cols / QK;
-    let stride = w.rows;
-    let w = w.packed.as_ptr().add(p * nb * PANEL_BLOCK);
-    let n0 = p * PANEL;
-    let valid = (stride - n0).min(PANEL);
-    let mut m0 = 0;
-    while m0 < x.rows {
-        let rows = (x.rows - m0).min(ROWS);
-        let out = y.add(m0 * stride + n0);
-        match rows {
-            4 => panel_rows::<4>(w, nb, x, m0, out, stride, valid),
-            3 => panel_rows::<3>(w, nb, x, m0, out, stride, valid),
-            2 => panel_rows::<2>(w, nb, x, m0, out, stride, valid),
-            _ => panel_rows::<1>(w, nb, x, m0, out, stride, valid),
+    let (stride, nb) = (w.0.rows(), w.0.blocks());
+    let blocks = w.0.panel(p).as_ptr();
+    w.0.passes(p, x.rows, |m0, n, valid| {
+        let out = y.add(m0 * stride + p * PANEL);
+        match n {
+            4 => panel_rows::<4>(blocks, nb, x, m0, out, stride, valid),
+            3 => panel_rows::<3>(blocks, nb, x, m0, out, stride, valid),
+            2 => panel_rows::<2>(blocks, nb, x, m0, out, stride, valid),
+            _ => panel_rows::<1>(blocks, nb, x, m0, out, stride, valid),
         }
-        m0 += rows;
-    }
+    });
 }
 
 /// `R` input rows from `m0` times one panel (`nb` blocks at `w`); writes `valid` columns
@@ -373,8 +321,8 @@ unsafe fn panel_rows<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::supported;
     use crate::gguf::panel::testing::{assert_product, quantized, values};
+    use crate::gguf::panel::{matmul_many, supported};
     use candle_core::quantized::GgmlDType;
 
     fn q4k(rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {

@@ -13,15 +13,13 @@
 //! a panel block), in panels of 16 rows like [`super::q4k`]: 64-byte groups of low
 //! nibbles (two groups of 4 inputs each) and of high bit pairs (four groups each).
 
-use super::panel::{matmul_many, PanelMatrix, PANEL};
+use super::panel::{Layout, PanelMatrix, Panels, PANEL};
 use super::q4k::Q8k;
 
 /// Weights per block.
 const QK: usize = 256;
 /// Bytes of one Q6_K block in the file: 128 of `ql`, 64 of `qh`, 16 scales, f16 `d`.
 const BLOCK_BYTES: usize = 210;
-/// Input rows multiplied per pass over a panel.
-const ROWS: usize = 4;
 /// Layout of one panel block: low nibbles, high bit pairs, then scales and d of the 16 rows.
 const QL: usize = 0;
 const QH: usize = QL + PANEL * QK / 2;
@@ -31,14 +29,19 @@ const PANEL_BLOCK: usize = D + PANEL * 2;
 /// How far ahead of the values being read the kernel asks for the next ones.
 const PREFETCH: usize = 2 * PANEL_BLOCK;
 
+/// Q6_K in panels.
+pub const LAYOUT: Layout = Layout {
+    name: "Q6_K",
+    block: QK,
+    file_block: BLOCK_BYTES,
+    panel_block: PANEL_BLOCK,
+    pack: pack_block,
+};
+
 /// A Q6_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for the panel
 /// kernel ([`super::panel::supported`] CPUs).
 #[derive(Debug, Clone)]
-pub struct Q6kMatrix {
-    rows: usize,
-    cols: usize,
-    packed: Vec<u8>,
-}
+pub struct Q6kMatrix(Panels);
 
 /// The 6-bit value `v` of a Q6_K block (llama.cpp's `dequantize_row_q6_K` order).
 fn value(block: &[u8], v: usize) -> u8 {
@@ -51,90 +54,47 @@ fn value(block: &[u8], v: usize) -> u8 {
     low | (high << 4)
 }
 
+/// [`Layout::pack`] for Q6_K.
+fn pack_block(block: &[u8], out: &mut [u8], lane: usize) {
+    out[D + 2 * lane..][..2].copy_from_slice(&block[208..210]);
+    for s in 0..16 {
+        out[SCALES + s * PANEL + lane] = block[192 + s];
+    }
+    let q: [u8; QK] = std::array::from_fn(|v| value(block, v));
+    // Group g = inputs 4g..4g+4, this row's 4 bytes at lane * 4: the low nibbles of
+    // groups 2i and 2i+1 share 64-byte group i of `ql`; the high bit pairs of groups
+    // 4m..4m+4 share group m of `qh` (group 4m + t at bits 2t).
+    for g in 0..QK / 4 {
+        let (lo, hi) = (&mut out[QL + (g / 2) * 64 + lane * 4..][..4], 4 * (g % 2));
+        for (j, d) in lo.iter_mut().enumerate() {
+            *d |= (q[4 * g + j] & 0xF) << hi;
+        }
+        let pairs = &mut out[QH + (g / 4) * 64 + lane * 4..][..4];
+        for (j, d) in pairs.iter_mut().enumerate() {
+            *d |= (q[4 * g + j] >> 4) << (2 * (g % 4));
+        }
+    }
+}
+
 impl Q6kMatrix {
     /// Rearranges the Q6_K data of a `rows x cols` matrix (as stored in a GGUF file).
     /// None when the sizes do not fit.
     pub fn from_blocks(data: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        let mut m = Self::zeros(rows, cols)?;
-        if data.len() != rows * m.row_bytes() {
-            return None;
-        }
-        m.pack_rows(0, data);
-        Some(m)
+        Panels::from_blocks(LAYOUT, data, rows, cols).map(Q6kMatrix)
     }
 
-    /// A matrix of zeros to fill with [`Q6kMatrix::pack_rows`]. None when `cols` is not a
-    /// multiple of 256.
-    pub fn zeros(rows: usize, cols: usize) -> Option<Self> {
-        if cols == 0 || !cols.is_multiple_of(QK) {
-            return None;
-        }
-        let len = rows.div_ceil(PANEL) * (cols / QK) * PANEL_BLOCK;
-        Some(Q6kMatrix {
-            rows,
-            cols,
-            packed: vec![0u8; len],
-        })
-    }
-
-    /// Bytes of one row in the file.
-    pub fn row_bytes(&self) -> usize {
-        self.cols / QK * BLOCK_BYTES
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.packed.len()
-    }
-
-    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
-    pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
-        let nb = self.cols / QK;
-        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
-            let r = first + i;
-            assert!(r < self.rows, "row {r} of {}", self.rows);
-            let (panel, lane) = (r / PANEL, r % PANEL);
-            for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
-                let out = &mut self.packed[(panel * nb + b) * PANEL_BLOCK..][..PANEL_BLOCK];
-                out[D + 2 * lane..][..2].copy_from_slice(&block[208..210]);
-                for s in 0..16 {
-                    out[SCALES + s * PANEL + lane] = block[192 + s];
-                }
-                let q: [u8; QK] = std::array::from_fn(|v| value(block, v));
-                // Group g = inputs 4g..4g+4, this row's 4 bytes at lane * 4: the low
-                // nibbles of groups 2i and 2i+1 share 64-byte group i of `ql`; the high bit
-                // pairs of groups 4m..4m+4 share group m of `qh` (group 4m + t at bits 2t).
-                for g in 0..QK / 4 {
-                    let (lo, hi) = (&mut out[QL + (g / 2) * 64 + lane * 4..][..4], 4 * (g % 2));
-                    for (j, d) in lo.iter_mut().enumerate() {
-                        *d |= (q[4 * g + j] & 0xF) << hi;
-                    }
-                    let pairs = &mut out[QH + (g / 4) * 64 + lane * 4..][..4];
-                    for (j, d) in pairs.iter_mut().enumerate() {
-                        *d |= (q[4 * g + j] >> 4) << (2 * (g % 4));
-                    }
-                }
-            }
-        }
-    }
-
-    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
-    /// Panics when the CPU is not [`super::panel::supported`] or `x` is not `m * cols` long.
-    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let q = Q8k::quantize(x, m, self.cols);
-        matmul_many(&[self], &q).pop().unwrap_or_default()
+    /// Panels filled in [`LAYOUT`].
+    pub fn from_panels(panels: Panels) -> Self {
+        assert_eq!(panels.layout().name, LAYOUT.name, "Q6_K panels");
+        Q6kMatrix(panels)
     }
 }
 
 impl PanelMatrix for Q6kMatrix {
     type Input = Q8k;
 
-    fn rows(&self) -> usize {
-        self.rows
-    }
-
-    fn cols(&self) -> usize {
-        self.cols
+    fn panels(&self) -> &Panels {
+        &self.0
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -155,23 +115,17 @@ impl PanelMatrix for Q6kMatrix {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel(w: &Q6kMatrix, p: usize, x: &Q8k, y: *mut f32) {
-    let nb = w.cols / QK;
-    let stride = w.rows;
-    let base = w.packed.as_ptr().add(p * nb * PANEL_BLOCK);
-    let n0 = p * PANEL;
-    let valid = (stride - n0).min(PANEL);
-    let mut m0 = 0;
-    while m0 < x.rows {
-        let rows = (x.rows - m0).min(ROWS);
-        let out = y.add(m0 * stride + n0);
-        match rows {
+    let (stride, nb) = (w.0.rows(), w.0.blocks());
+    let base = w.0.panel(p).as_ptr();
+    w.0.passes(p, x.rows, |m0, n, valid| {
+        let out = y.add(m0 * stride + p * PANEL);
+        match n {
             4 => panel_rows::<4>(base, nb, x, m0, out, stride, valid),
             3 => panel_rows::<3>(base, nb, x, m0, out, stride, valid),
             2 => panel_rows::<2>(base, nb, x, m0, out, stride, valid),
             _ => panel_rows::<1>(base, nb, x, m0, out, stride, valid),
         }
-        m0 += rows;
-    }
+    });
 }
 
 /// `R` input rows from `m0` times one panel (`nb` blocks at `w`); writes `valid` columns
@@ -260,8 +214,8 @@ unsafe fn panel_rows<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::supported;
     use crate::gguf::panel::testing::{assert_product, quantized, values};
+    use crate::gguf::panel::{matmul_many, supported};
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::Device;
 
@@ -313,7 +267,7 @@ mod tests {
             let (data, w) = q6k(rows, cols);
             let mat = Q6kMatrix::from_blocks(&data, rows, cols).unwrap();
             assert_eq!(
-                mat.bytes(),
+                mat.panels().bytes(),
                 rows.div_ceil(PANEL) * PANEL * cols / QK * BLOCK_BYTES
             );
             let x = values(m * cols, 2.0);
