@@ -539,6 +539,107 @@ fn resume_after_sigkill_gives_identical_bytes() {
     assert!(outputs(&killed).keys().all(|k| k.ends_with(".txt")));
 }
 
+/// 12 files: 9 of sentences of their own (numbered variants), 3 sharing sentences with
+/// earlier ones, so that with `--parallel 8` many are translated at once and some must wait
+/// for the one they share a sentence with.
+fn parallel_corpus(dir: &Path) {
+    let base = [S1, S2, S3, S4, S5];
+    for i in 0..12 {
+        let text = if i < 9 {
+            let s = base[i % 5].trim_end_matches('.');
+            format!("{s} {}.\n\n{S5} {i}\n", ["واحد", "اثنان", "ثلاثة"][i % 3])
+        } else {
+            format!("{}\n", base[i - 9])
+        };
+        write(&dir.join(format!("p{}/f{i:02}.txt", i % 3)), text);
+    }
+}
+
+#[test]
+fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
+    if !have(GEMMA_FILE) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    parallel_corpus(&input);
+    let run = |out: &Path, parallel: &str| {
+        gemma(&[
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--parallel",
+            parallel,
+            "--json",
+        ])
+        .output()
+        .unwrap()
+    };
+    let one = tmp.path().join("one");
+    assert_eq!(run(&one, "1").status.code(), Some(0));
+    let eight = tmp.path().join("eight");
+    let o = run(&eight, "8");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let expected = outputs(&one);
+    assert_eq!(expected.len(), 12);
+    assert_eq!(outputs(&eight), expected, "--parallel 8 vs one at a time");
+    let engine = &summary(&o.stdout)["engine"];
+    assert!(engine["peak_running"].as_u64().unwrap() > 1, "{engine}");
+
+    let killed = tmp.path().join("killed");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tarjama"))
+        .args([
+            "translate",
+            "--model",
+            GEMMA,
+            "--max-tokens",
+            "8",
+            "--quiet",
+        ])
+        .args(["--parallel", "8"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let manifest = killed.join(".tarjama-manifest.jsonl");
+    while !std::fs::read(&manifest).is_ok_and(|b| b.ends_with(b"\n")) {
+        assert!(Instant::now() < deadline, "no output appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before any output?"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        outputs(&killed).len() < 12,
+        "the kill came too late to test anything"
+    );
+    let o = run(&killed, "8");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(summary(&o.stdout)["skipped"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        outputs(&killed),
+        expected,
+        "killed at --parallel 8 and resumed"
+    );
+}
+
 #[test]
 fn ctrl_c_stops_after_the_current_input() {
     if !have(GEMMA_FILE) {

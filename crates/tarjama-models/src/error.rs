@@ -37,6 +37,9 @@ pub enum Error {
     /// The model named on the command line is not known.
     #[error("unknown model `{0}`: not a registry name (see `tarjama models list`), a .gguf file, or a model folder")]
     UnknownModel(String),
+    /// The model or engine cannot do what was asked.
+    #[error("{0}")]
+    Unsupported(String),
     /// The tokenizer stored in a model file could not be built.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

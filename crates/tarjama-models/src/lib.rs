@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod gguf;
+mod numerics;
 pub mod paths;
 pub mod pipeline;
 pub mod registry;

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tarjama_models::pipeline::{Translated, Translator};
@@ -35,46 +36,44 @@ struct Store {
     file: Option<File>,
 }
 
-/// A [`Translator`] that asks its inner translator only for sentences it has not seen.
-pub struct CachedTranslator {
-    inner: Box<dyn Translator>,
+/// The sentences translated so far (loaded from disk, and this run's), shared by the
+/// translators of the files in flight.
+#[derive(Default)]
+struct Entries {
     map: HashMap<String, Translated>,
+    /// Sources added since the last [`Cache::persist`], in order.
     fresh: Vec<String>,
-    store: Option<Store>,
-    /// Sentences answered from the cache.
-    pub hits: usize,
-    /// Sentences sent to the model.
-    pub misses: usize,
+    hits: usize,
+    misses: usize,
 }
 
-impl CachedTranslator {
-    /// An in-memory cache.
-    pub fn new(inner: Box<dyn Translator>) -> Self {
-        CachedTranslator {
-            inner,
-            map: HashMap::new(),
-            fresh: Vec::new(),
+/// A translation cache shared by any number of [`CachedTranslator`]s, on disk with an
+/// output folder.
+#[derive(Clone)]
+pub struct Cache {
+    entries: Arc<Mutex<Entries>>,
+    store: Option<Arc<Mutex<Store>>>,
+}
+
+impl Cache {
+    /// A cache in memory only.
+    pub fn new() -> Self {
+        Cache {
+            entries: Arc::default(),
             store: None,
-            hits: 0,
-            misses: 0,
         }
     }
 
-    /// Also keeps the cache in `dir` (file name tagged like the manifest), loading the
-    /// lines written under the same `settings`. Unparsable lines (torn by a kill) are
-    /// ignored.
-    pub fn persistent(
-        inner: Box<dyn Translator>,
-        dir: &Path,
-        tag: Option<&str>,
-        settings: &str,
-    ) -> anyhow::Result<Self> {
+    /// A cache kept in `dir` (`.tarjama-cache[.TAG].jsonl`); entries written under other
+    /// `settings` are ignored.
+    pub fn persistent(dir: &Path, tag: Option<&str>, settings: &str) -> anyhow::Result<Self> {
         let path = dir.join(match tag {
             Some(t) => format!("{PREFIX}.{t}.jsonl"),
             None => format!("{PREFIX}.jsonl"),
         });
-        let mut cache = Self::new(inner);
+        let mut entries = Entries::default();
         if let Ok(bytes) = std::fs::read(&path) {
+            // Lines from a killed run may be torn: those are skipped (and redone).
             for line in String::from_utf8_lossy(&bytes).lines() {
                 if let Ok(l) = serde_json::from_str::<Line>(line) {
                     if l.settings == settings {
@@ -82,46 +81,85 @@ impl CachedTranslator {
                             text: l.text,
                             score: l.score,
                         };
-                        cache.map.insert(l.source, t);
+                        entries.map.insert(l.source, t);
                     }
                 }
             }
         }
-        cache.store = Some(Store {
-            path,
-            settings: settings.to_string(),
-            file: None,
-        });
-        Ok(cache)
+        Ok(Cache {
+            entries: Arc::new(Mutex::new(entries)),
+            store: Some(Arc::new(Mutex::new(Store {
+                path,
+                settings: settings.to_string(),
+                file: None,
+            }))),
+        })
     }
 
-    /// Writes the sentences translated since the last call to disk (no-op in memory).
-    pub fn persist(&mut self) -> anyhow::Result<()> {
-        let fresh = std::mem::take(&mut self.fresh);
-        let Some(store) = self.store.as_mut() else {
+    /// A translator that asks `inner` only for sentences this cache does not hold.
+    pub fn wrap(&self, inner: Box<dyn Translator + Send>) -> CachedTranslator {
+        CachedTranslator {
+            inner,
+            cache: self.clone(),
+        }
+    }
+
+    /// (hits, misses) so far.
+    pub fn counts(&self) -> (usize, usize) {
+        let e = self.lock();
+        (e.hits, e.misses)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends the sentences translated since the last call to the file on disk (if
+    /// any), durably.
+    pub fn persist(&self) -> anyhow::Result<()> {
+        let Some(store) = &self.store else {
             return Ok(());
         };
-        if fresh.is_empty() {
-            return Ok(());
-        }
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
         let mut buf = Vec::new();
-        for source in fresh {
-            let t = &self.map[&source];
-            let line = Line {
-                settings: store.settings.clone(),
-                source,
-                text: t.text.clone(),
-                score: t.score,
-            };
-            serde_json::to_writer(&mut buf, &line)?;
-            buf.push(b'\n');
+        {
+            let mut e = self.lock();
+            let fresh = std::mem::take(&mut e.fresh);
+            for source in fresh {
+                let t = &e.map[&source];
+                let line = Line {
+                    settings: store.settings.clone(),
+                    source,
+                    text: t.text.clone(),
+                    score: t.score,
+                };
+                serde_json::to_writer(&mut buf, &line)?;
+                buf.push(b'\n');
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
         }
         if store.file.is_none() {
             store.file = Some(atomic::open_append(&store.path)?);
         }
-        let file = store.file.as_mut().expect("opened above");
-        atomic::append_durable(file, &store.path, &buf)
+        let Store { file, path, .. } = &mut *store;
+        let file = file.as_mut().expect("opened above");
+        atomic::append_durable(file, path, &buf)
     }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A [`Translator`] that asks its inner translator only for sentences its [`Cache`] has
+/// not seen.
+pub struct CachedTranslator {
+    inner: Box<dyn Translator + Send>,
+    cache: Cache,
 }
 
 impl Translator for CachedTranslator {
@@ -131,27 +169,32 @@ impl Translator for CachedTranslator {
 
     fn translate(&mut self, sentences: &[&str]) -> tarjama_models::Result<Vec<Translated>> {
         let mut todo: Vec<&str> = Vec::new();
-        for s in sentences {
-            if self.map.contains_key(*s) || todo.contains(s) {
-                self.hits += 1;
-            } else {
-                todo.push(s);
+        {
+            let mut e = self.cache.lock();
+            for s in sentences {
+                if e.map.contains_key(*s) || todo.contains(s) {
+                    e.hits += 1;
+                } else {
+                    todo.push(s);
+                }
             }
+            e.misses += todo.len();
         }
-        if !todo.is_empty() {
-            self.misses += todo.len();
-            let out = self.inner.translate(&todo)?;
-            for (s, t) in todo.iter().zip(out) {
-                self.map.insert(s.to_string(), t);
-                self.fresh.push(s.to_string());
-            }
+        // The lock is not held while the model works: other files go on meanwhile.
+        let out = if todo.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.translate(&todo)?
+        };
+        let mut e = self.cache.lock();
+        for (s, t) in todo.iter().zip(out) {
+            e.map.insert(s.to_string(), t);
+            e.fresh.push(s.to_string());
         }
         Ok(sentences
             .iter()
             .map(|s| {
-                self.map.get(*s).cloned().unwrap_or(Translated {
-                    // Only reachable if the inner translator broke its one-output-per-input
-                    // contract; keep the source rather than panic.
+                e.map.get(*s).cloned().unwrap_or(Translated {
                     text: s.to_string(),
                     score: None,
                 })
@@ -169,14 +212,15 @@ mod tests {
     use super::*;
 
     /// Counts what reaches the model; translates by upper-casing.
-    struct Upper(std::rc::Rc<std::cell::Cell<usize>>);
+    struct Upper(Arc<std::sync::atomic::AtomicUsize>);
 
     impl Translator for Upper {
         fn name(&self) -> String {
             "upper".into()
         }
         fn translate(&mut self, s: &[&str]) -> tarjama_models::Result<Vec<Translated>> {
-            self.0.set(self.0.get() + s.len());
+            self.0
+                .fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
             Ok(s.iter()
                 .map(|s| Translated {
                     text: s.to_uppercase(),
@@ -188,32 +232,36 @@ mod tests {
 
     #[test]
     fn repeated_sentences_reach_the_model_once_and_survive_a_restart() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
-        let mut c =
-            CachedTranslator::persistent(Box::new(Upper(calls.clone())), dir.path(), None, "s1")
-                .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = Cache::persistent(dir.path(), None, "s1").unwrap();
+        let mut c = cache.wrap(Box::new(Upper(calls.clone())));
         let out = c.translate(&["a", "b", "a"]).unwrap();
         assert_eq!(
             out.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
             ["A", "B", "A"]
         );
-        c.translate(&["b", "c"]).unwrap();
-        assert_eq!(calls.get(), 3);
-        assert_eq!((c.hits, c.misses), (2, 3));
-        c.persist().unwrap();
+        // A second translator on the same cache (another file in flight) sees them.
+        let mut d = cache.wrap(Box::new(Upper(calls.clone())));
+        d.translate(&["b", "c"]).unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        assert_eq!(cache.counts(), (2, 3));
+        cache.persist().unwrap();
 
-        let calls2 = std::rc::Rc::new(std::cell::Cell::new(0));
-        let mut again =
-            CachedTranslator::persistent(Box::new(Upper(calls2.clone())), dir.path(), None, "s1")
-                .unwrap();
-        again.translate(&["a", "b", "c"]).unwrap();
-        assert_eq!(calls2.get(), 0);
+        let calls2 = Arc::new(AtomicUsize::new(0));
+        let again = Cache::persistent(dir.path(), None, "s1").unwrap();
+        again
+            .wrap(Box::new(Upper(calls2.clone())))
+            .translate(&["a", "b", "c"])
+            .unwrap();
+        assert_eq!(calls2.load(Ordering::Relaxed), 0);
         // Other settings do not see those entries.
-        let mut other =
-            CachedTranslator::persistent(Box::new(Upper(calls2.clone())), dir.path(), None, "s2")
-                .unwrap();
-        other.translate(&["a"]).unwrap();
-        assert_eq!(calls2.get(), 1);
+        let other = Cache::persistent(dir.path(), None, "s2").unwrap();
+        other
+            .wrap(Box::new(Upper(calls2.clone())))
+            .translate(&["a"])
+            .unwrap();
+        assert_eq!(calls2.load(Ordering::Relaxed), 1);
     }
 }

@@ -143,6 +143,8 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
         model: Some(job.model.clone()),
         max_context: job.max_context,
         threads: job.threads,
+        parallel: 1,
+        kv_budget: None,
     };
     let resolved = common::resolve_model(&args, true)?;
     let start = Instant::now();
@@ -208,9 +210,9 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 for (i, (article, text)) in articles.iter().enumerate() {
                     progress(&chat.name, &format!("{name} summary"), i, articles.len());
                     chat.model.reset()?;
-                    let report =
-                        summarize(&mut chat.model, &chat.prompts, text, &options, &mut |_| {})
-                            .with_context(|| format!("summarizing {article}"))?;
+                    let model = std::sync::Mutex::new(&mut chat.model);
+                    let report = summarize(&model, &chat.prompts, text, &options, &mut |_| {})
+                        .with_context(|| format!("summarizing {article}"))?;
                     run.summaries.push(report.summary.trim().to_string());
                     run.translations.push(report.translation.clone());
                     run.seconds.push(report.elapsed.as_secs_f64());
@@ -223,7 +225,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 // Faithfulness needs an English version of each article; without a
                 // reference document the model's own full translation stands in.
                 let mut translator = tarjama_models::pipeline::GgufTranslator::new(
-                    &mut chat.model,
+                    std::sync::Mutex::new(&mut chat.model),
                     "bench".into(),
                     chat.prompts.clone(),
                     SamplingParams {

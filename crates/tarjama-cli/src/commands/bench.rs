@@ -128,6 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 model: None,
                 max_context: args.max_context,
                 threads: args.threads,
+                parallel: 1,
+                kv_budget: None,
             },
             false,
         )?;

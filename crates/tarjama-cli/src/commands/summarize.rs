@@ -1,10 +1,14 @@
 //! `tarjama summarize`: English summaries of Arabic articles.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_models::pipeline::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
+use tarjama_models::gguf::Engine;
+use tarjama_models::pipeline::{
+    run_concurrently, summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport,
+};
 use tarjama_text::ReadOptions;
 
 use super::common::{self, ModelArgs, SamplingArgs};
@@ -85,7 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     // Read and check every input before the model loads: a bad file is reported at once.
     let resolved = common::resolve_model(&args.model, args.quiet)?;
-    let mut chat = common::load_chat(&resolved, &args.model)?;
+    let chat = common::load_chat(&resolved, &args.model)?;
+    let (name, prompts) = (chat.name, chat.prompts);
+    let engine = Engine::new(chat.model, args.model.engine_options())?;
     let options = SummaryOptions {
         strategy: match args.strategy {
             StrategyArg::Direct => Strategy::Direct,
@@ -101,46 +107,50 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         attribute: args.format == Format::Json,
     };
     let many = inputs.len() > 1;
+    // One input streams to a terminal, where a person watches; a pipe gets the final
+    // form (after length control), written once. Several inputs are summarized together
+    // (their requests share the model's batches) and printed in order.
+    let stream = !many && args.format == Format::Text && std::io::stdout().is_terminal();
+    let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let results = run_concurrently(inputs.len(), engine.options().parallel, |i| {
+        let source = &inputs[i];
+        // A bad input is reported and skipped; a model failure is an error.
+        let text =
+            tarjama_text::read_text(source, &read).map_err(|e| (true, anyhow::anyhow!("{e}")))?;
+        summarize(&engine, &prompts, &text, &options, &mut |piece| {
+            if stream {
+                let mut err = write_err.lock().unwrap_or_else(|e| e.into_inner());
+                if err.is_none() {
+                    let mut out = std::io::stdout().lock();
+                    if let Err(e) = out.write_all(piece.as_bytes()).and_then(|()| out.flush()) {
+                        *err = Some(e);
+                    }
+                }
+            }
+        })
+        .with_context(|| format!("summarizing {}", source.name()))
+        .map_err(|e| (false, e))
+    });
+    if let Some(e) = write_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e.into());
+    }
     let mut failed = 0;
     let mut stdout = std::io::stdout().lock();
-    for source in &inputs {
-        let text = match tarjama_text::read_text(source, &read) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {e}");
+    for (source, result) in inputs.iter().zip(results) {
+        let report = match result {
+            Ok(r) => r,
+            Err((bad_input, e)) if bad_input || many => {
+                eprintln!("error: {e:#}");
                 failed += 1;
                 continue;
             }
+            Err((_, e)) => return Err(e),
         };
-        if many && args.format == Format::Text {
-            writeln!(stdout, "== {} ==", source.name())?;
-        }
-        // Stream to a terminal, where a person watches; a pipe gets the final form (after
-        // length control), written once.
-        let stream = args.format == Format::Text && std::io::stdout().is_terminal();
-        let mut write_err = None;
-        let report = summarize(
-            &mut chat.model,
-            &chat.prompts,
-            &text,
-            &options,
-            &mut |piece| {
-                if stream && write_err.is_none() {
-                    if let Err(e) = stdout
-                        .write_all(piece.as_bytes())
-                        .and_then(|()| stdout.flush())
-                    {
-                        write_err = Some(e);
-                    }
-                }
-            },
-        )
-        .with_context(|| format!("summarizing {}", source.name()))?;
-        if let Some(e) = write_err {
-            return Err(e.into());
-        }
         match args.format {
             Format::Text => {
+                if many {
+                    writeln!(stdout, "== {} ==", source.name())?;
+                }
                 if !stream {
                     write!(stdout, "{}", report.summary)?;
                 }
@@ -153,14 +163,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         "({} sentences in, {:.1} s, model {})",
                         report.source_sentences,
                         report.elapsed.as_secs_f64(),
-                        chat.name
+                        name
                     );
                 }
             }
             Format::Json => {
                 let out = JsonOut {
                     input: source.name(),
-                    model: &chat.name,
+                    model: &name,
                     report: &report,
                 };
                 writeln!(stdout, "{}", serde_json::to_string(&out)?)?;

@@ -6,20 +6,25 @@
 //! sentences are translated once, and `--shard K/N` splits a corpus between machines. The
 //! pieces live in `crate::batch`; this file wires them to the command line.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tarjama_models::pipeline::{translate_document, TranslateOptions, Translator};
+use tarjama_models::gguf::EngineStats;
+use tarjama_models::pipeline::{
+    sentences_to_translate, translate_document, DocumentTranslation, TranslateOptions,
+};
 use tarjama_models::resolve::{ModelKind, Resolved};
 use tarjama_text::{ReadOptions, Source};
 
-use super::common::{self, ModelArgs, SamplingArgs};
-use crate::batch::cache::CachedTranslator;
+use super::common::{self, ModelArgs, SamplingArgs, Translators};
+use crate::batch::cache::Cache;
 use crate::batch::formats::Prepared;
 use crate::batch::inputs::{self, Input, Selection, Shard};
 use crate::batch::manifest::{self, Manifest};
@@ -224,6 +229,21 @@ struct Summary {
     output: Option<String>,
     failures: Vec<Failure>,
     events: Vec<String>,
+    /// What the chat model's engine did: requests, batches, memory for keys and values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<EngineStats>,
+}
+
+/// An input read and prepared, for the model.
+struct Job {
+    /// Its place among the inputs.
+    position: usize,
+    name: String,
+    rel_out: String,
+    sha: String,
+    prepared: Prepared,
+    /// The sentences it hands the model.
+    keys: Arc<HashSet<String>>,
 }
 
 /// Where outputs go.
@@ -463,7 +483,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         max_bytes: Some(args.max_input_size),
     };
     let options = TranslateOptions { normalizer };
-    let mut translator: Option<CachedTranslator> = None;
+    let cache = match (&sink, args.batch.no_cache) {
+        (Sink::Folder(dir), false) => {
+            Cache::persistent(dir, tag.as_deref(), &translation_settings)?
+        }
+        _ => Cache::new(),
+    };
+    let mut translators: Option<Translators> = None;
     let mut summary = Summary {
         inputs: inputs.len(),
         format: args.format.name(),
@@ -484,164 +510,254 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut taken: std::collections::HashMap<String, String> = Default::default();
     let mut stdout = std::io::stdout().lock();
     let mut worked = 0;
+    let handled = |s: &Summary| s.done + s.skipped + s.failed + s.unsupported;
 
-    for (position, input) in inputs.iter().enumerate() {
-        if signal::requested() {
-            summary.interrupted = true;
-            break;
-        }
-        let remaining = inputs.len() - position - 1;
-        let name = input.name();
-        let fail = |summary: &mut Summary, progress: &Progress, reason: String| {
-            progress.note(&format!("error: {reason}; skipped"));
-            summary.failed += 1;
-            summary.failures.push(Failure {
-                file: name.clone(),
-                reason,
-            });
-        };
-        let Some(kind) = input.kind else {
-            if !args.quiet {
-                let ext = Path::new(&input.relative)
-                    .extension()
-                    .map(|e| e.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                progress.note(&format!(
-                    "skipped {name}: .{ext} is not a format tarjama translates (plain text and .srt)"
-                ));
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(Job, Result<DocumentTranslation, String>)>();
+        // Inputs read and prepared, waiting for the model, in input order.
+        let mut held: VecDeque<Job> = VecDeque::new();
+        // Inputs with the model: (position, the sentences they hand it).
+        let mut inflight: Vec<(usize, Arc<HashSet<String>>)> = Vec::new();
+        let (mut next, mut workers, mut files_at_once) = (0, 0, 1);
+        loop {
+            let stop = signal::requested();
+            if stop && (next < inputs.len() || !held.is_empty()) {
+                summary.interrupted = true;
             }
-            summary.unsupported += 1;
-            progress.update(&summary, worked, remaining);
-            continue;
-        };
-        let rel_out = output_relative(input, args.format);
-        if let Sink::Folder(_) = sink {
-            if let Some(first) = taken.insert(rel_out.clone(), name.clone()) {
-                fail(
-                    &mut summary,
-                    &progress,
-                    format!(
-                        "{name}: its output {rel_out} is also the output of {first}; rename one"
-                    ),
-                );
-                continue;
-            }
-        }
-        let bytes = match read_bytes(&input.source, args.max_input_size) {
-            Ok(b) => b,
-            Err(e) => {
-                fail(&mut summary, &progress, format!("{e:#}"));
-                progress.update(&summary, worked, remaining);
-                continue;
-            }
-        };
-        let sha = sha256_hex(&bytes);
-        if let Some(m) = &manifest {
-            if m.is_done(&input.relative, &sha, &settings, &rel_out) {
-                summary.skipped += 1;
-                progress.update(&summary, worked, remaining);
-                continue;
-            }
-        }
-        let prepared = tarjama_text::input::decode(&bytes, &name, &read)
-            .map_err(|e| {
-                let hint = match e {
-                    tarjama_text::Error::InvalidUtf8 { .. } => {
-                        " (convert it to UTF-8, or pass --lossy)"
-                    }
-                    _ => "",
+            // Read and prepare inputs while there is room.
+            while !stop && next < inputs.len() && held.len() < 2 * files_at_once {
+                let (position, input) = (next, &inputs[next]);
+                next += 1;
+                let remaining = inputs.len() - handled(&summary) - 1;
+                let name = input.name();
+                let fail = |summary: &mut Summary, progress: &Progress, reason: String| {
+                    progress.note(&format!("error: {reason}; skipped"));
+                    summary.failed += 1;
+                    summary.failures.push(Failure {
+                        file: name.clone(),
+                        reason,
+                    });
                 };
-                format!("{e}{hint}")
-            })
-            .and_then(|text| Prepared::new(kind, text).map_err(|e| format!("{name}: {e:#}")));
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err(reason) => {
-                fail(&mut summary, &progress, reason);
-                progress.update(&summary, worked, remaining);
-                continue;
-            }
-        };
-        if translator.is_none() {
-            let inner = common::load_translator(
-                &resolved,
-                &args.model,
-                args.sampling.params(512),
-                args.batch_tokens,
-                args.batch_sentences,
-                common::Seq2SeqChoices {
-                    beam: args.beam,
-                    int8: args.int8,
-                },
-            )?;
-            translator = Some(match (&sink, args.batch.no_cache) {
-                (Sink::Folder(dir), false) => {
-                    CachedTranslator::persistent(inner, dir, tag.as_deref(), &translation_settings)?
+                let Some(kind) = input.kind else {
+                    if !args.quiet {
+                        let ext = Path::new(&input.relative)
+                            .extension()
+                            .map(|e| e.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        progress.note(&format!(
+                            "skipped {name}: .{ext} is not a format tarjama translates (plain text and .srt)"
+                        ));
+                    }
+                    summary.unsupported += 1;
+                    progress.update(&summary, worked, remaining);
+                    continue;
+                };
+                let rel_out = output_relative(input, args.format);
+                if let Sink::Folder(_) = sink {
+                    if let Some(first) = taken.insert(rel_out.clone(), name.clone()) {
+                        fail(
+                            &mut summary,
+                            &progress,
+                            format!(
+                                "{name}: its output {rel_out} is also the output of {first}; rename one"
+                            ),
+                        );
+                        continue;
+                    }
                 }
-                _ => CachedTranslator::new(inner),
-            });
-        }
-        let t = translator.as_mut().expect("loaded above");
-        let mut doc = match translate_document(t as &mut dyn Translator, &prepared.text, &options) {
-            Ok(d) => d,
-            Err(e) => {
-                fail(
-                    &mut summary,
-                    &progress,
-                    format!("{name}: translation failed: {e:#}"),
-                );
-                progress.update(&summary, worked, remaining);
-                continue;
-            }
-        };
-        prepared.map_back(&mut doc);
-        for event in &doc.events {
-            if !args.quiet {
-                progress.note(&format!("note: {name}: {event}"));
-            }
-            summary.events.push(format!("{name}: {event}"));
-        }
-        let display = match input.source {
-            Source::Stdin => "<stdin>",
-            Source::File(_) => input.relative.as_str(),
-        };
-        let rendered = render::render(&prepared, &doc, args.format, display, &resolved.name)?;
-        match &sink {
-            Sink::Stdout => {
-                stdout.write_all(rendered.as_bytes())?;
-                stdout.flush()?;
-            }
-            Sink::File(path) => atomic::write_atomic(path, rendered.as_bytes())?,
-            Sink::Folder(dir) => {
-                atomic::write_atomic(&dir.join(&rel_out), rendered.as_bytes())?;
-                // Order matters: output renamed into place, then cache lines, then the
-                // manifest line. A kill between any two steps makes the rerun redo this
-                // input from the same cache, to the same bytes.
-                t.persist()?;
-                if let Some(m) = manifest.as_mut() {
-                    m.append(&manifest::Entry {
-                        input: input.relative.clone(),
-                        sha256: sha.clone(),
-                        settings: settings.clone(),
-                        output: rel_out.clone(),
-                        model: resolved.name.clone(),
-                        sentences: doc.sentences.len(),
-                        finished: SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
-                    })?;
+                let bytes = match read_bytes(&input.source, args.max_input_size) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        fail(&mut summary, &progress, format!("{e:#}"));
+                        progress.update(&summary, worked, remaining);
+                        continue;
+                    }
+                };
+                let sha = sha256_hex(&bytes);
+                if let Some(m) = &manifest {
+                    if m.is_done(&input.relative, &sha, &settings, &rel_out) {
+                        summary.skipped += 1;
+                        progress.update(&summary, worked, remaining);
+                        continue;
+                    }
+                }
+                let prepared = tarjama_text::input::decode(&bytes, &name, &read)
+                    .map_err(|e| {
+                        let hint = match e {
+                            tarjama_text::Error::InvalidUtf8 { .. } => {
+                                " (convert it to UTF-8, or pass --lossy)"
+                            }
+                            _ => "",
+                        };
+                        format!("{e}{hint}")
+                    })
+                    .and_then(|text| {
+                        Prepared::new(kind, text).map_err(|e| format!("{name}: {e:#}"))
+                    });
+                match prepared {
+                    Ok(prepared) => {
+                        let keys = sentences_to_translate(&prepared.text, &options);
+                        held.push_back(Job {
+                            position,
+                            name,
+                            rel_out,
+                            sha,
+                            keys: Arc::new(keys.into_iter().collect()),
+                            prepared,
+                        });
+                    }
+                    Err(reason) => {
+                        fail(&mut summary, &progress, reason);
+                        progress.update(&summary, worked, remaining);
+                    }
                 }
             }
+            if translators.is_none() && !held.is_empty() {
+                let t = common::load_translator(
+                    &resolved,
+                    &args.model,
+                    args.sampling.params(512),
+                    args.batch_tokens,
+                    args.batch_sentences,
+                    common::Seq2SeqChoices {
+                        beam: args.beam,
+                        int8: args.int8,
+                    },
+                )?;
+                // Outputs to stdout come in input order: one input at a time (its
+                // requests still go to the model together).
+                files_at_once = if matches!(sink, Sink::Stdout) {
+                    1
+                } else {
+                    t.parallel
+                };
+                translators = Some(t);
+            }
+            // Hand inputs to the model, in order, as many at once as it takes. An input
+            // that shares a sentence with an earlier one not yet written waits for it:
+            // the cache then gives it that sentence, exactly as a run of one input after
+            // the other would, so outputs never depend on timing.
+            let mut i = 0;
+            while !stop && i < held.len() && inflight.len() < files_at_once {
+                let earlier = inflight
+                    .iter()
+                    .filter(|(p, _)| *p < held[i].position)
+                    .map(|(_, keys)| keys)
+                    .chain(held.iter().take(i).map(|j| &j.keys));
+                let keys = &held[i].keys;
+                if earlier.into_iter().any(|other| !other.is_disjoint(keys)) {
+                    i += 1;
+                    continue;
+                }
+                let job = held.remove(i).expect("index in range");
+                if workers <= inflight.len() {
+                    let t = translators.as_mut().expect("loaded above").next();
+                    if let Some(t) = t {
+                        let mut t = cache.wrap(t);
+                        let (job_rx, done_tx, options) =
+                            (job_rx.clone(), done_tx.clone(), &options);
+                        scope.spawn(move || loop {
+                            let job = job_rx.lock().map(|rx| rx.recv());
+                            let Ok(Ok(job)) = job else {
+                                break;
+                            };
+                            let doc = translate_document(&mut t, &job.prepared.text, options)
+                                .map_err(|e| format!("{}: translation failed: {e:#}", job.name));
+                            if done_tx.send((job, doc)).is_err() {
+                                break;
+                            }
+                        });
+                        workers += 1;
+                    }
+                }
+                inflight.push((job.position, job.keys.clone()));
+                job_tx
+                    .send(job)
+                    .context("the translation threads stopped")?;
+            }
+            if inflight.is_empty() {
+                if stop || (held.is_empty() && next >= inputs.len()) {
+                    break;
+                }
+                continue;
+            }
+            let (job, result) = done_rx.recv().context("the translation threads stopped")?;
+            inflight.retain(|(p, _)| *p != job.position);
+            let remaining = inputs.len() - handled(&summary) - 1;
+            let mut doc = match result {
+                Ok(d) => d,
+                Err(reason) => {
+                    progress.note(&format!("error: {reason}; skipped"));
+                    summary.failed += 1;
+                    summary.failures.push(Failure {
+                        file: job.name.clone(),
+                        reason,
+                    });
+                    progress.update(&summary, worked, remaining);
+                    continue;
+                }
+            };
+            let Job {
+                position,
+                name,
+                rel_out,
+                sha,
+                prepared,
+                ..
+            } = job;
+            let input = &inputs[position];
+            prepared.map_back(&mut doc);
+            for event in &doc.events {
+                if !args.quiet {
+                    progress.note(&format!("note: {name}: {event}"));
+                }
+                summary.events.push(format!("{name}: {event}"));
+            }
+            let display = match input.source {
+                Source::Stdin => "<stdin>",
+                Source::File(_) => input.relative.as_str(),
+            };
+            let rendered = render::render(&prepared, &doc, args.format, display, &resolved.name)?;
+            match &sink {
+                Sink::Stdout => {
+                    stdout.write_all(rendered.as_bytes())?;
+                    stdout.flush()?;
+                }
+                Sink::File(path) => atomic::write_atomic(path, rendered.as_bytes())?,
+                Sink::Folder(dir) => {
+                    atomic::write_atomic(&dir.join(&rel_out), rendered.as_bytes())?;
+                    // Order matters: output renamed into place, then cache lines, then the
+                    // manifest line. A kill between any two steps makes the rerun redo this
+                    // input from the same cache, to the same bytes.
+                    cache.persist()?;
+                    if let Some(m) = manifest.as_mut() {
+                        m.append(&manifest::Entry {
+                            input: input.relative.clone(),
+                            sha256: sha,
+                            settings: settings.clone(),
+                            output: rel_out,
+                            model: resolved.name.clone(),
+                            sentences: doc.sentences.len(),
+                            finished: SystemTime::now()
+                                .duration_since(UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs()),
+                        })?;
+                    }
+                }
+            }
+            summary.done += 1;
+            summary.sentences += doc.sentences.len();
+            worked += 1;
+            progress.update(&summary, worked, remaining);
         }
-        summary.done += 1;
-        summary.sentences += doc.sentences.len();
-        worked += 1;
-        progress.update(&summary, worked, remaining);
-    }
+        Ok(())
+    })?;
     progress.finish();
-    if let Some(t) = &translator {
-        summary.model_sentences = t.misses;
-        summary.cache_hits = t.hits;
+    (summary.cache_hits, summary.model_sentences) = cache.counts();
+    if let Some(engine) = translators.as_ref().and_then(|t| t.engine.as_ref()) {
+        summary.engine = Some(engine.stats());
     }
     summary.seconds = start.elapsed().as_secs_f64();
     summary.sentences_per_second = summary.sentences as f64 / summary.seconds.max(1e-9);

@@ -151,15 +151,13 @@ impl ChatModel {
 
     /// The prompt token ids for `messages`, ready for the assistant's turn.
     pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
-        let prompt = self.template.render(messages, true)?;
-        let mut ids = self.tokenizer.encode(&prompt, false, true)?;
-        // Templates that print the BOS token themselves (Gemma) must not get a second one.
-        if let (true, Some(bos)) = (self.tokenizer.add_bos, self.tokenizer.bos) {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
-        }
-        Ok(ids)
+        prompt_tokens(&self.template, &self.tokenizer, messages)
+    }
+
+    /// The transformer, tokenizer, chat template and file, taken apart (to hand them to
+    /// an [`super::Engine`]).
+    pub(crate) fn into_parts(self) -> (Transformer, GgufTokenizer, ChatTemplate, PathBuf) {
+        (self.transformer, self.tokenizer, self.template, self.path)
     }
 
     /// Generates the assistant's answer to `messages`, calling `on_text` with each piece of
@@ -219,56 +217,15 @@ impl ChatModel {
         let mut logits = feed(&ids[common..])?;
         let prefill = start.elapsed();
 
-        let mut sampler = Sampler::new(params);
-        let mut history: Vec<u32> = ids.to_vec();
-        let mut stream = tokenizer.stream(true);
-        let mut text = String::new();
-        let mut emitted = 0; // bytes of `text` already given to on_text
-        let hold = params.stop.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut generated = 0;
+        let mut decoding = Decoding::new(tokenizer, ids, params, max_context);
         let decode_start = Instant::now();
         let stop = loop {
-            if generated >= params.max_new_tokens {
-                break StopReason::Length;
+            match decoding.next(&logits, on_text)? {
+                Next::Feed(token) => logits = feed(&[token])?,
+                Next::Stop(reason) => break reason,
             }
-            let next = sampler.next(&logits, &history)?;
-            if tokenizer.is_end_of_turn(next) {
-                break StopReason::EndOfTurn;
-            }
-            generated += 1;
-            history.push(next);
-            if let Some(piece) = stream.push(next)? {
-                text.push_str(&piece);
-            }
-            if let Some(cut) = find_stop(&text, &params.stop) {
-                text.truncate(cut);
-                break StopReason::StopString;
-            }
-            // Hold back a tail that could still become a stop string.
-            let safe = floor_char_boundary(&text, text.len().saturating_sub(hold));
-            if safe > emitted {
-                on_text(&text[emitted..safe]);
-                emitted = safe;
-            }
-            if ids.len() + generated >= max_context {
-                break StopReason::Context;
-            }
-            if repeats_earlier(&history[ids.len()..], params.stop_on_loop) {
-                break StopReason::Loop;
-            }
-            if has_sentences(&text, params.stop_after_sentences) {
-                break StopReason::Sentences;
-            }
-            logits = feed(&[next])?;
         };
-        if stop != StopReason::StopString {
-            if let Some(rest) = stream.finish() {
-                text.push_str(&rest);
-            }
-        }
-        if text.len() > emitted {
-            on_text(&text[emitted..]);
-        }
+        let (text, generated) = decoding.finish(stop, on_text);
         Ok(Completion {
             text,
             prompt_tokens: ids.len(),
@@ -284,6 +241,139 @@ impl ChatModel {
     pub fn reset(&mut self) -> Result<()> {
         self.cached.clear();
         self.transformer.truncate_cache(0)
+    }
+}
+
+/// The prompt token ids for `messages` rendered by `template`, ready for the assistant's
+/// turn.
+pub(crate) fn prompt_tokens(
+    template: &ChatTemplate,
+    tokenizer: &GgufTokenizer,
+    messages: &[Message],
+) -> Result<Vec<u32>> {
+    let prompt = template.render(messages, true)?;
+    let mut ids = tokenizer.encode(&prompt, false, true)?;
+    // Templates that print the BOS token themselves (Gemma) must not get a second one.
+    if let (true, Some(bos)) = (tokenizer.add_bos, tokenizer.bos) {
+        if ids.first() != Some(&bos) {
+            ids.insert(0, bos);
+        }
+    }
+    Ok(ids)
+}
+
+/// What a sequence does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Feed this token next.
+    Feed(u32),
+    /// Generation is over.
+    Stop(StopReason),
+}
+
+/// One sequence's generation after its prompt: sampling, detokenizing, streaming and
+/// stop conditions. The single-sequence loop ([`ChatModel::generate`]) and the batched
+/// engine ([`super::engine`]) drive it the same way, so they stop alike.
+pub(crate) struct Decoding<'t> {
+    tokenizer: &'t GgufTokenizer,
+    stream: super::tokenizer::TokenStream<'t>,
+    sampler: Sampler,
+    params: SamplingParams,
+    prompt_len: usize,
+    max_context: usize,
+    /// The prompt and every token generated.
+    history: Vec<u32>,
+    text: String,
+    /// Bytes of `text` already given to `on_text`.
+    emitted: usize,
+    /// Bytes held back because they could still become a stop string.
+    hold: usize,
+    generated: usize,
+}
+
+impl<'t> Decoding<'t> {
+    pub(crate) fn new(
+        tokenizer: &'t GgufTokenizer,
+        prompt: &[u32],
+        params: &SamplingParams,
+        max_context: usize,
+    ) -> Self {
+        Decoding {
+            tokenizer,
+            stream: tokenizer.stream(true),
+            sampler: Sampler::new(params),
+            params: params.clone(),
+            prompt_len: prompt.len(),
+            max_context,
+            history: prompt.to_vec(),
+            text: String::new(),
+            emitted: 0,
+            hold: params.stop.iter().map(|s| s.len()).max().unwrap_or(0),
+            generated: 0,
+        }
+    }
+
+    /// Picks the next token from the logits of the last one fed, streams what text is
+    /// final, and says whether to go on.
+    pub(crate) fn next(
+        &mut self,
+        logits: &candle_core::Tensor,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Next> {
+        let params = &self.params;
+        if self.generated >= params.max_new_tokens {
+            return Ok(Next::Stop(StopReason::Length));
+        }
+        let next = self.sampler.next(logits, &self.history)?;
+        if self.tokenizer.is_end_of_turn(next) {
+            return Ok(Next::Stop(StopReason::EndOfTurn));
+        }
+        self.generated += 1;
+        self.history.push(next);
+        if let Some(piece) = self.stream.push(next)? {
+            self.text.push_str(&piece);
+        }
+        if let Some(cut) = find_stop(&self.text, &params.stop) {
+            self.text.truncate(cut);
+            return Ok(Next::Stop(StopReason::StopString));
+        }
+        let safe = floor_char_boundary(&self.text, self.text.len().saturating_sub(self.hold));
+        if safe > self.emitted {
+            on_text(&self.text[self.emitted..safe]);
+            self.emitted = safe;
+        }
+        if self.prompt_len + self.generated >= self.max_context {
+            return Ok(Next::Stop(StopReason::Context));
+        }
+        if repeats_earlier(&self.history[self.prompt_len..], params.stop_on_loop) {
+            return Ok(Next::Stop(StopReason::Loop));
+        }
+        if has_sentences(&self.text, params.stop_after_sentences) {
+            return Ok(Next::Stop(StopReason::Sentences));
+        }
+        Ok(Next::Feed(next))
+    }
+
+    /// Tokens generated so far.
+    pub(crate) fn generated(&self) -> usize {
+        self.generated
+    }
+
+    /// The whole text, the rest of it streamed; and the number of tokens generated.
+    pub(crate) fn finish(
+        mut self,
+        stop: StopReason,
+        on_text: &mut dyn FnMut(&str),
+    ) -> (String, usize) {
+        if stop != StopReason::StopString {
+            if let Some(rest) = self.stream.finish() {
+                self.text.push_str(&rest);
+            }
+        }
+        if self.text.len() > self.emitted {
+            on_text(&self.text[self.emitted..]);
+        }
+        (self.text, self.generated)
     }
 }
 

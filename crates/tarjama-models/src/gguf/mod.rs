@@ -4,6 +4,8 @@
 pub mod block32;
 pub mod chat;
 pub mod chat_template;
+pub mod engine;
+pub mod kv;
 pub mod model;
 pub mod panel;
 pub mod q4k;
@@ -12,4 +14,5 @@ pub mod tokenizer;
 
 pub use chat::{ChatModel, Completion, LoadOptions, StopReason};
 pub use chat_template::{ChatTemplate, Message};
+pub use engine::{Engine, EngineOptions, EngineStats};
 pub use tokenizer::GgufTokenizer;

@@ -22,6 +22,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::block32::{Block32Matrix, Kind};
+use super::kv::{self, SeqCache};
 use super::panel::{self, PanelMatrix, Panels, QuantizedRows, SendPtr};
 use super::q4k::{self, Q4kMatrix, Q8k};
 use super::q6k::{self, Q6kMatrix};
@@ -212,11 +213,11 @@ impl Rope {
         })
     }
 
-    /// Rotates `x` of shape (batch, heads, seq, head_dim) for positions `pos..pos+seq`.
-    fn apply(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let seq = x.dim(2)?;
-        let cos = self.cos.narrow(0, pos, seq)?;
-        let sin = self.sin.narrow(0, pos, seq)?;
+    /// Rotates `x` of shape (1, heads, rows, head_dim), row `i` for position
+    /// `positions[i]`.
+    fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let cos = self.cos.index_select(positions, 0)?;
+        let sin = self.sin.index_select(positions, 0)?;
         let x = x.contiguous()?;
         Ok(if self.interleaved {
             candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?
@@ -224,112 +225,6 @@ impl Rope {
             candle_nn::rotary_emb::rope(&x, &cos, &sin)?
         })
     }
-}
-
-/// Keys and values of the positions seen so far, as plain rows: position after
-/// position, each `kv_heads * head_dim` values (heads side by side).
-///
-/// A decoding step appends one row and attends over the rows directly ([`attend_cached`]);
-/// prefill reads them back as tensors. Cutting the cache back only moves `len`.
-#[derive(Debug, Default)]
-struct KvCache {
-    k: Vec<f32>,
-    v: Vec<f32>,
-    len: usize,
-}
-
-impl KvCache {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Appends `k` and `v` of shape (1, kv_heads, seq, head_dim).
-    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
-        let (_, heads, seq, d) = k.dims4()?;
-        let width = heads * d;
-        self.k.truncate(self.len * width);
-        self.v.truncate(self.len * width);
-        // (1, seq, kv_heads, head_dim): one row per position.
-        let rows = |t: &Tensor| -> Result<Vec<f32>> {
-            Ok(t.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?)
-        };
-        self.k.extend(rows(k)?);
-        self.v.extend(rows(v)?);
-        self.len += seq;
-        Ok(())
-    }
-
-    /// All cached keys and values as tensors of shape (1, kv_heads, len, head_dim).
-    fn tensors(&self, heads: usize, d: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-        let n = self.len * heads * d;
-        let t = |xs: &[f32]| -> Result<Tensor> {
-            Ok(
-                Tensor::from_slice(&xs[..n], (1, self.len, heads, d), device)?
-                    .transpose(1, 2)?
-                    .contiguous()?,
-            )
-        };
-        Ok((t(&self.k)?, t(&self.v)?))
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-}
-
-/// One query position's attention over cached positions `from..cache.len()`, every head
-/// at once: query head `h` reads key/value head `h / (heads / kv_heads)` (grouped-query
-/// attention). `q` holds the heads side by side; so does the result.
-///
-/// Through tensor ops a decoding step's attention (two small batched matmuls over a
-/// narrowed view of the cache, which made them copy it, a scale and a softmax) cost
-/// Qwen2.5 1.5B 6.1 ms of a 31 ms step at a 600-token context.
-#[allow(clippy::too_many_arguments)]
-fn attend_cached(
-    q: &[f32],
-    cache: &KvCache,
-    heads: usize,
-    kv_heads: usize,
-    d: usize,
-    scale: f32,
-    from: usize,
-) -> Vec<f32> {
-    use crate::seq2seq::attention::{dot, exp_fast};
-    let (len, rep) = (cache.len, heads / kv_heads);
-    let mut out = vec![0f32; heads * d];
-    let ptr = SendPtr(out.as_mut_ptr());
-    let keys = len.saturating_sub(from);
-    // Spread heads over threads only when each gets enough work.
-    let min_heads = (32_768 / (keys * d).max(1)).max(1);
-    crate::runtime::parallel_chunks(heads, min_heads, |hs| {
-        let ptr = &ptr;
-        let mut scores = Vec::with_capacity(keys);
-        for h in hs {
-            let (g, qh) = (h / rep, &q[h * d..][..d]);
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for j in from..len {
-                let s = dot(qh, &cache.k[(j * kv_heads + g) * d..][..d]) * scale;
-                max = max.max(s);
-                scores.push(s);
-            }
-            let mut sum = 0f32;
-            for s in scores.iter_mut() {
-                *s = exp_fast(*s - max);
-                sum += *s;
-            }
-            // SAFETY: head h's `d` outputs are written by this task only; `out` outlives
-            // the loop.
-            let oh = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(h * d), d) };
-            for (j, &p) in (from..len).zip(scores.iter()) {
-                let p = p / sum;
-                for (o, &x) in oh.iter_mut().zip(&cache.v[(j * kv_heads + g) * d..][..d]) {
-                    *o += p * x;
-                }
-            }
-        }
-    });
-    out
 }
 
 /// A quantized weight kept both as a matmul and as the tensor it wraps, so projections
@@ -752,7 +647,6 @@ struct Attention {
     scale: f64,
     rope: Rope,
     sliding_window: Option<usize>,
-    cache: KvCache,
     /// [`WeightLayout::AsStored`]: attention through tensor ops, as candle's models do it,
     /// to compare with them number for number (quantized activations amplify the last
     /// bits of a different summation order: 1e-5 relative on a decoding step's attention
@@ -761,60 +655,99 @@ struct Attention {
 }
 
 impl Attention {
-    fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let (b, seq, _) = x.dims3()?;
+    /// Attention of a batch's rows (`x`: (1, rows, hidden)), each sequence's rows over
+    /// its own cache, which gains their keys and values in `layer`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        steps: &mut [Step<'_>],
+        segs: &[Segment],
+        positions: &Tensor,
+    ) -> Result<Tensor> {
+        let rows = x.dim(1)?;
+        let (heads, kv_heads, d) = (self.n_head, self.n_kv_head, self.head_dim);
         let qkv = project_all(&[&self.wq, &self.wk, &self.wv], x)?;
         let shape = |y: &Tensor, bias: &Option<Tensor>, heads: usize| -> Result<Tensor> {
             let y = match bias {
                 Some(bias) => y.broadcast_add(bias)?,
                 None => y.clone(),
             };
-            Ok(y.reshape((b, seq, heads, self.head_dim))?.transpose(1, 2)?)
+            Ok(y.reshape((1, rows, heads, d))?)
         };
-        let mut q = shape(&qkv[0], &self.bq, self.n_head)?;
-        let mut k = shape(&qkv[1], &self.bk, self.n_kv_head)?;
-        let v = shape(&qkv[2], &self.bv, self.n_kv_head)?.contiguous()?;
+        let mut q = shape(&qkv[0], &self.bq, heads)?;
+        let mut k = shape(&qkv[1], &self.bk, kv_heads)?;
+        let v = shape(&qkv[2], &self.bv, kv_heads)?.contiguous()?;
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             q = qn.forward(&q.contiguous()?)?;
             k = kn.forward(&k.contiguous()?)?;
         }
-        let q = self.rope.apply(&q, pos)?;
-        let k = self.rope.apply(&k, pos)?;
-        self.cache.append(&k, &v)?;
-        let kv_len = self.cache.len();
-        if seq == 1 && b == 1 && !self.as_stored {
-            // One new position: attend over the cache rows directly. It sees every cached
-            // position, or on sliding-window layers the last `window` (see
-            // `attention_mask`).
-            let from = match self.sliding_window {
-                Some(window) => (pos + 1).saturating_sub(window),
-                None => 0,
-            };
-            let q = q.flatten_all()?.to_vec1::<f32>()?;
-            let (heads, d) = (self.n_head, self.head_dim);
-            let y = attend_cached(
-                &q,
-                &self.cache,
-                heads,
-                self.n_kv_head,
-                d,
-                self.scale as f32,
-                from,
-            );
-            return self
-                .wo
-                .forward(&Tensor::from_vec(y, (1, 1, heads * d), x.device())?);
+        // Rotary embedding per row, at that row's own position: (1, heads, rows, d).
+        let q = self.rope.apply(&q.transpose(1, 2)?, positions)?;
+        let k = self.rope.apply(&k.transpose(1, 2)?, positions)?;
+        let as_rows = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(t.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let (kr, vr) = (as_rows(&k)?, v.flatten_all()?.to_vec1::<f32>()?);
+        let kw = kv_heads * d;
+        for (step, seg) in steps.iter_mut().zip(segs) {
+            let span = seg.start * kw..(seg.start + seg.rows) * kw;
+            step.cache.append(layer, &kr[span.clone()], &vr[span]);
         }
-        let (k, v) = self
-            .cache
-            .tensors(self.n_kv_head, self.head_dim, x.device())?;
+        if self.as_stored {
+            let [step] = steps else {
+                return Err(Error::Unsupported(
+                    "the as-stored layout runs one sequence at a time".into(),
+                ));
+            };
+            return self.tensor_attention(&q, step.cache, layer, segs[0].pos, x.device());
+        }
+        let qr = as_rows(&q)?;
+        let qw = heads * d;
+        let mut queries = Vec::with_capacity(rows);
+        for (step, seg) in steps.iter().zip(segs) {
+            for r in 0..seg.rows {
+                let pos = seg.pos + r;
+                // Every earlier position, or on sliding-window layers the last `window`
+                // (see `attention_mask`).
+                let from = match self.sliding_window {
+                    Some(window) => (pos + 1).saturating_sub(window),
+                    None => 0,
+                };
+                queries.push(kv::Query {
+                    q: &qr[(seg.start + r) * qw..][..qw],
+                    cache: &*step.cache,
+                    from,
+                    to: pos + 1,
+                });
+            }
+        }
+        let y = kv::attend(&queries, layer, heads, kv_heads, d, self.scale as f32);
+        self.wo
+            .forward(&Tensor::from_vec(y, (1, rows, qw), x.device())?)
+    }
 
+    /// Attention through tensor ops, as candle's models compute it (one sequence; `q`:
+    /// (1, heads, seq, d) at positions `pos..`).
+    fn tensor_attention(
+        &self,
+        q: &Tensor,
+        cache: &SeqCache,
+        layer: usize,
+        pos: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let (b, _, seq, _) = q.dims4()?;
+        let (k, v) = cache.tensors(layer, self.n_kv_head, self.head_dim, device)?;
+        let kv_len = k.dim(2)?;
         // Grouped-query attention without copying K/V n_rep times: fold the query heads
         // that share a KV head into the sequence axis, (b, kv, n_rep * seq, d).
         let n_rep = self.n_head / self.n_kv_head;
-        let q = q.reshape((b, self.n_kv_head, n_rep * seq, self.head_dim))?;
+        let q = q
+            .contiguous()?
+            .reshape((b, self.n_kv_head, n_rep * seq, self.head_dim))?;
         let att = (q.matmul(&k.t()?)? * self.scale)?;
-        let att = match attention_mask(seq, pos, kv_len, self.sliding_window, x.device())? {
+        let att = match attention_mask(seq, pos, kv_len, self.sliding_window, device)? {
             Some(mask) => att
                 .reshape((b, self.n_kv_head, n_rep, seq, kv_len))?
                 .broadcast_add(&mask)?
@@ -885,7 +818,7 @@ impl Mlp {
 /// prefill, then multiplies in a second pass; its GELU cost Gemma 3 a third of its
 /// prefill); otherwise through candle's ops.
 fn gated(gate: &Tensor, up: &Tensor, act: &Activation, fuse: bool) -> Result<Tensor> {
-    use crate::seq2seq::attention::exp_fast;
+    use crate::numerics::exp_fast;
     use candle_core::{CpuStorage, Storage};
     let fused = if !fuse {
         None
@@ -941,8 +874,16 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&mut self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let mut h = self.attn.forward(&self.attn_norm.forward(x)?, pos)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        steps: &mut [Step<'_>],
+        segs: &[Segment],
+        positions: &Tensor,
+    ) -> Result<Tensor> {
+        let h = self.attn_norm.forward(x)?;
+        let mut h = self.attn.forward(&h, layer, steps, segs, positions)?;
         if let Some(norm) = &self.post_attn_norm {
             h = norm.forward(&h)?;
         }
@@ -965,6 +906,28 @@ pub struct Transformer {
     norm: RmsNorm,
     output: Linear,
     device: Device,
+    /// The sequence of [`Transformer::forward`].
+    cache: SeqCache,
+}
+
+/// One sequence's part of a batched step ([`Transformer::forward_batch`]): its cache and
+/// the tokens that follow what the cache holds.
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// The sequence's keys and values; it gains those of `tokens`.
+    pub cache: &'a mut SeqCache,
+    /// The tokens to feed, at positions `cache.len()..`.
+    pub tokens: &'a [u32],
+}
+
+/// Where a sequence's rows lie in a batch.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// Its first row.
+    start: usize,
+    rows: usize,
+    /// The position of its first row.
+    pos: usize,
 }
 
 /// The token embedding matrix, kept quantized: as candle's tensor, or as the output
@@ -1362,7 +1325,6 @@ impl Transformer {
                 scale: 1.0 / (hp.head_dim as f64).sqrt(),
                 rope,
                 sliding_window: if local { hp.sliding_window } else { None },
-                cache: KvCache::default(),
                 as_stored: layout == WeightLayout::AsStored,
             };
             let mlp = Mlp {
@@ -1393,6 +1355,7 @@ impl Transformer {
             });
         }
         let embed_scale = (hp.arch == Arch::Gemma3).then(|| (hp.n_embd as f64).sqrt());
+        let (hp_layers, hp_width) = (hp.n_layer, hp.n_kv_head * hp.head_dim);
         Ok(Transformer {
             hparams: hp,
             embed,
@@ -1401,6 +1364,7 @@ impl Transformer {
             norm,
             output,
             device: device.clone(),
+            cache: SeqCache::new(hp_layers, hp_width),
         })
     }
 
@@ -1433,104 +1397,92 @@ impl Transformer {
             .unwrap_or(0)
     }
 
-    /// How many positions the KV cache holds.
+    /// How many positions the KV cache of [`Transformer::forward`] holds.
     pub fn cache_len(&self) -> usize {
-        self.blocks.first().map(|b| b.attn.cache.len()).unwrap_or(0)
+        self.cache.len()
     }
 
-    /// Cuts the KV cache back to its first `len` positions.
+    /// Cuts the KV cache of [`Transformer::forward`] back to its first `len` positions.
     pub fn truncate_cache(&mut self, len: usize) -> Result<()> {
-        for b in &mut self.blocks {
-            b.attn.cache.truncate(len);
-        }
+        self.cache.truncate(len);
         Ok(())
+    }
+
+    /// An empty cache for one more sequence of [`Transformer::forward_batch`].
+    pub fn new_cache(&self) -> SeqCache {
+        SeqCache::new(
+            self.hparams.n_layer,
+            self.hparams.n_kv_head * self.hparams.head_dim,
+        )
     }
 
     /// Feeds `tokens` at positions `cache_len()..` and returns the logits (vocab,) of the
     /// last one.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        let pos = self.cache_len();
-        if tokens.is_empty() {
-            return Err(Error::Tokenizer("no tokens to feed the model".into()));
-        }
-        if pos + tokens.len() > self.max_context() {
-            return Err(Error::ContextOverflow {
-                needed: pos + tokens.len(),
-                max: self.max_context(),
+        let mut cache = std::mem::replace(&mut self.cache, SeqCache::new(0, 0));
+        let out = self.forward_batch(&mut [Step {
+            cache: &mut cache,
+            tokens,
+        }]);
+        self.cache = cache;
+        Ok(out?.remove(0))
+    }
+
+    /// One step over many sequences: each feeds its tokens after what its cache holds, and
+    /// gets the logits (vocab,) of its last token. All rows go through each projection
+    /// together; each attends over its own sequence only. A sequence's results do not
+    /// depend on the others in the step (on our kernels, bit for bit: every row's sums
+    /// are computed alone and in the same order).
+    pub fn forward_batch(&self, steps: &mut [Step<'_>]) -> Result<Vec<Tensor>> {
+        let mut segs = Vec::with_capacity(steps.len());
+        let mut all = Vec::new();
+        let mut positions = Vec::new();
+        for step in steps.iter() {
+            let pos = step.cache.len();
+            if step.tokens.is_empty() {
+                return Err(Error::Tokenizer("no tokens to feed the model".into()));
+            }
+            if pos + step.tokens.len() > self.max_context() {
+                return Err(Error::ContextOverflow {
+                    needed: pos + step.tokens.len(),
+                    max: self.max_context(),
+                });
+            }
+            segs.push(Segment {
+                start: all.len(),
+                rows: step.tokens.len(),
+                pos,
             });
+            all.extend_from_slice(step.tokens);
+            positions.extend((pos..pos + step.tokens.len()).map(|p| p as u32));
         }
-        let mut x = self.embed.lookup(tokens, &self.device)?;
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let positions = Tensor::from_vec(positions, all.len(), &self.device)?;
+        let mut x = self.embed.lookup(&all, &self.device)?;
         if let Some(scale) = self.embed_scale {
             x = (x * scale)?;
         }
-        for block in &mut self.blocks {
-            x = block.forward(&x, pos)?;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x, layer, steps, &segs, &positions)?;
         }
-        let last = x.narrow(1, tokens.len() - 1, 1)?;
+        for (step, seg) in steps.iter_mut().zip(&segs) {
+            step.cache.commit(seg.rows);
+        }
+        let last: Vec<u32> = segs.iter().map(|s| (s.start + s.rows - 1) as u32).collect();
+        let last = x.index_select(&Tensor::new(last.as_slice(), &self.device)?, 1)?;
         let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
-        Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
+        let logits = self.output.forward(&last)?.to_dtype(DType::F32)?;
+        (0..segs.len())
+            .map(|i| Ok(logits.get(0)?.get(i)?))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cached_attention_matches_tensor_attention() {
-        // 4 query heads over 2 key/value heads (grouped), 7 cached positions, the last
-        // of them the query's; with and without a window of 3; heads of 8 values and of 32
-        // (two 16-lane chunks in the dot products).
-        for d in [8, 32] {
-            check_cached_attention(4, 2, d, 7);
-        }
-    }
-
-    fn check_cached_attention(heads: usize, kv_heads: usize, d: usize, len: usize) {
-        let dev = Device::Cpu;
-        let vals = |n: usize, seed: f32| -> Vec<f32> {
-            (0..n)
-                .map(|i| (i as f32 * 0.37 + seed).sin() * 1.3)
-                .collect()
-        };
-        let (k, v) = (vals(kv_heads * len * d, 0.1), vals(kv_heads * len * d, 0.7));
-        let q = vals(heads * d, 1.9);
-        let mut cache = KvCache::default();
-        let t = |xs: &[f32]| Tensor::from_slice(xs, (1, kv_heads, len, d), &dev).unwrap();
-        cache.append(&t(&k), &t(&v)).unwrap();
-        let (kt, vt) = cache.tensors(kv_heads, d, &dev).unwrap();
-        assert_eq!(kt.flatten_all().unwrap().to_vec1::<f32>().unwrap(), k);
-        for window in [None, Some(3)] {
-            let from = window.map_or(0, |w: usize| len - w);
-            let got = attend_cached(&q, &cache, heads, kv_heads, d, 0.3, from);
-            let mask = attention_mask(1, len - 1, len, window, &dev).unwrap();
-            let qt = Tensor::from_slice(&q, (1, kv_heads, heads / kv_heads, d), &dev).unwrap();
-            let mut att = (qt.matmul(&kt.t().unwrap()).unwrap() * 0.3).unwrap();
-            if let Some(mask) = mask {
-                att = att.broadcast_add(&mask).unwrap();
-            }
-            let att = candle_nn::ops::softmax_last_dim(&att).unwrap();
-            let want = att
-                .matmul(&vt)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 1e-5, "d {d}, window {window:?}: {g} vs {w}");
-            }
-        }
-        // Cutting back and appending again overwrites the cut positions.
-        cache.truncate(2);
-        let one = |xs: &[f32]| Tensor::from_slice(xs, (1, kv_heads, 1, d), &dev).unwrap();
-        cache
-            .append(&one(&q[..kv_heads * d]), &one(&q[..kv_heads * d]))
-            .unwrap();
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.k.len(), 3 * kv_heads * d);
-    }
 
     #[test]
     fn gated_activations_match_candle() {

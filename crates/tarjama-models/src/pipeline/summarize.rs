@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
+use super::engine::ChatEngine;
 use super::prompts::{fill, PromptSet};
-use super::translate::{translate_document, GgufTranslator, TranslateOptions};
-use crate::gguf::chat::ChatModel;
+use super::translate::{run_concurrently, translate_document, GgufTranslator, TranslateOptions};
 use crate::gguf::chat_template::Message;
 use crate::sampling::SamplingParams;
 use crate::Result;
@@ -167,7 +167,7 @@ const LOOP_WINDOW: usize = 16;
 
 /// Summarizes `text`, streaming the final summary's text to `on_text`.
 pub fn summarize(
-    model: &mut ChatModel,
+    model: &dyn ChatEngine,
     prompts: &PromptSet,
     text: &str,
     options: &SummaryOptions,
@@ -201,7 +201,7 @@ pub fn summarize(
         Strategy::Direct => (None, None, prompts.summarize.clone()),
         Strategy::Translate => {
             let mut translator = GgufTranslator::new(
-                &mut *model,
+                model,
                 "summarize".into(),
                 prompts.clone(),
                 SamplingParams {
@@ -288,9 +288,15 @@ pub fn summarize(
             "the article ({whole_tokens} tokens) is longer than the context allows ({budget}); \
              summarized in {chunks} parts, then the parts together"
         ));
-        let mut partials = Vec::new();
-        for range in groups {
-            let part = units[range].join("\n");
+        let partial_params = SamplingParams {
+            max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
+            stop_on_loop: LOOP_WINDOW,
+            stop_after_sentences: 3,
+            ..options.sampling.clone()
+        };
+        // The parts are independent: they go to the model together.
+        let partials = run_concurrently(groups.len(), model.parallel(), |i| {
+            let part = units[groups[i].clone()].join("\n");
             let user = fill(
                 &template,
                 &[
@@ -298,14 +304,10 @@ pub fn summarize(
                     ("text", &part),
                 ],
             );
-            let partial_params = SamplingParams {
-                max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
-                stop_on_loop: LOOP_WINDOW,
-                stop_after_sentences: 3,
-                ..options.sampling.clone()
-            };
-            partials.push(ask(model, prompts, &user, &partial_params, &mut |_| {})?);
-        }
+            ask(model, prompts, &user, &partial_params, &mut |_| {})
+        })
+        .into_iter()
+        .collect::<Result<Vec<String>>>()?;
         // Reduce: one summary of the partial summaries.
         let user = fill(
             &prompts.summarize_english,
@@ -366,7 +368,7 @@ pub fn summarize(
 }
 
 fn ask(
-    model: &mut ChatModel,
+    model: &dyn ChatEngine,
     prompts: &PromptSet,
     user: &str,
     params: &SamplingParams,
@@ -380,7 +382,7 @@ fn ask(
 }
 
 fn group_by_tokens(
-    model: &ChatModel,
+    model: &dyn ChatEngine,
     units: &[String],
     budget: usize,
 ) -> Result<Vec<Range<usize>>> {

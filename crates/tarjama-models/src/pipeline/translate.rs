@@ -8,14 +8,13 @@
 //! numbered batch that comes back with a sentence missing is redone sentence by sentence.
 //! Every such event is reported, never hidden.
 
-use std::borrow::BorrowMut;
 use std::ops::Range;
 
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
+use super::engine::ChatEngine;
 use super::prompts::{fill, PromptSet};
-use crate::gguf::chat::ChatModel;
 use crate::gguf::chat_template::Message;
 use crate::sampling::SamplingParams;
 use crate::seq2seq::{GenerateOptions, Seq2SeqTranslator};
@@ -99,37 +98,24 @@ impl DocumentTranslation {
     }
 }
 
+/// The sentences of `text` that [`translate_document`] hands the translator (the
+/// Arabic ones, normalized), in order.
+pub fn sentences_to_translate(text: &str, options: &TranslateOptions) -> Vec<String> {
+    plan(text, options).1
+}
+
 /// Translates a whole document.
 pub fn translate_document(
     translator: &mut dyn Translator,
     text: &str,
     options: &TranslateOptions,
 ) -> Result<DocumentTranslation> {
-    let paragraphs = tarjama_text::split(text);
-    let mut sentences = Vec::new();
-    let mut todo_index = Vec::new();
-    let mut todo_text = Vec::new();
-    for (p, paragraph) in paragraphs.iter().enumerate() {
-        for sentence in &paragraph.sentences {
-            let arabic = matches!(sentence.script, Script::Arabic | Script::Mixed);
-            if arabic {
-                todo_index.push(sentences.len());
-                todo_text.push(match &options.normalizer {
-                    Some(n) => n.normalize(sentence.text).into_owned(),
-                    None => sentence.text.to_string(),
-                });
-            }
-            sentences.push(SentenceOut {
-                paragraph: p,
-                index: sentences.len(),
-                span: sentence.span.clone(),
-                source: sentence.text.to_string(),
-                translation: sentence.text.to_string(),
-                passthrough: !arabic,
-                score: None,
-            });
-        }
-    }
+    let (mut sentences, todo_text) = plan(text, options);
+    let todo_index: Vec<usize> = sentences
+        .iter()
+        .filter(|s| !s.passthrough)
+        .map(|s| s.index)
+        .collect();
     let refs: Vec<&str> = todo_text.iter().map(String::as_str).collect();
     let translated = if refs.is_empty() {
         Vec::new()
@@ -146,11 +132,41 @@ pub fn translate_document(
     })
 }
 
-/// A chat model used as a translator. It owns the model (`GgufTranslator<ChatModel>`)
-/// or borrows it (`GgufTranslator<&mut ChatModel>`).
+/// Every sentence of `text` (translations standing in as the source), and the texts to
+/// translate: those of the Arabic ones, normalized.
+fn plan(text: &str, options: &TranslateOptions) -> (Vec<SentenceOut>, Vec<String>) {
+    let paragraphs = tarjama_text::split(text);
+    let mut sentences = Vec::new();
+    let mut todo_text = Vec::new();
+    for (p, paragraph) in paragraphs.iter().enumerate() {
+        for sentence in &paragraph.sentences {
+            let arabic = matches!(sentence.script, Script::Arabic | Script::Mixed);
+            if arabic {
+                todo_text.push(match &options.normalizer {
+                    Some(n) => n.normalize(sentence.text).into_owned(),
+                    None => sentence.text.to_string(),
+                });
+            }
+            sentences.push(SentenceOut {
+                paragraph: p,
+                index: sentences.len(),
+                span: sentence.span.clone(),
+                source: sentence.text.to_string(),
+                translation: sentence.text.to_string(),
+                passthrough: !arabic,
+                score: None,
+            });
+        }
+    }
+    (sentences, todo_text)
+}
+
+/// A chat model used as a translator, through any [`ChatEngine`]: the batched
+/// [`crate::gguf::Engine`] (requests of one call run concurrently), or one
+/// [`crate::gguf::ChatModel`] behind a mutex (one request at a time).
 #[derive(Debug)]
-pub struct GgufTranslator<M: BorrowMut<ChatModel> = ChatModel> {
-    model: M,
+pub struct GgufTranslator<E: ChatEngine = crate::gguf::Engine> {
+    engine: E,
     prompts: PromptSet,
     params: SamplingParams,
     /// Sentences are sent together while their tokens stay under this.
@@ -161,11 +177,14 @@ pub struct GgufTranslator<M: BorrowMut<ChatModel> = ChatModel> {
     events: Vec<String>,
 }
 
-impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
-    /// Wraps a loaded chat model; `params.max_new_tokens` caps each request's output.
-    pub fn new(model: M, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
+/// The translations of one request's sentences, and what went wrong on the way.
+type ChunkOut = (Vec<Translated>, Vec<String>);
+
+impl<E: ChatEngine> GgufTranslator<E> {
+    /// Wraps a chat engine; `params.max_new_tokens` caps each request's output.
+    pub fn new(engine: E, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
         GgufTranslator {
-            model,
+            engine,
             prompts,
             params,
             chunk_tokens: 160,
@@ -183,7 +202,7 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
         self
     }
 
-    fn ask(&mut self, user: String, max_new: usize, params: &SamplingParams) -> Result<String> {
+    fn ask(&self, user: String, max_new: usize, params: &SamplingParams) -> Result<String> {
         let messages = [
             Message::new("system", &self.prompts.system),
             Message::new("user", &user),
@@ -192,10 +211,7 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
             max_new_tokens: max_new.min(params.max_new_tokens),
             ..params.clone()
         };
-        let completion = self
-            .model
-            .borrow_mut()
-            .chat(&messages, &params, &mut |_| {})?;
+        let completion = self.engine.chat(&messages, &params, &mut |_| {})?;
         Ok(completion.text)
     }
 
@@ -205,8 +221,8 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
         source_tokens * 2 + 24
     }
 
-    fn translate_one(&mut self, sentence: &str) -> Result<Translated> {
-        let tokens = self.model.borrow().count_tokens(sentence)?;
+    fn translate_one(&self, sentence: &str, events: &mut Vec<String>) -> Result<Translated> {
+        let tokens = self.engine.count_tokens(sentence)?;
         let budget = self.output_budget(tokens);
         let user = fill(&self.prompts.translate, &[("text", sentence)]);
         let params = self.params.clone();
@@ -222,7 +238,7 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
             let user = format!("{user}\n\nAnswer in English only.");
             let retry = clean_answer(&self.ask(user, budget, &strict)?);
             let fixed = problem_free(&retry, sentence);
-            self.events.push(format!(
+            events.push(format!(
                 "{problem} in the translation of \"{}\"; retried{}",
                 preview(sentence),
                 if fixed { "" } else { ", still wrong" }
@@ -235,9 +251,11 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
         Ok(Translated { text, score: None })
     }
 
-    fn translate_chunk(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
+    fn translate_chunk(&self, sentences: &[&str]) -> Result<ChunkOut> {
+        let mut events = Vec::new();
         if sentences.len() == 1 {
-            return Ok(vec![self.translate_one(sentences[0])?]);
+            let one = self.translate_one(sentences[0], &mut events)?;
+            return Ok((vec![one], events));
         }
         let numbered: Vec<String> = sentences
             .iter()
@@ -245,7 +263,7 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
             .map(|(i, s)| format!("{}. {s}", i + 1))
             .collect();
         let numbered = numbered.join("\n");
-        let tokens = self.model.borrow().count_tokens(&numbered)?;
+        let tokens = self.engine.count_tokens(&numbered)?;
         let user = fill(&self.prompts.translate_numbered, &[("text", &numbered)]);
         let params = self.params.clone();
         let raw = self.ask(user, self.output_budget(tokens), &params)?;
@@ -256,13 +274,14 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
                     .zip(sentences)
                     .all(|(t, s)| problem(t, s).is_none()) =>
             {
-                Ok(lines
+                let lines = lines
                     .into_iter()
                     .map(|text| Translated { text, score: None })
-                    .collect())
+                    .collect();
+                Ok((lines, events))
             }
             parsed => {
-                self.events.push(format!(
+                events.push(format!(
                     "a batch of {} sentences came back {}; translated them one by one",
                     sentences.len(),
                     if parsed.is_none() {
@@ -271,33 +290,58 @@ impl<M: BorrowMut<ChatModel>> GgufTranslator<M> {
                         "with a bad line"
                     }
                 ));
-                sentences.iter().map(|s| self.translate_one(s)).collect()
+                let lines = sentences
+                    .iter()
+                    .map(|s| self.translate_one(s, &mut events))
+                    .collect::<Result<_>>()?;
+                Ok((lines, events))
             }
         }
     }
-}
 
-impl<M: BorrowMut<ChatModel>> Translator for GgufTranslator<M> {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn translate(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
-        let mut out = Vec::with_capacity(sentences.len());
+    /// The sentences of each request: consecutive sentences while their tokens stay
+    /// under `chunk_tokens`, at most `chunk_sentences`.
+    fn chunks(&self, sentences: &[&str]) -> Result<Vec<Range<usize>>> {
+        let mut chunks = Vec::new();
         let mut start = 0;
         while start < sentences.len() {
             let mut end = start;
             let mut tokens = 0;
             while end < sentences.len() && end - start < self.chunk_sentences {
-                let t = self.model.borrow().count_tokens(sentences[end])?;
+                let t = self.engine.count_tokens(sentences[end])?;
                 if end > start && tokens + t > self.chunk_tokens {
                     break;
                 }
                 tokens += t;
                 end += 1;
             }
-            out.extend(self.translate_chunk(&sentences[start..end])?);
+            chunks.push(start..end);
             start = end;
+        }
+        Ok(chunks)
+    }
+}
+
+impl<E: ChatEngine> Translator for GgufTranslator<E> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Requests go to the engine together, as many at once as it runs in parallel;
+    /// results and events come back in the sentences' order whatever order the requests
+    /// finish in.
+    fn translate(&mut self, sentences: &[&str]) -> Result<Vec<Translated>> {
+        let chunks = self.chunks(sentences)?;
+        let this = &*self;
+        let outs: Vec<Result<ChunkOut>> =
+            run_concurrently(chunks.len(), this.engine.parallel(), |i| {
+                this.translate_chunk(&sentences[chunks[i].clone()])
+            });
+        let mut out = Vec::with_capacity(sentences.len());
+        for result in outs {
+            let (lines, events) = result?;
+            out.extend(lines);
+            self.events.extend(events);
         }
         Ok(out)
     }
@@ -305,6 +349,41 @@ impl<M: BorrowMut<ChatModel>> Translator for GgufTranslator<M> {
     fn take_events(&mut self) -> Vec<String> {
         std::mem::take(&mut self.events)
     }
+}
+
+/// `f(0..n)`, up to `parallel` calls at once on scoped threads (inline when 1); results
+/// in index order.
+pub fn run_concurrently<T: Send>(
+    n: usize,
+    parallel: usize,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let threads = parallel.min(n);
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<T>>> = (0..n).map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let value = f(i);
+                *slots[i].lock().expect("no panic while holding") = Some(value);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .expect("no panic while holding")
+                .expect("every index ran")
+        })
+        .collect()
 }
 
 /// An encoder-decoder model (Marian, NLLB) used as a translator: sentences go to it in
