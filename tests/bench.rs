@@ -61,6 +61,8 @@ fn translation_json_and_html_report_everything() {
             "8",
             "--threads",
             "1",
+            "--parallel-levels",
+            "1,3",
             "--json",
         ])
         .arg("--src")
@@ -128,6 +130,14 @@ fn translation_json_and_html_report_everything() {
     // The full pass and one repeat; 3 + 1 timed sentences.
     assert_eq!(s["runs"], 2);
     assert_eq!(s["timed_sentences"], 4);
+    // Throughput with 1 and 3 requests in flight, over the 3 sentences.
+    let levels = t["throughput"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (level, want) in levels.iter().zip([1, 3]) {
+        assert_eq!(level["parallel"], want);
+        assert_eq!(level["sentences"], 3);
+        assert!(number(level, "/sentences_per_s") > 0.0, "{level}");
+    }
 
     let page = std::fs::read_to_string(&html).expect("the HTML report is written");
     assert!(page.contains("<svg"));
@@ -153,6 +163,8 @@ fn table_names_the_model_and_the_load() {
             "0",
             "--max-tokens",
             "4",
+            "--parallel-levels",
+            "2",
         ])
         .arg("--src")
         .arg(&src)
@@ -161,7 +173,8 @@ fn table_names_the_model_and_the_load() {
         .assert()
         .success()
         .stdout(predicate::str::contains("chrF++").and(predicate::str::contains(MODEL)))
-        .stdout(predicate::str::contains("load average at start"));
+        .stdout(predicate::str::contains("load average at start"))
+        .stdout(predicate::str::contains("sent/s by requests in flight"));
 }
 
 #[test]

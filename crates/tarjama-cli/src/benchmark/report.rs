@@ -13,7 +13,7 @@ use tarjama_eval::rouge::{RougeScorer, RougeType};
 use super::data::Article;
 use super::machine::Machine;
 use super::stats::{median, percentile_interpolated, round};
-use super::worker::{SentenceTiming, SummarizeRun, TranslateRun, WorkerResult};
+use super::worker::{SentenceTiming, SummarizeRun, Throughput, TranslateRun, WorkerResult};
 
 /// Version of the JSON layout; bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -110,6 +110,8 @@ pub struct TranslateReport {
     pub empty_outputs: usize,
     /// Speed.
     pub speed: Speed,
+    /// Sentences per second with several requests in flight on the batched engine.
+    pub throughput: Vec<Throughput>,
     /// The translations, in order.
     pub hypotheses: Vec<String>,
 }
@@ -263,6 +265,7 @@ fn translate_report(run: TranslateRun, references: &[String]) -> anyhow::Result<
             runs: runs.len(),
             timed_sentences: latencies.len(),
         },
+        throughput: run.throughput,
         hypotheses: run.hypotheses,
     })
 }
@@ -387,6 +390,7 @@ pub fn rows(report: &BenchReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
             "load cold s",
             "load warm s",
             "peak RSS MiB",
+            "sent/s by requests in flight",
         ];
         let rows = report
             .models
@@ -406,6 +410,11 @@ pub fn rows(report: &BenchReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
                     format!("{:.2}", m.load_cold_s),
                     format!("{:.2}", m.load_warm_s),
                     opt(m.peak_rss_mib, 0),
+                    t.throughput
+                        .iter()
+                        .map(|l| format!("{}: {:.2}", l.parallel, l.sentences_per_s))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ])
             })
             .collect();
@@ -724,6 +733,13 @@ mod tests {
                                     target_tokens: 3,
                                 }],
                                 repeats: vec![],
+                                throughput: vec![Throughput {
+                                    parallel: 4,
+                                    sentences: 8,
+                                    seconds: 2.0,
+                                    sentences_per_s: 4.0,
+                                    tokens_per_s: 20.0,
+                                }],
                             },
                             &["the cat".to_string()],
                         )
@@ -738,6 +754,7 @@ mod tests {
         let t = report.models[0].translate.as_ref().unwrap();
         assert_eq!(t.speed.sentences_per_s, 2.0);
         assert_eq!(t.speed.target_tokens_per_s, 6.0);
+        assert!(table(&report).contains("4: 4.00"));
         let svg = scatter_svg(&report);
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tarjama_models::gguf::chat_template::Message;
-use tarjama_models::gguf::ChatModel;
+use tarjama_models::gguf::{ChatModel, Engine, EngineOptions};
 use tarjama_models::pipeline::prompts::{fill, PromptSet};
 use tarjama_models::pipeline::translate::clean_answer;
-use tarjama_models::pipeline::{summarize, Strategy, SummaryLength, SummaryOptions};
+use tarjama_models::pipeline::{
+    run_concurrently, summarize, ChatEngine, Strategy, SummaryLength, SummaryOptions,
+};
 use tarjama_models::sampling::SamplingParams;
 
 use super::machine;
@@ -36,6 +38,12 @@ pub struct Job {
     pub speed_subset: usize,
     /// Normalization profile of the Arabic (`mt`, `search`, `none`).
     pub normalize: String,
+    /// Translate: requests in flight at once for the throughput runs (none: skipped).
+    #[serde(default)]
+    pub parallel_levels: Vec<usize>,
+    /// Translate: sentences (the first ones) in each throughput run.
+    #[serde(default)]
+    pub throughput_sentences: usize,
     /// The work.
     pub task: TaskJob,
 }
@@ -107,6 +115,25 @@ pub struct TranslateRun {
     pub pass: Vec<SentenceTiming>,
     /// Timings of the repeated runs over the subset: `runs` lists of `speed_subset`.
     pub repeats: Vec<Vec<SentenceTiming>>,
+    /// Throughput with several requests in flight, one per level.
+    #[serde(default)]
+    pub throughput: Vec<Throughput>,
+}
+
+/// The same sentences translated with `parallel` requests in flight at once, on the
+/// batched engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Requests in flight.
+    pub parallel: usize,
+    /// Sentences translated.
+    pub sentences: usize,
+    /// Wall seconds for all of them.
+    pub seconds: f64,
+    /// Sentences per second.
+    pub sentences_per_s: f64,
+    /// Generated tokens per second, over all requests.
+    pub tokens_per_s: f64,
 }
 
 /// One summary strategy's output on every article.
@@ -175,12 +202,25 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     None => s.clone(),
                 })
                 .collect();
-            result.translate = Some(translate_run(
-                &mut chat.model,
-                &chat.prompts,
-                &sources,
-                job,
-            )?);
+            let mut run = translate_run(&mut chat.model, &chat.prompts, &sources, job)?;
+            if !job.parallel_levels.is_empty() {
+                let n = job.throughput_sentences.clamp(1, sources.len().max(1));
+                let options = EngineOptions {
+                    parallel: job.parallel_levels.iter().copied().max().unwrap_or(1),
+                    ..EngineOptions::default()
+                };
+                let engine = Engine::new(chat.model, options)?;
+                for &parallel in &job.parallel_levels {
+                    run.throughput.push(throughput(
+                        &engine,
+                        &chat.prompts,
+                        &sources[..n.min(sources.len())],
+                        parallel,
+                        job.max_tokens,
+                    )?);
+                }
+            }
+            result.translate = Some(run);
         }
         TaskJob::Summarize {
             articles,
@@ -269,16 +309,9 @@ fn translate_one(
     max_tokens: usize,
 ) -> anyhow::Result<(String, SentenceTiming)> {
     let source_tokens = model.count_tokens(sentence)?;
-    // The same output budget the translation pipeline gives a single sentence.
-    let budget = (source_tokens * 2 + 24).min(max_tokens);
-    let user = fill(&prompts.translate, &[("text", sentence)]);
-    let messages = [
-        Message::new("system", &prompts.system),
-        Message::new("user", &user),
-    ];
-    let params = SamplingParams {
-        max_new_tokens: budget,
-        ..SamplingParams::default()
+    let (messages, params) = {
+        let engine = std::sync::Mutex::new(&mut *model);
+        translate_request(&engine, prompts, sentence, max_tokens)?
     };
     let start = Instant::now();
     let mut first: Option<Duration> = None;
@@ -349,5 +382,63 @@ fn translate_run(
         hypotheses,
         pass,
         repeats,
+        throughput: Vec::new(),
     })
+}
+
+/// Translates `sources` with `parallel` requests in flight, each as [`translate_one`]
+/// asks it, and times the whole.
+fn throughput(
+    engine: &Engine,
+    prompts: &PromptSet,
+    sources: &[String],
+    parallel: usize,
+    max_tokens: usize,
+) -> anyhow::Result<Throughput> {
+    eprintln!(
+        "[throughput] {} sentences, {parallel} in flight",
+        sources.len()
+    );
+    let start = Instant::now();
+    let generated = run_concurrently(sources.len(), parallel.max(1), |i| {
+        let (messages, params) = translate_request(engine, prompts, &sources[i], max_tokens)?;
+        Ok::<_, anyhow::Error>(
+            engine
+                .chat(&messages, &params, &mut |_| {})?
+                .generated_tokens,
+        )
+    })
+    .into_iter()
+    .sum::<anyhow::Result<usize>>()?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Throughput {
+        parallel,
+        sentences: sources.len(),
+        seconds,
+        sentences_per_s: sources.len() as f64 / seconds,
+        tokens_per_s: generated as f64 / seconds,
+    })
+}
+
+/// The messages and settings of one sentence's request, as the translation pipeline
+/// sends a sentence alone.
+fn translate_request(
+    model: &dyn ChatEngine,
+    prompts: &PromptSet,
+    sentence: &str,
+    max_tokens: usize,
+) -> anyhow::Result<(Vec<Message>, SamplingParams)> {
+    let source_tokens = model.count_tokens(sentence)?;
+    // The same output budget the translation pipeline gives a single sentence.
+    let budget = (source_tokens * 2 + 24).min(max_tokens);
+    let user = fill(&prompts.translate, &[("text", sentence)]);
+    let messages = vec![
+        Message::new("system", &prompts.system),
+        Message::new("user", &user),
+    ];
+    let params = SamplingParams {
+        max_new_tokens: budget,
+        ..SamplingParams::default()
+    };
+    Ok((messages, params))
 }

@@ -64,6 +64,18 @@ pub struct Args {
     /// Sentences in the speed subset (the first ones).
     #[arg(long, default_value_t = 5)]
     pub speed_subset: usize,
+    /// Translate: also time the first --throughput-sentences with this many requests in
+    /// flight at once on the batched engine (comma-separated levels; empty: skip).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,4,8,16",
+        value_name = "N,N,..."
+    )]
+    pub parallel_levels: Vec<usize>,
+    /// Translate: sentences in each throughput run.
+    #[arg(long, default_value_t = 32)]
+    pub throughput_sentences: usize,
     /// Cap on generated tokens per sentence (per summary for --task summarize).
     #[arg(long = "max-tokens", default_value_t = 256)]
     pub max_tokens: usize,
@@ -151,6 +163,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             runs: args.runs,
             speed_subset: args.speed_subset.max(1),
             normalize: args.normalize.clone(),
+            parallel_levels: args
+                .parallel_levels
+                .iter()
+                .copied()
+                .filter(|&n| n > 0)
+                .collect(),
+            throughput_sentences: args.throughput_sentences,
             task: task.clone(),
         };
         let outcome = run_worker(&job, &dir.path().join(format!("job-{i}.json")))
