@@ -45,7 +45,7 @@ use crate::exit;
 
 A folder run records each finished input in OUTPUT/.tarjama-manifest*.jsonl and skips it
 next time unless the input, the model or the settings changed; kill it at any moment and
-rerun the same command. Ctrl-C stops after the current input (exit 130).
+rerun the same command. Ctrl-C stops after the inputs in flight (exit 130).
 Exit codes: 0 all done, 1 nothing done, 2 usage error, 3 some inputs failed, 130 stopped.")]
 pub struct Args {
     /// Inputs: files, folders (walked recursively for .txt and .srt files), or - for
@@ -232,6 +232,8 @@ struct Summary {
     /// What the chat model's engine did: requests, batches, memory for keys and values.
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<EngineStats>,
+    /// Peak resident memory of the process, bytes (where the OS tells).
+    peak_rss_bytes: Option<u64>,
 }
 
 /// An input read and prepared, for the model.
@@ -760,6 +762,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         summary.engine = Some(engine.stats());
     }
     summary.seconds = start.elapsed().as_secs_f64();
+    summary.peak_rss_bytes = crate::benchmark::machine::peak_rss_bytes();
     summary.sentences_per_second = summary.sentences as f64 / summary.seconds.max(1e-9);
     report(&args, &summary, &sink)?;
 

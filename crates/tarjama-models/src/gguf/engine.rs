@@ -416,10 +416,11 @@ impl<'m> Scheduler<'m> {
     }
 
     fn start(&mut self, req: Request, reserved: usize) {
-        let (cache, reused) = match self.prefixes.best(&req.ids) {
+        let (mut cache, reused) = match self.prefixes.best(&req.ids) {
             Some((prefix, n)) => (SeqCache::with_prefix(prefix, n), n),
             None => (self.model.new_cache(), 0),
         };
+        cache.reserve((reserved / self.bytes_per_position.max(1)).saturating_sub(reused));
         let decoding = Decoding::new(
             self.tokenizer,
             &req.ids,

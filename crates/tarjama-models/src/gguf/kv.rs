@@ -97,6 +97,15 @@ impl SeqCache {
         self.layers.len() * 2 * self.width * 4
     }
 
+    /// Makes room for `positions` more positions at once (a request's prompt and longest
+    /// answer), instead of growing by doubling.
+    pub fn reserve(&mut self, positions: usize) {
+        for l in &mut self.layers {
+            l.k.reserve_exact(positions * self.width);
+            l.v.reserve_exact(positions * self.width);
+        }
+    }
+
     /// Cuts the cache back to its first `len` positions.
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {
