@@ -401,8 +401,7 @@ fn preview(s: &str) -> String {
 pub fn clean_answer(raw: &str) -> String {
     let mut lines: Vec<&str> = raw.trim().lines().collect();
     let is_fence = |l: &str| l.trim().starts_with("```");
-    loop {
-        let Some(first) = lines.first() else { break };
+    while let Some(first) = lines.first() {
         let followed = lines[1..]
             .iter()
             .any(|l| !l.trim().is_empty() && !is_fence(l));
