@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod cache;
 pub mod formats;
 pub mod inputs;
+pub mod lines;
 pub mod manifest;
 pub mod render;
 pub mod signal;

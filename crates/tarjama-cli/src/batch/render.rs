@@ -2,6 +2,7 @@
 //! TSV, or a bilingual HTML page a person can read in a browser.
 
 use serde::Serialize;
+use tarjama_models::pipeline::translate::one_line;
 use tarjama_models::pipeline::DocumentTranslation;
 
 use super::formats::Prepared;
@@ -53,6 +54,9 @@ struct Record<'a> {
 }
 
 /// Renders one translated document. `file` names it in records and titles.
+///
+/// Every format writes each translation on one line ([`one_line`]): one output paragraph
+/// per source paragraph, one record or row per sentence, whatever the model wrote.
 pub fn render(
     prepared: &Prepared,
     doc: &DocumentTranslation,
@@ -71,7 +75,7 @@ pub fn render(
                     sentence: s.index,
                     span: [s.span.start, s.span.end],
                     source: &s.source,
-                    translation: &s.translation,
+                    translation: &one_line(&s.translation),
                     passthrough: s.passthrough,
                     score: s.score,
                     model,
@@ -83,7 +87,7 @@ pub fn render(
         }
         Format::Tsv => {
             // Tabs and line breaks inside a field would break the columns.
-            let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+            let clean = |s: &str| one_line(s).replace('\t', " ");
             let mut out = String::from("source\ttranslation\n");
             for s in &doc.sentences {
                 out.push_str(&clean(&s.source));
@@ -145,7 +149,7 @@ fn html(doc: &DocumentTranslation, file: &str, model: &str) -> String {
                     format!(
                         "<span class=\"s\" title=\"{}\">{}</span>",
                         s.index + 1,
-                        escape(pick(s))
+                        escape(&one_line(pick(s)))
                     )
                 })
                 .collect::<Vec<_>>()
@@ -215,6 +219,31 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn no_format_adds_a_paragraph_or_a_line() {
+        // What a chat model can answer for one sentence: a lead-in, a blank line, the
+        // translation, a note.
+        let chatty = "Well then:\n\nHe said <x>.\r\n\nNote: y";
+        let mut d = doc();
+        for s in &mut d.sentences {
+            s.translation = chatty.into();
+        }
+        let flat = "Well then: He said <x>. Note: y";
+        let p = Prepared::new(Kind::Text, String::new()).unwrap();
+        let txt = render(&p, &d, Format::Txt, "f", "m").unwrap();
+        assert_eq!(txt, format!("{flat} {flat}\n\n{flat}\n"));
+        let tsv = render(&p, &d, Format::Tsv, "f", "m").unwrap();
+        assert_eq!(tsv.lines().count(), 4);
+        assert_eq!(tsv.lines().nth(3).unwrap(), format!("انتهى.\t{flat}"));
+        let jsonl = render(&p, &d, Format::Jsonl, "f", "m").unwrap();
+        assert_eq!(jsonl.lines().count(), 3);
+        let rec: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(rec["translation"], flat);
+        let page = render(&p, &d, Format::Html, "f", "m").unwrap();
+        assert!(page.contains("Well then: He said &lt;x&gt;. Note: y"));
+        assert!(!page.contains("Well then:\n"));
     }
 
     #[test]

@@ -42,6 +42,8 @@ use crate::exit;
   tarjama translate films/ -o subs/ --include '*.srt'      # subtitles: timestamps kept
   tarjama translate corpus/ -o out/ --shard 2/4            # machine 2 of 4, same out/ folder
   tarjama translate corpus/ -o out/ --model Helsinki-NLP/opus-mt-ar-en --beam 4 --int8
+  tarjama translate --lines < test.ar > hyp.en            # line N translates line N
+  tarjama eval --ref test.en --hyp hyp.en
 
 A folder run records each finished input in OUTPUT/.tarjama-manifest*.jsonl and skips it
 next time unless the input, the model or the settings changed; kill it at any moment and
@@ -58,6 +60,13 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Txt)]
     pub format: Format,
+    /// One segment per line, as marian-decoder, CTranslate2 and sacreBLEU take it: every
+    /// input line gives exactly one output line, in order; empty lines stay empty, lines
+    /// that are not Arabic pass through, and each Arabic line is translated alone (so
+    /// --batch-sentences does not apply). Stdin or files, not folders; --format txt or
+    /// jsonl (one record per line). Example: tarjama translate --lines < test.ar > hyp.en
+    #[arg(long, conflicts_with_all = ["resume", "shard", "include", "exclude"])]
+    pub lines: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -395,6 +404,9 @@ fn output_relative(input: &Input, format: Format) -> String {
 
 /// Runs `tarjama translate`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.lines {
+        return crate::batch::lines::run(args);
+    }
     common::set_threads(args.model.threads);
     signal::install();
     let normalizer = common::normalizer(&args.normalize)?;

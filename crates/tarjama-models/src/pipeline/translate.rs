@@ -78,7 +78,8 @@ pub struct DocumentTranslation {
 
 impl DocumentTranslation {
     /// The translation as text: sentences of a paragraph joined by a space, paragraphs by a
-    /// blank line.
+    /// blank line, each translation on one line ([`one_line`]), so the output has exactly
+    /// the source's paragraphs whatever the model wrote.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let mut last_paragraph = None;
@@ -88,7 +89,7 @@ impl DocumentTranslation {
                 Some(p) if p == s.paragraph => out.push(' '),
                 Some(_) => out.push_str("\n\n"),
             }
-            out.push_str(&s.translation);
+            out.push_str(&one_line(&s.translation));
             last_paragraph = Some(s.paragraph);
         }
         if !out.is_empty() {
@@ -102,6 +103,35 @@ impl DocumentTranslation {
 /// Arabic ones, normalized), in order.
 pub fn sentences_to_translate(text: &str, options: &TranslateOptions) -> Vec<String> {
     plan(text, options).1
+}
+
+/// A translation on one line: every whitespace run that holds a line break becomes one
+/// space, and the ends are trimmed.
+///
+/// Writers put each translation through this. A model can answer one sentence with a
+/// blank line inside (a lead-in the guard missed, a note); written as is, it would add a
+/// paragraph to the output, and every later paragraph would no longer face its source.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.trim();
+    if !text.contains(['\n', '\r']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() {
+            run.push(c);
+            continue;
+        }
+        if run.contains(['\n', '\r']) {
+            out.push(' ');
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Translates a whole document.
@@ -439,39 +469,60 @@ fn preview(s: &str) -> String {
     p
 }
 
-/// Removes what small chat models wrap around a translation: a lead-in line ("Here is
-/// the translation:"), a `Translation:` label, code fences and enclosing quotes.
+/// Removes what small chat models wrap around a translation: a lead-in ("Here is the
+/// translation:", "The text translates to English as:") on a line of its own or before the
+/// translation on the same line, a `Translation:` label, code fences, enclosing quotes,
+/// and notes after the translation ("Note: ...", "(Note: ...)", "This translation ...").
+///
+/// A line that ends with a colon is real content as often as not ("He said:" before a
+/// quote): it is taken for a lead-in only when it talks about the translation itself
+/// ([`is_lead_in`]), and a note only when it comes after the translation's first line.
 pub fn clean_answer(raw: &str) -> String {
     let mut lines: Vec<&str> = raw.trim().lines().collect();
+    let is_fence = |l: &str| l.trim().starts_with("```");
     while let Some(first) = lines.first() {
-        let lower = first.trim().to_lowercase();
-        let lead_in = lower.ends_with(':')
-            && [
-                "here",
-                "sure",
-                "translation",
-                "english",
-                "the translation",
-                "certainly",
-            ]
+        let followed = lines[1..]
             .iter()
-            .any(|w| lower.starts_with(w));
-        if lead_in || lower.starts_with("```") || lower.is_empty() {
+            .any(|l| !l.trim().is_empty() && !is_fence(l));
+        let first = first.trim();
+        if first.is_empty() || is_fence(first) || is_lead_in(first, followed) {
             lines.remove(0);
         } else {
             break;
         }
     }
+    // A note ends the answer: it and everything after it go.
+    if let Some(k) = (1..lines.len()).find(|&k| is_note(lines[k], lines[k - 1].trim().is_empty())) {
+        lines.truncate(k);
+    }
     while lines
         .last()
-        .is_some_and(|l| l.trim().starts_with("```") || l.trim().is_empty())
+        .is_some_and(|l| is_fence(l) || l.trim().is_empty())
     {
         lines.pop();
     }
     let mut text = lines.join("\n").trim().to_string();
+    if let Some(rest) = strip_inline_lead_in(&text) {
+        text = rest.to_string();
+    }
     for label in ["Translation:", "English:", "English translation:"] {
         if let Some(rest) = text.strip_prefix(label) {
             text = rest.trim().to_string();
+        }
+    }
+    // "(Note: ...)" after the translation on the same line.
+    if let Some(k) = text.rfind('(').filter(|&k| k > 0 && text.ends_with(')')) {
+        let tail = text[k + 1..].to_lowercase();
+        let notes = [
+            "note:",
+            "notes:",
+            "note that",
+            "translator's note",
+            "translator’s note",
+            "translation note",
+        ];
+        if notes.iter().any(|n| tail.starts_with(n)) {
+            text = text[..k].trim_end().to_string();
         }
     }
     let quoted = |o: char, c: char| text.starts_with(o) && text.ends_with(c) && text.len() > 2;
@@ -487,6 +538,127 @@ pub fn clean_answer(raw: &str) -> String {
         }
     }
     text
+}
+
+/// Lowercase words of `text` (letters and digits; `here's` gives `here`, `s`).
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A word about the act of translating: `translation`, `translates`, ... (not
+/// `translator`, a person a news sentence may well quote).
+fn is_translate_word(w: &str) -> bool {
+    w.starts_with("translat") && !w.starts_with("translator")
+}
+
+/// Whether the words open with a reply's courtesy: "Here is", "Sure", "Of course", ...
+fn opens_a_reply(w: &[String]) -> bool {
+    let first = w.first().map_or("", String::as_str);
+    matches!(
+        first,
+        "here" | "sure" | "certainly" | "okay" | "ok" | "absolutely" | "below"
+    ) || (first == "of" && w.get(1).is_some_and(|s| s == "course"))
+}
+
+/// Whether the words name the text being translated.
+fn names_the_text(w: &[String]) -> bool {
+    w.iter()
+        .any(|w| matches!(w.as_str(), "text" | "sentence" | "arabic" | "english"))
+}
+
+/// Whether a line ending with `:` introduces the translation rather than being part of
+/// it; `followed`: whether text comes after it.
+///
+/// It must talk about the translation: a translating word or "English" anywhere ("The
+/// text translates to English as:"), or, with text after it, a reply's opening ("Here it
+/// is:", "Sure:") or a short line about the text ("The Arabic text says:", "The sentence
+/// reads as follows:"). "He said:", "The plan is as follows:" or "The text of the
+/// agreement reads:" are content and stay.
+fn is_lead_in(line: &str, followed: bool) -> bool {
+    let line = line.trim().trim_matches(['*', '_', '#']).trim();
+    let Some(body) = line.strip_suffix(':').or_else(|| line.strip_suffix('：')) else {
+        return false;
+    };
+    let w = words(body);
+    if w.is_empty() || w.len() > 15 {
+        return false;
+    }
+    if w.iter().any(|w| is_translate_word(w) || w == "english") {
+        // Even with nothing after it: the answer is then empty, which is retried.
+        return true;
+    }
+    if !followed {
+        return false;
+    }
+    let joined = w.join(" ");
+    let points_ahead = ["as follows", "the following", "below"]
+        .iter()
+        .any(|p| joined.contains(p));
+    opens_a_reply(&w) || (names_the_text(&w) && (points_ahead || w.len() <= 4))
+}
+
+/// The translation after a lead-in on the same line ("The text translates to English as:
+/// Putin met ..."), if there is one. Stricter than [`is_lead_in`]: "He told the English
+/// paper: ..." is content, so "English" alone does not count here.
+fn strip_inline_lead_in(text: &str) -> Option<&str> {
+    let colon = text.find(": ")?;
+    let (head, rest) = (&text[..colon], text[colon + 1..].trim_start());
+    let first_line_ends = text.find('\n').unwrap_or(text.len());
+    if colon > first_line_ends || rest.is_empty() {
+        return None;
+    }
+    let w = words(head);
+    if w.is_empty() || w.len() > 12 {
+        return None;
+    }
+    let label = w.iter().all(|w| {
+        matches!(
+            w.as_str(),
+            "in" | "into" | "to" | "the" | "english" | "version" | "text" | "arabic"
+        )
+    });
+    let lead_in = w.iter().any(|w| is_translate_word(w))
+        || (opens_a_reply(&w) && names_the_text(&w))
+        || (label && w.iter().any(|w| w == "english"));
+    lead_in.then_some(rest)
+}
+
+/// Whether `line` starts a note about the translation. "Note:" does wherever it stands
+/// after the first line; softer openings ("This translation ...", "Please note") only
+/// after a blank line, where the translation has ended.
+fn is_note(line: &str, after_blank: bool) -> bool {
+    let l = line
+        .trim()
+        .trim_start_matches(['*', '_', '(', '[', '#', ' '])
+        .to_lowercase();
+    let strong = [
+        "note:",
+        "notes:",
+        "note -",
+        "n.b.",
+        "translator's note",
+        "translator’s note",
+        "translation note",
+    ];
+    if strong.iter().any(|p| l.starts_with(p)) {
+        return true;
+    }
+    let soft = [
+        "note ",
+        "this translation",
+        "the translation",
+        "in this translation",
+        "the above",
+        "please note",
+        "i hope",
+        "let me know",
+        "if you",
+        "explanation",
+    ];
+    after_blank && soft.iter().any(|p| l.starts_with(p))
 }
 
 /// What is wrong with a translation, if anything a check can see.
@@ -591,6 +763,106 @@ mod tests {
     }
 
     #[test]
+    fn lead_ins_about_the_translation_are_stripped() {
+        // Seen on held-out news with the default model: the lead-in, a blank line, then
+        // the translation. Kept, it added a paragraph to the txt output.
+        assert_eq!(
+            clean_answer("The text translates to English as:\n\nPutin met Witkoff in Moscow."),
+            "Putin met Witkoff in Moscow."
+        );
+        for lead_in in [
+            "Sure! Here is the translation:",
+            "Here's the English version:",
+            "Certainly:",
+            "Of course, here it is:",
+            "The Arabic text says:",
+            "The sentence reads as follows:",
+            "**Translation:**",
+            "Translated into English, the sentence is:",
+        ] {
+            assert_eq!(
+                clean_answer(&format!("{lead_in}\nThe talks were fruitful.")),
+                "The talks were fruitful.",
+                "{lead_in}"
+            );
+        }
+        // On the translation's own line.
+        assert_eq!(
+            clean_answer("The text translates to English as: The talks were fruitful."),
+            "The talks were fruitful."
+        );
+        assert_eq!(
+            clean_answer("In English: The talks were fruitful."),
+            "The talks were fruitful."
+        );
+        // A lead-in with nothing after it leaves nothing: `problem` sees an empty answer.
+        assert_eq!(clean_answer("Here is the translation:"), "");
+    }
+
+    #[test]
+    fn colons_that_belong_to_the_translation_stay() {
+        for content in [
+            "He said:\n\"We will not give up.\"",
+            "The plan is as follows:\nfirst a ceasefire, then talks.",
+            "The text of the agreement reads:\n\"Both sides shall withdraw.\"",
+            "The minister said the following:\nthe talks will go on.",
+        ] {
+            assert_eq!(clean_answer(content), content);
+        }
+        for content in [
+            "He said: \"We will not give up.\"",
+            "He told the English newspaper: the talks will go on.",
+            "The translator said: the book is finished.",
+            "The results were as follows:",
+            "Here are the main points:",
+            "He bought a laptop (notebook)",
+        ] {
+            assert_eq!(clean_answer(content), content);
+        }
+    }
+
+    #[test]
+    fn notes_after_the_translation_are_stripped() {
+        assert_eq!(
+            clean_answer("Putin met Witkoff.\n\nNote: the names are transliterated."),
+            "Putin met Witkoff."
+        );
+        assert_eq!(
+            clean_answer("Putin met Witkoff.\n(Note: Witkoff is a US envoy.)"),
+            "Putin met Witkoff."
+        );
+        assert_eq!(
+            clean_answer("Putin met Witkoff. (Note: Witkoff is a US envoy.)"),
+            "Putin met Witkoff."
+        );
+        assert_eq!(
+            clean_answer(
+                "Here is the translation:\n\nPutin met Witkoff.\n\nThis translation keeps the names as written."
+            ),
+            "Putin met Witkoff."
+        );
+        // Softer openings count only after a blank line, and never on the first line.
+        assert_eq!(
+            clean_answer("This translation was approved.\nThe council met."),
+            "This translation was approved.\nThe council met."
+        );
+        assert_eq!(
+            clean_answer("Note: the office is closed."),
+            "Note: the office is closed."
+        );
+    }
+
+    #[test]
+    fn one_line_joins_lines_and_keeps_other_spacing() {
+        assert_eq!(
+            one_line("Putin met\n\n  Witkoff.\r\n"),
+            "Putin met Witkoff."
+        );
+        assert_eq!(one_line(" a  b "), "a  b");
+        assert!(matches!(one_line("a b"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn problems_are_seen() {
         assert_eq!(problem("", "x"), Some("an empty answer"));
         assert_eq!(problem("قال بوتين", "x"), Some("an answer still in Arabic"));
@@ -640,5 +912,33 @@ mod tests {
         assert_eq!(doc.sentences[1].translation, "Hello there.");
         assert_eq!(&text[doc.sentences[2].span.clone()], "وأضاف ليفيت.");
         assert_eq!(doc.text(), "<29> Hello there.\n\n<12>\n");
+    }
+
+    /// Answers every sentence with a blank line inside, as a chat model that writes a
+    /// lead-in the guard does not know would.
+    struct Chatty;
+    impl Translator for Chatty {
+        fn name(&self) -> String {
+            "chatty".into()
+        }
+        fn translate(&mut self, s: &[&str]) -> Result<Vec<Translated>> {
+            Ok(s.iter()
+                .map(|_| Translated {
+                    text: "Well then:\n\nA sentence.\nMore.".into(),
+                    score: None,
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn text_has_the_source_paragraphs_whatever_the_model_writes() {
+        let text = "قال بوتين إن المحادثات مثمرة.\nHello there.\n\nوأضاف ليفيت.\n\nEnd.";
+        let doc = translate_document(&mut Chatty, text, &TranslateOptions::default()).unwrap();
+        assert_eq!(
+            doc.text(),
+            "Well then: A sentence. More. Hello there.\n\nWell then: A sentence. More.\n\nEnd.\n"
+        );
+        assert_eq!(doc.text().matches("\n\n").count(), 2);
     }
 }
