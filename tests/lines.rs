@@ -206,6 +206,56 @@ fn lines_on_flores_devtest_give_1012_lines() {
     assert!(eval.contains("BLEU"), "{eval}");
 }
 
+/// A chat model on all 1012 devtest lines, with a blank line and an English line put in
+/// the middle: 1014 lines back, those two in place. Gemma 3 270M with 4 new tokens a
+/// line keeps it quick; what is tested is count and order, with every line a request of
+/// its own and 16 in flight at once.
+#[test]
+fn lines_on_flores_devtest_with_a_chat_model() {
+    let Some(flores) = flores_dir() else { return };
+    if !have_model("gemma-3-270m") {
+        return;
+    }
+    let mut lines: Vec<String> = std::fs::read_to_string(flores.join("arb_Arab.devtest"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1012);
+    lines.insert(500, String::new());
+    lines.insert(501, ENGLISH.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("test.ar");
+    std::fs::write(&src, lines.join("\n") + "\n").unwrap();
+    let hyp = dir.path().join("hyp.en");
+    let run = tarjama()
+        .args([
+            "translate",
+            "--lines",
+            "--model",
+            "gemma-3-270m",
+            "--max-tokens",
+            "4",
+        ])
+        .args(["--parallel", "16", "-q", "-o"])
+        .arg(&hyp)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = std::fs::read_to_string(&hyp).unwrap();
+    let out: Vec<&str> = out.lines().collect();
+    assert_eq!(out.len(), 1014);
+    assert_eq!(out[500], "");
+    assert_eq!(out[501], ENGLISH);
+    let empty = out.iter().filter(|l| l.is_empty()).count();
+    assert!(empty < 20, "{empty} of 1014 lines empty");
+}
+
 /// `translate --lines` piped into `eval --ref` works; without `--lines` the lines are
 /// joined into one paragraph and eval refuses the mismatch.
 #[test]
