@@ -25,14 +25,12 @@
 //! Needs the model files in the model folder (`tarjama models pull NAME`); a missing file
 //! is skipped with a note, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails.
 
-mod common;
-
 use std::path::Path;
 
 use candle_core::Device;
-use common::model_file;
 use serde::Deserialize;
 use tarjama_models::gguf::model::{Transformer, WeightLayout};
+use tarjama_testkit::require_model_file;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -111,7 +109,7 @@ fn check(fixture_name: &str, layout: WeightLayout) {
         .join(fixture_name);
     let fixture: Fixture =
         serde_json::from_str(&std::fs::read_to_string(&fixture_path).unwrap()).unwrap();
-    let Some(path) = model_file(&fixture.model) else {
+    let Some(path) = require_model_file(&fixture.model) else {
         return;
     };
     let mut model = Transformer::from_path_with(&path, &Device::Cpu, 1024, layout).unwrap();

@@ -361,8 +361,8 @@ unsafe fn panel_rows<const Q5: bool, const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::testing::{assert_product, quantized, values};
-    use crate::gguf::panel::{matmul_many, supported};
+    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
+    use crate::gguf::panel::matmul_many;
     use candle_core::quantized::GgmlDType;
 
     const KINDS: [(Kind, GgmlDType); 2] =
@@ -401,8 +401,7 @@ mod tests {
 
     #[test]
     fn kernel_equals_dequantized_product() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         for (kind, dtype) in KINDS {

@@ -235,6 +235,20 @@ pub(crate) mod testing {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
+    /// Whether this CPU runs the panel kernels, asked of the test kit feature by feature:
+    /// false after a note when one is missing, a failure under `TARJAMA_REQUIRE_CPU=1`.
+    pub fn require_panel_cpu() -> bool {
+        let found = ["avx512f", "avx512bw", "avx512vnni"]
+            .into_iter()
+            .all(tarjama_testkit::require_cpu_feature);
+        assert!(
+            !found || super::supported(),
+            "the kit found the features but `supported()` says no: the list above has \
+             drifted from `supported()`"
+        );
+        found
+    }
+
     /// `n` deterministic values in about [-5, 5], with a few large ones.
     pub fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n)

@@ -321,8 +321,8 @@ unsafe fn panel_rows<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::testing::{assert_product, quantized, values};
-    use crate::gguf::panel::{matmul_many, supported};
+    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
+    use crate::gguf::panel::matmul_many;
     use candle_core::quantized::GgmlDType;
 
     fn q4k(rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
@@ -350,8 +350,7 @@ mod tests {
 
     #[test]
     fn kernel_equals_dequantized_product() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         // Rows not a multiple of the panel; inputs of one and of several blocks; input
@@ -375,8 +374,7 @@ mod tests {
 
     #[test]
     fn several_matrices_at_once_equal_one_by_one() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         let (a, _) = q4k(48, 512);

@@ -256,8 +256,7 @@ mod tests {
 
     #[test]
     fn vnni_kernel_equals_integer_reference() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !crate::gguf::panel::testing::require_panel_cpu() {
             return;
         }
         for (rows, out, inp) in [(1, 16, 4), (7, 83, 70), (128, 200, 512), (5, 64, 2048)] {
