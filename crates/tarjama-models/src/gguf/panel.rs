@@ -225,8 +225,12 @@ pub fn matmul_many<M: PanelMatrix>(ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
 
 /// A raw pointer parallel loops may share: their tasks write disjoint elements.
 pub(crate) struct SendPtr<T>(pub *mut T);
-// SAFETY: only used for disjoint writes while the owning buffer is alive.
+// SAFETY: a `SendPtr` is only made for a buffer that outlives the parallel loop sharing
+// it, and the loop's tasks write disjoint elements through it and never read another
+// task's, so no two threads touch one element.
 unsafe impl<T> Sync for SendPtr<T> {}
+// SAFETY: as for `Sync`: moving the pointer to another thread gives it only its own task's
+// elements of a buffer that outlives the loop.
 unsafe impl<T> Send for SendPtr<T> {}
 
 /// What the kernels' tests share.
