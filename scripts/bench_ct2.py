@@ -120,7 +120,7 @@ def run_child(cmd, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_flores = os.environ.get("TARJAMA_FLORES", str(REPO / ".." / "shared" / "eval" / "flores200"))
+    default_flores = os.environ.get("TARJAMA_FLORES", str(REPO / "tests" / "data" / "flores200"))
     ap.add_argument("--flores", default=default_flores)
     ap.add_argument("--sentences", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)

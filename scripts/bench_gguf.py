@@ -103,7 +103,7 @@ def models_dir() -> Path:
 
 
 def flores_dir(arg) -> Path:
-    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT.parent / "shared" / "eval" / "flores200")
+    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT / "tests" / "data" / "flores200")
 
 
 def chatml(text: str) -> str:
@@ -128,7 +128,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
                     help="GGUF file: a path, or a name in tarjama's model folder")
-    ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES or ../shared/eval/flores200)")
+    ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES, else tests/data/flores200 in the repository)")
     ap.add_argument("--prompt-tokens", type=int, default=512, help="prompt length to aim for (at most)")
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--runs", type=int, default=3)

@@ -7,7 +7,7 @@ which recomputes the same numbers with tarjama-eval and compares.
 
 Usage (from the repository root):
     pip install -r scripts/requirements-metrics.txt
-    python3 scripts/flores_metric_parity.py            # FLORES from ../shared/eval/flores200
+    python3 scripts/flores_metric_parity.py            # FLORES from tests/data/flores200
     TARJAMA_FLORES=/path/to/flores200 python3 scripts/flores_metric_parity.py
 Writes crates/tarjama-eval/tests/fixtures/flores_parity.json.
 """
@@ -27,7 +27,7 @@ FILES = {"eng_Latn": "eng_Latn.devtest", "arb_Arab": "arb_Arab.devtest"}
 
 
 def flores_dir() -> Path:
-    return Path(os.environ.get("TARJAMA_FLORES", ROOT.parent / "shared" / "eval" / "flores200"))
+    return Path(os.environ.get("TARJAMA_FLORES", ROOT / "tests" / "data" / "flores200"))
 
 
 def segments(text: str) -> list:

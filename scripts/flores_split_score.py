@@ -20,8 +20,8 @@ starts it finds inside each document are compared with the line starts.
 Usage (from the repository root; standard library only):
     cargo build -p tarjama-cli && python3 scripts/flores_split_score.py
     python3 scripts/flores_split_score.py --tarjama target/release/tarjama \
-        --flores ../shared/eval/flores200 --min-f1 0.993 --show-errors
-The FLORES folder defaults to $TARJAMA_FLORES, else ../shared/eval/flores200.
+        --flores tests/data/flores200 --min-f1 0.993 --show-errors
+The FLORES folder defaults to $TARJAMA_FLORES, else tests/data/flores200 in the repository.
 """
 
 import argparse
@@ -91,7 +91,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--flores", type=Path,
                     default=Path(os.environ.get("TARJAMA_FLORES",
-                                                REPO.parent / "shared/eval/flores200")))
+                                                REPO / "tests/data/flores200")))
     ap.add_argument("--tarjama", help="path of the tarjama binary (default: target/*/tarjama)")
     ap.add_argument("--min-f1", type=float, help="exit 1 when F1 is below this")
     ap.add_argument("--show-errors", action="store_true")

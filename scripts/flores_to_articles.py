@@ -10,8 +10,8 @@ Usage: scripts/flores_to_articles.py OUTDIR [--flores DIR]
 With --collect, reads the `tarjama translate OUTDIR -o JSONL_DIR --format jsonl` output
 back into one line per devtest line, in devtest order (each line's sentences are found by
 their source byte spans), for `tarjama eval --ref eng_Latn.devtest --hyp hyp.txt`.
-The FLORES folder defaults to $TARJAMA_FLORES, else ../shared/eval/flores200 relative to
-the repository root. No Python packages needed.
+The FLORES folder defaults to $TARJAMA_FLORES, else tests/data/flores200 in the
+repository. No Python packages needed.
 """
 
 import argparse
@@ -23,7 +23,7 @@ from pathlib import Path
 
 def main() -> int:
     root = Path(__file__).resolve().parent.parent
-    default = os.environ.get("TARJAMA_FLORES", str(root / ".." / "shared" / "eval" / "flores200"))
+    default = os.environ.get("TARJAMA_FLORES", str(root / "tests" / "data" / "flores200"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--flores", type=Path, default=Path(default))

@@ -15,7 +15,8 @@ Usage (from the repository root):
     pip install -r scripts/requirements-seq2seq.txt
     python scripts/gen_seq2seq_fixtures.py [--flores DIR] [--out DIR]
 
-FLORES is found via --flores, else $TARJAMA_FLORES, else ../shared/eval/flores200.
+FLORES is found via --flores, else $TARJAMA_FLORES, else tests/data/flores200 in the
+repository.
 """
 
 import argparse
@@ -374,7 +375,7 @@ def summarize(name, ref):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_flores = os.environ.get("TARJAMA_FLORES", str(REPO / ".." / "shared" / "eval" / "flores200"))
+    default_flores = os.environ.get("TARJAMA_FLORES", str(REPO / "tests" / "data" / "flores200"))
     ap.add_argument("--flores", default=default_flores)
     ap.add_argument("--out", default=str(REPO / "crates/tarjama-models/tests/fixtures/seq2seq"))
     args = ap.parse_args()

@@ -48,7 +48,7 @@ def models_dir() -> Path:
 
 
 def flores_dir(arg) -> Path:
-    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT.parent / "shared" / "eval" / "flores200")
+    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT / "tests" / "data" / "flores200")
 
 
 def prompt_text(style: str, line: str) -> str:
@@ -101,7 +101,7 @@ def forced_gaps(llm: Llama, prompt: list, forced: list) -> list:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", help="GGUF file names in the model folder")
-    ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES or ../shared/eval/flores200)")
+    ap.add_argument("--flores", help="FLORES-200 folder (default $TARJAMA_FLORES, else tests/data/flores200 in the repository)")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--top", type=int, default=8, help="best logits recorded per step")

@@ -17,7 +17,7 @@ Only token ids are written, never FLORES text.
     python scripts/gguf_tokenizer_parity.py [--models DIR] [--flores DIR]
 
 Models are looked up in $TARJAMA_HOME/models (default: ~/.cache/tarjama/models);
-FLORES in $TARJAMA_FLORES (default: ../shared/eval/flores200 next to the repository).
+FLORES in --flores, else $TARJAMA_FLORES, else tests/data/flores200 in the repository.
 llama-cpp-python does not report which llama.cpp commit it vendors; set
 LLAMA_CPP_COMMIT (the `vendor/llama.cpp` commit of the sdist, 0c1e57098bba for 0.3.36)
 to record it. Reruns with the same versions write byte-identical files.
@@ -148,7 +148,7 @@ def default_models_dir() -> Path:
 
 def default_flores_dir() -> Path:
     env = os.environ.get("TARJAMA_FLORES")
-    return Path(env) if env else REPO.parent / "shared" / "eval" / "flores200"
+    return Path(env) if env else REPO / "tests" / "data" / "flores200"
 
 
 def read_lines(path: Path) -> list[str]:

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{have_model, tarjama};
+use common::tarjama;
 use predicates::prelude::*;
 use serde_json::Value;
+use tarjama_testkit::require_model;
 use tempfile::TempDir;
 
 const MODEL: &str = "gemma-3-270m";
@@ -46,7 +47,7 @@ fn number(v: &Value, pointer: &str) -> f64 {
 
 #[test]
 fn translation_json_and_html_report_everything() {
-    if !have_model(MODEL) {
+    if require_model(MODEL).is_none() {
         return;
     }
     let dir = TempDir::new().unwrap();
@@ -147,7 +148,7 @@ fn translation_json_and_html_report_everything() {
 
 #[test]
 fn table_names_the_model_and_the_load() {
-    if !have_model(MODEL) {
+    if require_model(MODEL).is_none() {
         return;
     }
     let dir = TempDir::new().unwrap();
@@ -179,7 +180,7 @@ fn table_names_the_model_and_the_load() {
 
 #[test]
 fn summaries_are_scored_for_both_strategies() {
-    if !have_model(MODEL) {
+    if require_model(MODEL).is_none() {
         return;
     }
     let dir = TempDir::new().unwrap();

@@ -9,23 +9,12 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{have_model, tarjama};
+use common::tarjama;
 use predicates::prelude::*;
+use tarjama_testkit::require_model;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn flores_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TARJAMA_FLORES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/eval/flores200"));
-    if dir.join("arb_Arab.devtest").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no FLORES devtest at {}", dir.display());
-        None
-    }
 }
 
 /// Share of letters that are ASCII Latin: English output is near 1, Arabic near 0.
@@ -99,7 +88,7 @@ fn a_truncated_model_file_is_named_in_the_error() {
 
 #[test]
 fn summarize_the_seed_article_in_english_with_the_small_qwen() {
-    if !have_model("qwen2.5-coder-0.5b-instruct") {
+    if require_model("qwen2.5-coder-0.5b-instruct").is_none() {
         return;
     }
     let seed = repo_root().join("seeds/000_34bb1b6fbb72ba1f.txt");
@@ -138,10 +127,12 @@ fn summarize_the_seed_article_in_english_with_the_small_qwen() {
 
 #[test]
 fn translate_flores_sentences_into_english_with_the_small_qwen() {
-    if !have_model("qwen2.5-coder-0.5b-instruct") {
+    if require_model("qwen2.5-coder-0.5b-instruct").is_none() {
         return;
     }
-    let Some(flores) = flores_dir() else { return };
+    let Some(flores) = tarjama_testkit::require_flores() else {
+        return;
+    };
     let arabic = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
     let input: String = arabic.lines().take(3).map(|l| format!("{l}\n\n")).collect();
     let out = tarjama()

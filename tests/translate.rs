@@ -3,57 +3,28 @@
 //! The mechanics tests run the tiny `gemma-3-270m` base model with `--max-tokens 8`: its
 //! English is poor, but greedy decoding is deterministic, which is what resuming and
 //! sharding must preserve. One test checks that a real instruct model
-//! (`qwen2.5-coder-0.5b-instruct`) produces English. Models are looked up in tarjama's
-//! model folder (`$TARJAMA_HOME/models`, else `<cache dir>/tarjama/models`); when one is
-//! missing the test prints a note and passes, unless `TARJAMA_REQUIRE_MODELS=1` (CI, which
-//! pulls them first), where it fails.
+//! (`qwen2.5-coder-0.5b-instruct`) produces English. Models are looked up where the binary
+//! finds them (`tarjama_testkit::require_model`); when one is missing the test prints a
+//! note and passes, unless `TARJAMA_REQUIRE_MODELS=1` (CI, which pulls them first), where
+//! it fails.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
+use tarjama_testkit::require_model;
 
 const GEMMA: &str = "gemma-3-270m";
-const GEMMA_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
-const QWEN_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 
 const S1: &str = "قال الرئيس إن المحادثات كانت مثمرة.";
 const S2: &str = "ذهب الولد إلى المدرسة صباحا.";
 const S3: &str = "انتهى الاجتماع مساء الأحد.";
 const S4: &str = "ارتفعت أسعار النفط اليوم.";
 const S5: &str = "أعلنت الحكومة عن خطة جديدة.";
-
-fn models_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("TARJAMA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home).join("models");
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("tarjama").join("models")
-}
-
-/// Whether the model file is here; a missing model skips the test (fails in CI).
-fn have(file: &str) -> bool {
-    let path = models_dir().join(file);
-    if path.is_file() {
-        return true;
-    }
-    if std::env::var("TARJAMA_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-        panic!("{} is missing and TARJAMA_REQUIRE_MODELS=1", path.display());
-    }
-    eprintln!(
-        "note: skipping: {} not found (run `tarjama models pull`)",
-        path.display()
-    );
-    false
-}
 
 /// `tarjama translate --model gemma-3-270m --max-tokens 8 ARGS...`
 fn gemma(args: &[&str]) -> Command {
@@ -147,7 +118,7 @@ fn bad_shard_is_a_usage_error() {
 
 #[test]
 fn folder_with_good_bad_and_unknown_files() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -248,7 +219,7 @@ fn folder_with_good_bad_and_unknown_files() {
 
 #[test]
 fn only_bad_inputs_exit_1() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -267,7 +238,7 @@ fn only_bad_inputs_exit_1() {
 
 #[test]
 fn too_large_input_is_skipped_with_its_reason() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -286,7 +257,7 @@ fn too_large_input_is_skipped_with_its_reason() {
 
 #[test]
 fn globs_hidden_and_symlinks() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -339,7 +310,7 @@ fn globs_hidden_and_symlinks() {
 
 #[test]
 fn every_output_format() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -414,7 +385,7 @@ fn every_output_format() {
 
 #[test]
 fn stdin_to_stdout() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let o = gemma(&["--json"])
@@ -455,7 +426,7 @@ fn corpus(dir: &Path) {
 
 #[test]
 fn resume_after_sigkill_gives_identical_bytes() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -642,7 +613,7 @@ fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
 
 #[test]
 fn ctrl_c_stops_after_the_current_input() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -677,7 +648,7 @@ fn ctrl_c_stops_after_the_current_input() {
 
 #[test]
 fn shards_cover_every_input_once_and_merge() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -734,7 +705,7 @@ fn shards_cover_every_input_once_and_merge() {
 
 #[test]
 fn real_model_writes_english() {
-    if !have(QWEN_FILE) {
+    if require_model(QWEN).is_none() {
         return;
     }
     let o = Command::cargo_bin("tarjama")

@@ -1,24 +1,16 @@
 //! FLORES-200 devtest (English and Arabic) scored against a perturbed copy of itself,
 //! compared with sacreBLEU and rouge-score numbers recorded by
-//! `scripts/flores_metric_parity.py` in `fixtures/flores_parity.json` (numbers only: the
-//! text is CC BY-SA and stays out of the repository).
+//! `scripts/flores_metric_parity.py` in `fixtures/flores_parity.json`.
 //!
-//! FLORES is read from `$TARJAMA_FLORES` or `../shared/eval/flores200` relative to the
-//! repository root; when it is absent the test prints a note and passes without checking.
+//! FLORES is read from the repository's `tests/data/flores200`, or the folder in
+//! `TARJAMA_FLORES` (see `tarjama_testkit::require_flores`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use tarjama_eval::bleu::{corpus_bleu, BleuConfig};
 use tarjama_eval::chrf::{corpus_chrf, ChrfConfig};
 use tarjama_eval::rouge::{RougeScorer, RougeType};
-
-fn flores_dir() -> PathBuf {
-    match std::env::var_os("TARJAMA_FLORES") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval/flores200"),
-    }
-}
 
 /// The script's `perturb`: drop, swap or replace words depending on the line number.
 fn perturb(i: usize, line: &str) -> String {
@@ -59,14 +51,9 @@ fn close(got: f64, want: &Value, what: &str) {
 
 #[test]
 fn flores_devtest_matches_sacrebleu_and_rouge_score() {
-    let dir = flores_dir();
-    if !dir.is_dir() {
-        eprintln!(
-            "note: FLORES-200 not found at {}; skipping (set TARJAMA_FLORES)",
-            dir.display()
-        );
+    let Some(dir) = tarjama_testkit::require_flores() else {
         return;
-    }
+    };
     let expected_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flores_parity.json");
     let expected: Value =

@@ -25,14 +25,12 @@
 //! Needs the model files in the model folder (`tarjama models pull NAME`); a missing file
 //! is skipped with a note, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails.
 
-mod common;
-
 use std::path::Path;
 
 use candle_core::Device;
-use common::model_file;
 use serde::Deserialize;
 use tarjama_models::gguf::model::{Transformer, WeightLayout};
+use tarjama_testkit::require_model_file;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -105,13 +103,30 @@ fn decode(
 /// units.
 const NEAR_TIE: f32 = 0.6;
 
-fn check(fixture_name: &str, layout: WeightLayout) {
+// How far, teacher-forced along llama.cpp's output, our logit of one of its best 4
+// candidates may be from its own, per model and weight layout: about 1.6x the largest
+// difference measured over the fixtures' 10 prompts (`cargo test -p tarjama-models --test
+// gguf_generate -- --nocapture` prints it; the README records the same figures). Rounding
+// differences between quantized kernels stay well inside these; a wrong model (rotary
+// table, bias, norm, activation) moves logits by whole units. Gemma's activations have
+// large outliers, hence its larger difference (llama.cpp moves its own picks by 0.79
+// there when only its batch size changes).
+/// Measured 0.369.
+const QWEN_05B_MAX_LOGIT_DIFF: f32 = 0.6;
+/// On candle's kernels; measured 0.423.
+const QWEN_05B_CANDLE_MAX_LOGIT_DIFF: f32 = 0.7;
+/// Measured 0.414.
+const QWEN_15B_MAX_LOGIT_DIFF: f32 = 0.7;
+/// Measured 1.331.
+const GEMMA_270M_MAX_LOGIT_DIFF: f32 = 2.0;
+
+fn check(fixture_name: &str, layout: WeightLayout, max_logit_diff: f32) {
     let fixture_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/gguf_greedy")
         .join(fixture_name);
     let fixture: Fixture =
         serde_json::from_str(&std::fs::read_to_string(&fixture_path).unwrap()).unwrap();
-    let Some(path) = model_file(&fixture.model) else {
+    let Some(path) = require_model_file(&fixture.model) else {
         return;
     };
     let mut model = Transformer::from_path_with(&path, &Device::Cpu, 1024, layout).unwrap();
@@ -179,6 +194,11 @@ fn check(fixture_name: &str, layout: WeightLayout) {
         own.greedy_equal, own.max_forced_gap
     );
     assert!(failures.is_empty(), "{name}: {}", failures.join("; "));
+    assert!(
+        worst_logit <= max_logit_diff,
+        "{name}: a logit of one of llama.cpp's best 4 candidates is {worst_logit:.3} from its \
+         own, more than the {max_logit_diff} allowed"
+    );
 }
 
 #[test]
@@ -186,6 +206,7 @@ fn qwen2_5_coder_0_5b_greedy_matches_llama_cpp() {
     check(
         "qwen2.5-coder-0.5b-instruct-q4_k_m.json",
         WeightLayout::Fastest,
+        QWEN_05B_MAX_LOGIT_DIFF,
     );
 }
 
@@ -196,6 +217,7 @@ fn qwen2_5_coder_0_5b_on_candle_kernels_greedy_matches_llama_cpp() {
     check(
         "qwen2.5-coder-0.5b-instruct-q4_k_m.json",
         WeightLayout::CandleFastest,
+        QWEN_05B_CANDLE_MAX_LOGIT_DIFF,
     );
 }
 
@@ -204,10 +226,15 @@ fn qwen2_5_coder_1_5b_greedy_matches_llama_cpp() {
     check(
         "qwen2.5-coder-1.5b-instruct-q4_k_m.json",
         WeightLayout::Fastest,
+        QWEN_15B_MAX_LOGIT_DIFF,
     );
 }
 
 #[test]
 fn gemma3_270m_greedy_matches_llama_cpp() {
-    check("gemma-3-270m-q4_k_m.json", WeightLayout::Fastest);
+    check(
+        "gemma-3-270m-q4_k_m.json",
+        WeightLayout::Fastest,
+        GEMMA_270M_MAX_LOGIT_DIFF,
+    );
 }

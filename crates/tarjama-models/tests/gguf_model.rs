@@ -5,11 +5,9 @@
 //! Needs the model files in the model folder (`tarjama models pull NAME`); skipped with a
 //! note when absent, unless `TARJAMA_REQUIRE_MODELS=1` (CI), where absence fails.
 
-mod common;
-
 use candle_core::{Device, Tensor};
-use common::model_file;
 use tarjama_models::gguf::model::{Transformer, WeightLayout};
+use tarjama_testkit::require_model_file;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
@@ -34,7 +32,7 @@ const PROMPT: &[u32] = &[
 
 #[test]
 fn qwen2_matches_candle_quantized_qwen2() {
-    let Some(path) = model_file("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
+    let Some(path) = require_model_file("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
         return;
     };
     let dev = Device::Cpu;
@@ -90,7 +88,7 @@ fn qwen2_matches_candle_quantized_qwen2() {
 
 #[test]
 fn truncated_file_is_reported_as_truncated() {
-    let Some(path) = model_file("gemma-3-270m-q4_k_m.gguf") else {
+    let Some(path) = require_model_file("gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

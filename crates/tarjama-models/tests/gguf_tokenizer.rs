@@ -5,10 +5,10 @@
 //! `scripts/gguf_tokenizer_parity.py` into `tests/fixtures/gguf/`.
 //!
 //! The tokenizer tests need the real GGUF files in the model folder
-//! (`$TARJAMA_HOME/models`, by default `~/.cache/tarjama/models`; see the recipe in the
-//! project's model notes) and the FLORES-200 devtest (`$TARJAMA_FLORES`, by default
-//! `../shared/eval/flores200` next to the repository). When either is missing they print
-//! a note and pass, unless `TARJAMA_REQUIRE_MODELS=1` (as in CI), where they fail.
+//! (`$TARJAMA_HOME/models`, by default `~/.cache/tarjama/models`; `tarjama models pull
+//! NAME`) and the FLORES-200 devtest (the repository's `tests/data/flores200`, or
+//! `$TARJAMA_FLORES`). When either is missing they print a note and pass, unless
+//! `TARJAMA_REQUIRE_MODELS=1` or `TARJAMA_REQUIRE_FLORES=1` (as in CI), where they fail.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use tarjama_models::gguf::chat_template::{ChatTemplate, Message};
 use tarjama_models::gguf::tokenizer::GgufTokenizer;
-use tarjama_models::paths::models_dir;
+use tarjama_testkit::{require_flores, require_model_file};
 
 /// The Qwen2.5 1.5B file shares the 0.5B's tokenizer: it is checked against the 0.5B's
 /// fixtures when present.
@@ -29,23 +29,6 @@ const QWEN_05B: &str = "qwen2.5-coder-0.5b-instruct";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf")
-}
-
-fn flores_dir() -> PathBuf {
-    match std::env::var_os("TARJAMA_FLORES") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval/flores200"),
-    }
-}
-
-fn require_models() -> bool {
-    std::env::var("TARJAMA_REQUIRE_MODELS").is_ok_and(|v| v == "1")
-}
-
-/// Says why a test cannot run; fails when the environment requires it to.
-fn skip(why: &str) {
-    assert!(!require_models(), "TARJAMA_REQUIRE_MODELS=1 but {why}");
-    eprintln!("SKIPPED: {why}");
 }
 
 fn read_json(name: &str) -> Json {
@@ -96,14 +79,14 @@ fn parse_ids(line: &str) -> Vec<u32> {
 
 /// Tokenizes every FLORES line with `tok` and compares with llama.cpp's ids; checks the
 /// decode round trip and the streaming decoder on the way. Returns (identical, total).
-fn check_flores(name: &str, model: &Json, tok: &GgufTokenizer) -> (usize, usize) {
+fn check_flores(flores: &Path, name: &str, model: &Json, tok: &GgufTokenizer) -> (usize, usize) {
     let start = std::time::Instant::now();
     let mut identical = 0;
     let mut total = 0;
     let mut first_diffs = Vec::new();
     let files = model["ids_files"].as_object().unwrap();
     for (lang, file) in files {
-        let lines = read_lines(&flores_dir().join(format!("{lang}.devtest")));
+        let lines = read_lines(&flores.join(format!("{lang}.devtest")));
         let expected = read_lines(&fixtures().join(file.as_str().unwrap()));
         assert_eq!(lines.len(), expected.len(), "{name} {lang}: line counts");
         for (i, (line, want)) in lines.iter().zip(&expected).enumerate() {
@@ -181,20 +164,14 @@ fn gguf_tokenizers_match_llama_cpp() {
     let cases = read_json("tokenizer_cases.json");
     let models = cases["models"].as_object().unwrap();
     assert!(!models.is_empty(), "tokenizer_cases.json lists no model");
-    if !flores_dir().join("arb_Arab.devtest").exists() {
-        return skip(&format!(
-            "FLORES devtest not found in {}",
-            flores_dir().display()
-        ));
-    }
+    let Some(flores) = require_flores() else {
+        return;
+    };
     let mut summary = BTreeMap::new();
     for (name, model) in models {
-        let file = model["file"].as_str().unwrap();
-        let path = models_dir().join(file);
-        if !path.exists() {
-            skip(&format!("{} not found", path.display()));
+        let Some(path) = require_model_file(model["file"].as_str().unwrap()) else {
             continue;
-        }
+        };
         assert_eq!(
             sha256_file(&path),
             model["sha256"].as_str().unwrap(),
@@ -203,22 +180,16 @@ fn gguf_tokenizers_match_llama_cpp() {
         );
         let (_, tok) = load(&path);
         check_special_cases(name, model, &tok);
-        summary.insert(name.clone(), check_flores(name, model, &tok));
+        summary.insert(name.clone(), check_flores(&flores, name, model, &tok));
     }
     // The 1.5B Qwen shares the 0.5B's tokenizer; check it when it is there.
-    let path = models_dir().join(QWEN_15B_FILE);
-    if path.exists() {
+    if let Some(path) = require_model_file(QWEN_15B_FILE) {
         let (_, tok) = load(&path);
         let model = &models[QWEN_05B];
         check_special_cases("qwen2.5-coder-1.5b-instruct", model, &tok);
         summary.insert(
             "qwen2.5-coder-1.5b-instruct".into(),
-            check_flores("qwen2.5-coder-1.5b-instruct", model, &tok),
-        );
-    } else {
-        eprintln!(
-            "note: {} not found; the 1.5B tokenizer was not checked",
-            path.display()
+            check_flores(&flores, "qwen2.5-coder-1.5b-instruct", model, &tok),
         );
     }
     eprintln!("summary: {summary:?}");
@@ -226,11 +197,12 @@ fn gguf_tokenizers_match_llama_cpp() {
 
 #[test]
 fn gguf_metadata_gives_special_tokens_and_template() {
-    let qwen = models_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    let gemma = models_dir().join("gemma-3-270m-q4_k_m.gguf");
-    if !qwen.exists() || !gemma.exists() {
-        return skip("the Qwen 0.5B or Gemma 270M GGUF is not in the model folder");
-    }
+    let (Some(qwen), Some(gemma)) = (
+        require_model_file("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        require_model_file("gemma-3-270m-q4_k_m.gguf"),
+    ) else {
+        return;
+    };
     let (content, tok) = load(&qwen);
     let im_end = tok.token_to_id("<|im_end|>").unwrap();
     assert_eq!(tok.eos, Some(im_end));

@@ -44,23 +44,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-fn flores_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TARJAMA_FLORES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval/flores200")
-        });
-    if dir.join("arb_Arab.devtest").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: FLORES not found at {} (set TARJAMA_FLORES); skipping",
-            dir.display()
-        );
-        None
-    }
-}
-
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter()
@@ -70,7 +53,9 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn check_flores_ids(name: &str) {
-    let Some(flores) = flores_dir() else { return };
+    let Some(flores) = tarjama_testkit::require_flores() else {
+        return;
+    };
     let t = load(name);
     let text = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
     let expected = std::fs::read_to_string(fixture(name).join("flores_arb_ids.txt")).unwrap();

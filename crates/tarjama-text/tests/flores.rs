@@ -7,9 +7,8 @@
 //! because some FLORES lines hold two sentences. `scripts/flores_split_score.py`
 //! computes the same figure through the `tarjama` binary.
 //!
-//! Reads `../../../shared/eval/flores200` from this crate (`../shared/eval/flores200`
-//! from the repository root), or the folder in `TARJAMA_FLORES`; skips with a note
-//! when it is missing.
+//! Reads the repository's `tests/data/flores200`, or the folder in `TARJAMA_FLORES`
+//! (see `tarjama_testkit::require_flores`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -78,15 +77,6 @@ fn english_sentences(line: &str) -> usize {
     }
 }
 
-fn flores_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TARJAMA_FLORES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval/flores200")
-        });
-    dir.join("arb_Arab.devtest").is_file().then_some(dir)
-}
-
 fn read_lines(path: PathBuf) -> Vec<String> {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -131,8 +121,7 @@ fn english_rule_sanity() {
 
 #[test]
 fn flores_sentence_boundary_f1() {
-    let Some(dir) = flores_dir() else {
-        eprintln!("note: FLORES-200 not found (set TARJAMA_FLORES); skipping");
+    let Some(dir) = tarjama_testkit::require_flores() else {
         return;
     };
     let arabic = read_lines(dir.join("arb_Arab.devtest"));

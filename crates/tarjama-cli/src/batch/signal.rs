@@ -9,6 +9,10 @@ static STOP: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_sigint(_: libc::c_int) {
     // Only async-signal-safe work here: an atomic swap and _exit.
     if STOP.swap(true, Ordering::SeqCst) {
+        // SAFETY: `_exit` is async-signal-safe (POSIX) and ends the process at once,
+        // without running destructors or flushing buffers that the interrupted code may
+        // hold half-written; output files are temporary until renamed, so none is left
+        // truncated under its final name.
         unsafe { libc::_exit(super::INTERRUPTED) };
     }
 }

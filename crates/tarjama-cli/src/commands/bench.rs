@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long = "ref", requires = "src")]
     pub reference: Option<PathBuf>,
     /// FLORES-200 folder (arb_Arab.devtest, eng_Latn.devtest, metadata_devtest.tsv).
-    /// Default: $TARJAMA_FLORES, else ../shared/eval/flores200.
+    /// Default: $TARJAMA_FLORES, else tests/data/flores200 (the repository's copy, from
+    /// its root), else ../shared/eval/flores200.
     #[arg(long)]
     pub flores: Option<PathBuf>,
     /// Summarize: a folder of Arabic .txt articles instead of FLORES documents.

@@ -216,6 +216,7 @@ impl Q8_0Rows {
                     *q = (v * id).round_ties_even() as i8;
                     sum += i32::from(*q);
                 }
+                // SAFETY: as above: block `b < n` of `d` and `sums` is this task's alone.
                 unsafe {
                     *d.0.add(b) = f16::from_f32(amax / 127.0).to_f32();
                     *sums.0.add(b) = sum;
@@ -258,9 +259,12 @@ impl PanelMatrix for Block32Matrix {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn panel(&self, p: usize, x: &Q8_0Rows, y: *mut f32) {
-        match self.kind {
-            Kind::Q8_0 => panel::<false>(self, p, x, y),
-            Kind::Q5_0 => panel::<true>(self, p, x, y),
+        // SAFETY: this method's contract is the kernel's, and the caller upholds it.
+        unsafe {
+            match self.kind {
+                Kind::Q8_0 => panel::<false>(self, p, x, y),
+                Kind::Q5_0 => panel::<true>(self, p, x, y),
+            }
         }
     }
 
@@ -279,13 +283,19 @@ impl PanelMatrix for Block32Matrix {
 unsafe fn panel<const Q5: bool>(w: &Block32Matrix, p: usize, x: &Q8_0Rows, y: *mut f32) {
     let stride = w.panels.rows();
     w.panels.passes(p, x.rows, |m0, n, valid| {
-        let out = y.add(m0 * stride + p * PANEL);
-        let args = (w, p, x, m0, out, valid);
-        match n {
-            4 => panel_rows::<Q5, 4>(args),
-            3 => panel_rows::<Q5, 3>(args),
-            2 => panel_rows::<Q5, 2>(args),
-            _ => panel_rows::<Q5, 1>(args),
+        // SAFETY: the caller guarantees the CPU features, that `x` is as wide as the
+        // matrix and that `y` holds `x.rows` rows of `stride` values. `passes` hands out
+        // rows `m0..m0 + n` of `x` with `n` at most 4 and `valid` the columns panel `p`
+        // has, so `out` (row `m0`, column `16 p`) and the rows `panel_rows` reads exist.
+        unsafe {
+            let out = y.add(m0 * stride + p * PANEL);
+            let args = (w, p, x, m0, out, valid);
+            match n {
+                4 => panel_rows::<Q5, 4>(args),
+                3 => panel_rows::<Q5, 3>(args),
+                2 => panel_rows::<Q5, 2>(args),
+                _ => panel_rows::<Q5, 1>(args),
+            }
         }
     });
 }
@@ -301,68 +311,87 @@ unsafe fn panel_rows<const Q5: bool, const R: usize>(
     (w, p, x, m0, out, valid): (&Block32Matrix, usize, &Q8_0Rows, usize, *mut f32, usize),
 ) {
     use std::arch::x86_64::*;
-    let (kind, nb, cols, stride) = (w.kind, w.panels.blocks(), w.panels.cols(), w.panels.rows());
-    let pb = kind.panel_block();
-    let base = w.panels.panel(p).as_ptr();
-    let offset = _mm512_set1_epi32(kind.offset());
-    let nibble = _mm512_set1_epi8(0x0F);
-    let fifth = _mm512_set1_epi8(0x10);
-    let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * cols));
-    let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-    let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
-    let mut acc = [_mm512_setzero_ps(); R];
-    for b in 0..nb {
-        let blk = base.add(b * pb);
-        // The hardware prefetcher alone left a core well short of the memory bandwidth.
-        for line in (0..pb).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(blk.add(PREFETCH_BLOCKS * pb + line).cast());
-        }
-        // Two chains a row (even and odd groups of 4 inputs).
-        let mut even = [_mm512_setzero_si512(); R];
-        let mut odd = [_mm512_setzero_si512(); R];
-        for pair in 0..4 {
-            let (w0, w1) = if Q5 {
-                let v = _mm512_loadu_si512(blk.add(pair * 64).cast());
-                let lo = _mm512_and_si512(v, nibble);
-                let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
-                let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
-                let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
-                (
-                    _mm512_mask_add_epi8(lo, m0, lo, fifth),
-                    _mm512_mask_add_epi8(hi, m1, hi, fifth),
-                )
-            } else {
-                (
-                    _mm512_loadu_si512(blk.add(pair * 128).cast()),
-                    _mm512_loadu_si512(blk.add(pair * 128 + 64).cast()),
-                )
-            };
+    // SAFETY: the CPU features are the caller's guarantee. Every read stays inside its
+    // buffer: `base` is panel `p`'s `nb` blocks of `pb` bytes, `b < nb`, and a block is
+    // read at offsets that end within `pb` (Q8_0: 512 bytes of values, then the scales;
+    // Q5_0: 256 bytes of nibbles, 64 of fifth-bit masks at Q5_MASKS, then the scales;
+    // 32 bytes of f16 scales at `kind.scales() = pb - 32`). Rows `m0..m0 + R` of `x`
+    // exist (the caller's), each `cols = 32 nb` values, `nb` scales and `nb` sums, and
+    // the last index read of each (`32 b + 8 pair + 7` for pair < 4, `b`) is inside a
+    // row; unaligned reads use `read_unaligned`. `out` holds `R` rows `stride` apart (the
+    // caller's) and each store is masked to the `valid` columns that exist. The prefetch
+    // address may lie past the panel: it is formed with `wrapping_add` and a prefetch
+    // never faults.
+    unsafe {
+        let (kind, nb, cols, stride) =
+            (w.kind, w.panels.blocks(), w.panels.cols(), w.panels.rows());
+        let pb = kind.panel_block();
+        let base = w.panels.panel(p).as_ptr();
+        let offset = _mm512_set1_epi32(kind.offset());
+        let nibble = _mm512_set1_epi8(0x0F);
+        let fifth = _mm512_set1_epi8(0x10);
+        let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * cols));
+        let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
+        let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
+        let mut acc = [_mm512_setzero_ps(); R];
+        for b in 0..nb {
+            let blk = base.add(b * pb);
+            // The hardware prefetcher alone left a core well short of the memory bandwidth.
+            for line in (0..pb).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH_BLOCKS * pb + line).cast());
+            }
+            // Two chains a row (even and odd groups of 4 inputs).
+            let mut even = [_mm512_setzero_si512(); R];
+            let mut odd = [_mm512_setzero_si512(); R];
+            for pair in 0..4 {
+                let (w0, w1) = if Q5 {
+                    let v = _mm512_loadu_si512(blk.add(pair * 64).cast());
+                    let lo = _mm512_and_si512(v, nibble);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                    let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
+                    let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
+                    (
+                        _mm512_mask_add_epi8(lo, m0, lo, fifth),
+                        _mm512_mask_add_epi8(hi, m1, hi, fifth),
+                    )
+                } else {
+                    (
+                        _mm512_loadu_si512(blk.add(pair * 128).cast()),
+                        _mm512_loadu_si512(blk.add(pair * 128 + 64).cast()),
+                    )
+                };
+                for r in 0..R {
+                    let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
+                    even[r] =
+                        _mm512_dpbusd_epi32(even[r], w0, _mm512_set1_epi32(xp.read_unaligned()));
+                    odd[r] = _mm512_dpbusd_epi32(
+                        odd[r],
+                        w1,
+                        _mm512_set1_epi32(xp.add(1).read_unaligned()),
+                    );
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(kind.scales()).cast()));
             for r in 0..R {
-                let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
-                even[r] = _mm512_dpbusd_epi32(even[r], w0, _mm512_set1_epi32(xp.read_unaligned()));
-                odd[r] =
-                    _mm512_dpbusd_epi32(odd[r], w1, _mm512_set1_epi32(xp.add(1).read_unaligned()));
+                let sum = _mm512_add_epi32(even[r], odd[r]);
+                let corr = _mm512_mullo_epi32(offset, _mm512_set1_epi32(*sums[r].add(b)));
+                let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, corr));
+                acc[r] =
+                    _mm512_fmadd_ps(v, _mm512_mul_ps(d, _mm512_set1_ps(*ds[r].add(b))), acc[r]);
             }
         }
-        let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(kind.scales()).cast()));
-        for r in 0..R {
-            let sum = _mm512_add_epi32(even[r], odd[r]);
-            let corr = _mm512_mullo_epi32(offset, _mm512_set1_epi32(*sums[r].add(b)));
-            let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, corr));
-            acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(d, _mm512_set1_ps(*ds[r].add(b))), acc[r]);
+        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
+        for (r, &a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
         }
-    }
-    let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
-    for (r, &a) in acc.iter().enumerate() {
-        _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::testing::{assert_product, quantized, values};
-    use crate::gguf::panel::{matmul_many, supported};
+    use crate::gguf::panel::matmul_many;
+    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
     use candle_core::quantized::GgmlDType;
 
     const KINDS: [(Kind, GgmlDType); 2] =
@@ -401,8 +430,7 @@ mod tests {
 
     #[test]
     fn kernel_equals_dequantized_product() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         for (kind, dtype) in KINDS {

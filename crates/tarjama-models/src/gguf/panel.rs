@@ -225,8 +225,12 @@ pub fn matmul_many<M: PanelMatrix>(ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
 
 /// A raw pointer parallel loops may share: their tasks write disjoint elements.
 pub(crate) struct SendPtr<T>(pub *mut T);
-// SAFETY: only used for disjoint writes while the owning buffer is alive.
+// SAFETY: a `SendPtr` is only made for a buffer that outlives the parallel loop sharing
+// it, and the loop's tasks write disjoint elements through it and never read another
+// task's, so no two threads touch one element.
 unsafe impl<T> Sync for SendPtr<T> {}
+// SAFETY: as for `Sync`: moving the pointer to another thread gives it only its own task's
+// elements of a buffer that outlives the loop.
 unsafe impl<T> Send for SendPtr<T> {}
 
 /// What the kernels' tests share.
@@ -234,6 +238,20 @@ unsafe impl<T> Send for SendPtr<T> {}
 pub(crate) mod testing {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
+
+    /// Whether this CPU runs the panel kernels, asked of the test kit feature by feature:
+    /// false after a note when one is missing, a failure under `TARJAMA_REQUIRE_CPU=1`.
+    pub fn require_panel_cpu() -> bool {
+        let found = ["avx512f", "avx512bw", "avx512vnni"]
+            .into_iter()
+            .all(tarjama_testkit::require_cpu_feature);
+        assert!(
+            !found || super::supported(),
+            "the kit found the features but `supported()` says no: the list above has \
+             drifted from `supported()`"
+        );
+        found
+    }
 
     /// `n` deterministic values in about [-5, 5], with a few large ones.
     pub fn values(n: usize, seed: f32) -> Vec<f32> {

@@ -204,7 +204,8 @@ impl PanelMatrix for Q4kMatrix {
 
     #[cfg(target_arch = "x86_64")]
     unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
-        panel(self, p, x, y)
+        // SAFETY: this method's contract is the kernel's, and the caller upholds it.
+        unsafe { panel(self, p, x, y) }
     }
 
     #[cfg(not(target_arch = "x86_64"))]
@@ -237,12 +238,18 @@ unsafe fn panel(w: &Q4kMatrix, p: usize, x: &Q8k, y: *mut f32) {
     let (stride, nb) = (w.0.rows(), w.0.blocks());
     let blocks = w.0.panel(p).as_ptr();
     w.0.passes(p, x.rows, |m0, n, valid| {
-        let out = y.add(m0 * stride + p * PANEL);
-        match n {
-            4 => panel_rows::<4>(blocks, nb, x, m0, out, stride, valid),
-            3 => panel_rows::<3>(blocks, nb, x, m0, out, stride, valid),
-            2 => panel_rows::<2>(blocks, nb, x, m0, out, stride, valid),
-            _ => panel_rows::<1>(blocks, nb, x, m0, out, stride, valid),
+        // SAFETY: the caller guarantees the CPU features, that `x` is as wide as the
+        // matrix and that `y` holds `x.rows` rows of `stride` values. `passes` hands out
+        // rows `m0..m0 + n` of `x` with `n` at most 4 and `valid` the columns panel `p`
+        // has, so `out` (row `m0`, column `16 p`) and the rows `panel_rows` reads exist.
+        unsafe {
+            let out = y.add(m0 * stride + p * PANEL);
+            match n {
+                4 => panel_rows::<4>(blocks, nb, x, m0, out, stride, valid),
+                3 => panel_rows::<3>(blocks, nb, x, m0, out, stride, valid),
+                2 => panel_rows::<2>(blocks, nb, x, m0, out, stride, valid),
+                _ => panel_rows::<1>(blocks, nb, x, m0, out, stride, valid),
+            }
         }
     });
 }
@@ -264,65 +271,80 @@ unsafe fn panel_rows<const R: usize>(
     valid: usize,
 ) {
     use std::arch::x86_64::*;
-    let nibble = _mm512_set1_epi8(0x0F);
-    let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
-    let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-    let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
-    let mut acc = [_mm512_setzero_ps(); R];
-    for b in 0..nb {
-        let blk = w.add(b * PANEL_BLOCK);
-        let mut dots = [_mm512_setzero_si512(); R];
-        let mut mins = [_mm512_setzero_si512(); R];
-        for s in 0..8 {
-            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(SCALES + s * PANEL).cast()));
-            let mn = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(MINS + s * PANEL).cast()));
-            // Two chains per row (low and high nibbles) keep more vpdpbusd in flight.
-            let mut lo = [_mm512_setzero_si512(); R];
-            let mut hi = [_mm512_setzero_si512(); R];
-            for j in 0..4 {
-                let g = s * 4 + j;
-                // The hardware prefetcher alone left one core at 21 GB/s here.
-                _mm_prefetch::<_MM_HINT_T0>(blk.add(QS + g * 64 + PREFETCH).cast());
-                let v = _mm512_loadu_si512(blk.add(QS + g * 64).cast());
-                let vlo = _mm512_and_si512(v, nibble);
-                let vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+    // SAFETY: the CPU features are the caller's guarantee. Every read stays inside its
+    // buffer: `w` is one panel of `nb` blocks of PANEL_BLOCK bytes, `b < nb`, and the
+    // offsets read in a block (values at QS + 64 g for g < 32, 16 bytes at SCALES + 16 s
+    // and MINS + 16 s for s < 8, 32 at D and DMIN) end within PANEL_BLOCK. Rows
+    // `m0..m0 + R` of `x` exist (the caller's), each `cols = 256 nb` values, `nb` scales
+    // and `16 nb` sub-block sums, and the last index read of each (`256 b + 8 g + 7`,
+    // `b`, `16 b + 2 s + 1`) is inside a row; unaligned reads use `read_unaligned`.
+    // `out` holds `R` rows `stride` apart (the caller's) and each store is masked to the
+    // `valid` columns that exist. The prefetch address may lie past the panel: it is
+    // formed with `wrapping_add` and a prefetch never faults.
+    unsafe {
+        let nibble = _mm512_set1_epi8(0x0F);
+        let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
+        let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
+        let sums: [*const i32; R] =
+            std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
+        let mut acc = [_mm512_setzero_ps(); R];
+        for b in 0..nb {
+            let blk = w.add(b * PANEL_BLOCK);
+            let mut dots = [_mm512_setzero_si512(); R];
+            let mut mins = [_mm512_setzero_si512(); R];
+            for s in 0..8 {
+                let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(SCALES + s * PANEL).cast()));
+                let mn = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(MINS + s * PANEL).cast()));
+                // Two chains per row (low and high nibbles) keep more vpdpbusd in flight.
+                let mut lo = [_mm512_setzero_si512(); R];
+                let mut hi = [_mm512_setzero_si512(); R];
+                for j in 0..4 {
+                    let g = s * 4 + j;
+                    // The hardware prefetcher alone left one core at 21 GB/s here.
+                    _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(QS + g * 64 + PREFETCH).cast());
+                    let v = _mm512_loadu_si512(blk.add(QS + g * 64).cast());
+                    let vlo = _mm512_and_si512(v, nibble);
+                    let vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                    for r in 0..R {
+                        let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
+                        lo[r] =
+                            _mm512_dpbusd_epi32(lo[r], vlo, _mm512_set1_epi32(xp.read_unaligned()));
+                        hi[r] = _mm512_dpbusd_epi32(
+                            hi[r],
+                            vhi,
+                            _mm512_set1_epi32(xp.add(1).read_unaligned()),
+                        );
+                    }
+                }
                 for r in 0..R {
-                    let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
-                    lo[r] = _mm512_dpbusd_epi32(lo[r], vlo, _mm512_set1_epi32(xp.read_unaligned()));
-                    hi[r] = _mm512_dpbusd_epi32(
-                        hi[r],
-                        vhi,
-                        _mm512_set1_epi32(xp.add(1).read_unaligned()),
-                    );
+                    let dot = _mm512_add_epi32(lo[r], hi[r]);
+                    dots[r] = _mm512_add_epi32(dots[r], _mm512_mullo_epi32(dot, sc));
+                    let pair = sums[r].add(b * 16 + 2 * s);
+                    let sum = _mm512_set1_epi32(*pair + *pair.add(1));
+                    mins[r] = _mm512_add_epi32(mins[r], _mm512_mullo_epi32(mn, sum));
                 }
             }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(D).cast()));
+            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(DMIN).cast()));
             for r in 0..R {
-                let dot = _mm512_add_epi32(lo[r], hi[r]);
-                dots[r] = _mm512_add_epi32(dots[r], _mm512_mullo_epi32(dot, sc));
-                let pair = sums[r].add(b * 16 + 2 * s);
-                let sum = _mm512_set1_epi32(*pair + *pair.add(1));
-                mins[r] = _mm512_add_epi32(mins[r], _mm512_mullo_epi32(mn, sum));
+                let dx = _mm512_set1_ps(*ds[r].add(b));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), _mm512_mul_ps(d, dx), acc[r]);
+                acc[r] =
+                    _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins[r]), _mm512_mul_ps(dmin, dx), acc[r]);
             }
         }
-        let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(D).cast()));
-        let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(DMIN).cast()));
-        for r in 0..R {
-            let dx = _mm512_set1_ps(*ds[r].add(b));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), _mm512_mul_ps(d, dx), acc[r]);
-            acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins[r]), _mm512_mul_ps(dmin, dx), acc[r]);
+        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
+        for (r, &a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
         }
-    }
-    let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
-    for (r, &a) in acc.iter().enumerate() {
-        _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::testing::{assert_product, quantized, values};
-    use crate::gguf::panel::{matmul_many, supported};
+    use crate::gguf::panel::matmul_many;
+    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
     use candle_core::quantized::GgmlDType;
 
     fn q4k(rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
@@ -350,8 +372,7 @@ mod tests {
 
     #[test]
     fn kernel_equals_dequantized_product() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         // Rows not a multiple of the panel; inputs of one and of several blocks; input
@@ -375,8 +396,7 @@ mod tests {
 
     #[test]
     fn several_matrices_at_once_equal_one_by_one() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !require_panel_cpu() {
             return;
         }
         let (a, _) = q4k(48, 512);

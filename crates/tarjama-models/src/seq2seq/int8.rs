@@ -149,50 +149,61 @@ impl Int8Matrix {
         y: *mut f32,
     ) {
         use std::arch::x86_64::*;
-        let k4 = self.k4;
-        let steps = k4 / 4;
-        let panel_bytes = PANEL * k4;
-        let w = self.packed.as_ptr().add(g * PANELS * panel_bytes);
-        let n0 = g * PANEL * PANELS;
-        let cols = (self.out - n0.min(self.out)).min(PANEL * PANELS);
-        for m0 in (0..rows).step_by(ROWS) {
-            let mut acc = [[_mm512_setzero_si512(); PANELS]; ROWS];
-            let a = acts.as_ptr().add(m0 * k4);
-            for s in 0..steps {
-                let mut wv = [_mm512_setzero_si512(); PANELS];
-                for (p, v) in wv.iter_mut().enumerate() {
-                    *v = _mm512_loadu_si512(w.add(p * panel_bytes + s * PANEL * 4).cast());
-                }
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_epi32(a.add(r * k4 + s * 4).cast::<i32>().read_unaligned());
-                    for (acc_rp, &wp) in acc_r.iter_mut().zip(&wv) {
-                        *acc_rp = _mm512_dpbusd_epi32(*acc_rp, x, wp);
+        // SAFETY: the CPU features and the size of `y` are the caller's guarantees. Reads:
+        // group `g` of `packed` is PANELS panels of `16 k4` bytes and is read at
+        // `p * 16 k4 + 64 s` for s < k4 / 4; `acts` holds `rows` padded up to a multiple
+        // of 4 rows of `k4` bytes (`quantize_rows`), read 4 bytes at `r k4 + 4 s`; the
+        // per-column `shift`, `scale` and `bias` (`out` long) are read masked to the
+        // `valid` columns `n..n + valid`, which end by `out`. Writes: row `m < rows` of
+        // `y`, columns `n0 + c0..` masked to the same `valid` columns, inside the
+        // `rows * out` values. Unaligned reads use `read_unaligned` and `loadu`.
+        unsafe {
+            let k4 = self.k4;
+            let steps = k4 / 4;
+            let panel_bytes = PANEL * k4;
+            let w = self.packed.as_ptr().add(g * PANELS * panel_bytes);
+            let n0 = g * PANEL * PANELS;
+            let cols = (self.out - n0.min(self.out)).min(PANEL * PANELS);
+            for m0 in (0..rows).step_by(ROWS) {
+                let mut acc = [[_mm512_setzero_si512(); PANELS]; ROWS];
+                let a = acts.as_ptr().add(m0 * k4);
+                for s in 0..steps {
+                    let mut wv = [_mm512_setzero_si512(); PANELS];
+                    for (p, v) in wv.iter_mut().enumerate() {
+                        *v = _mm512_loadu_si512(w.add(p * panel_bytes + s * PANEL * 4).cast());
+                    }
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let x =
+                            _mm512_set1_epi32(a.add(r * k4 + s * 4).cast::<i32>().read_unaligned());
+                        for (acc_rp, &wp) in acc_r.iter_mut().zip(&wv) {
+                            *acc_rp = _mm512_dpbusd_epi32(*acc_rp, x, wp);
+                        }
                     }
                 }
-            }
-            for (r, acc_r) in acc.iter().enumerate() {
-                let m = m0 + r;
-                if m >= rows {
-                    break;
-                }
-                let sx = _mm512_set1_ps(act_scale[m]);
-                let out = y.add(m * self.out + n0);
-                for (p, &sum) in acc_r.iter().enumerate() {
-                    let c0 = p * PANEL;
-                    if c0 >= cols {
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let m = m0 + r;
+                    if m >= rows {
                         break;
                     }
-                    let n = n0 + c0;
-                    let valid = (cols - c0).min(PANEL);
-                    let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
-                    let shift = _mm512_maskz_loadu_epi32(mask, self.shift.as_ptr().add(n));
-                    let scale = _mm512_maskz_loadu_ps(mask, self.scale.as_ptr().add(n));
-                    let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
-                    let mut v = _mm512_mul_ps(sum, _mm512_mul_ps(sx, scale));
-                    if let Some(b) = bias {
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(n)));
+                    let sx = _mm512_set1_ps(act_scale[m]);
+                    let out = y.add(m * self.out + n0);
+                    for (p, &sum) in acc_r.iter().enumerate() {
+                        let c0 = p * PANEL;
+                        if c0 >= cols {
+                            break;
+                        }
+                        let n = n0 + c0;
+                        let valid = (cols - c0).min(PANEL);
+                        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
+                        let shift = _mm512_maskz_loadu_epi32(mask, self.shift.as_ptr().add(n));
+                        let scale = _mm512_maskz_loadu_ps(mask, self.scale.as_ptr().add(n));
+                        let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, shift));
+                        let mut v = _mm512_mul_ps(sum, _mm512_mul_ps(sx, scale));
+                        if let Some(b) = bias {
+                            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(n)));
+                        }
+                        _mm512_mask_storeu_ps(out.add(c0), mask, v);
                     }
-                    _mm512_mask_storeu_ps(out.add(c0), mask, v);
                 }
             }
         }
@@ -201,8 +212,11 @@ impl Int8Matrix {
 
 /// A raw pointer the parallel loop may share: its tasks write disjoint elements.
 struct SendPtr(*mut f32);
-// SAFETY: only used for disjoint writes while the owning buffer is alive.
+// SAFETY: made only in `matmul`, for `y`, which outlives the parallel loop; each group
+// writes its own columns of `y` and reads none, so no two threads touch one element.
 unsafe impl Sync for SendPtr {}
+// SAFETY: as for `Sync`: the pointer moves to a thread that writes only its group's columns
+// of a buffer that outlives the loop.
 unsafe impl Send for SendPtr {}
 
 #[cfg(test)]
@@ -256,8 +270,7 @@ mod tests {
 
     #[test]
     fn vnni_kernel_equals_integer_reference() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI (the kernel is not used here)");
+        if !crate::gguf::panel::testing::require_panel_cpu() {
             return;
         }
         for (rows, out, inp) in [(1, 16, 4), (7, 83, 70), (128, 200, 512), (5, 64, 2048)] {
