@@ -4,14 +4,15 @@
 //! Most run the tiny random-weight Marian fixture (its English is noise, but it is fast
 //! and deterministic, and line counts are what is tested). One runs a real chat model,
 //! `qwen2.5-coder-0.5b-instruct`; without it that test prints a note and passes, unless
-//! `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails. The FLORES test skips without the
-//! devtest files (`../shared/eval/flores200`, or `TARJAMA_FLORES`).
+//! `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails. The FLORES tests read the devtest from
+//! `tests/data/flores200` (or `TARJAMA_FLORES`).
 
 use std::path::PathBuf;
 
 mod common;
 
-use common::{have_model, tarjama};
+use common::tarjama;
+use tarjama_testkit::{require_flores, require_model};
 
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
 const S1: &str = "قال الرئيس إن المحادثات كانت مثمرة.";
@@ -25,18 +26,6 @@ fn repo_root() -> PathBuf {
 
 fn marian() -> PathBuf {
     repo_root().join("crates/tarjama-models/tests/fixtures/seq2seq/marian")
-}
-
-fn flores_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TARJAMA_FLORES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/eval/flores200"));
-    if dir.join("arb_Arab.devtest").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no FLORES devtest at {}", dir.display());
-        None
-    }
 }
 
 /// `tarjama translate --lines --model <marian fixture>`, greedy and short, plus `extra`.
@@ -89,7 +78,7 @@ fn assert_lines_match(input: &str, output: &str) -> Vec<String> {
 /// A chat model answers every Arabic line on its own line, in English.
 #[test]
 fn lines_with_a_chat_model_keep_count_order_blanks_and_english() {
-    if !have_model(QWEN) {
+    if require_model(QWEN).is_none() {
         return;
     }
     let input = mixed_input();
@@ -179,7 +168,9 @@ fn lines_with_an_encoder_decoder_keep_count_order_blanks_and_english() {
 /// warning naming them.
 #[test]
 fn lines_on_flores_devtest_give_1012_lines() {
-    let Some(flores) = flores_dir() else { return };
+    let Some(flores) = require_flores() else {
+        return;
+    };
     let src = flores.join("arb_Arab.devtest");
     let n = std::fs::read_to_string(&src).unwrap().lines().count();
     assert_eq!(n, 1012);
@@ -212,8 +203,10 @@ fn lines_on_flores_devtest_give_1012_lines() {
 /// its own and 16 in flight at once.
 #[test]
 fn lines_on_flores_devtest_with_a_chat_model() {
-    let Some(flores) = flores_dir() else { return };
-    if !have_model("gemma-3-270m") {
+    let Some(flores) = require_flores() else {
+        return;
+    };
+    if require_model("gemma-3-270m").is_none() {
         return;
     }
     let mut lines: Vec<String> = std::fs::read_to_string(flores.join("arb_Arab.devtest"))

@@ -528,7 +528,7 @@ fn parallel_corpus(dir: &Path) {
 
 #[test]
 fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
-    if !have(GEMMA_FILE) {
+    if require_model(GEMMA).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

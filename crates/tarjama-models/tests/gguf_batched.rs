@@ -12,9 +12,6 @@
 //! qwen2.5-coder-0.5b-instruct`); skipped with a note without it, unless
 //! `TARJAMA_REQUIRE_MODELS=1` (CI).
 
-mod common;
-
-use common::model_file;
 use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, LoadOptions, Message};
 use tarjama_models::pipeline::prompts::{fill, PromptSet};
 use tarjama_models::sampling::SamplingParams;
@@ -81,7 +78,7 @@ fn run_all(
 
 #[test]
 fn outputs_do_not_depend_on_the_batch() {
-    let Some(path) = model_file(MODEL) else {
+    let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
     let prompts = PromptSet::default();
@@ -177,7 +174,7 @@ fn outputs_do_not_depend_on_the_batch() {
 
 #[test]
 fn streaming_stop_strings_and_budget() {
-    let Some(path) = model_file(MODEL) else {
+    let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
     let prompts = PromptSet::default();

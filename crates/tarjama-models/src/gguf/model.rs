@@ -433,6 +433,7 @@ fn has_amx() -> bool {
 /// Returns the whole pages inside `data` to the OS; false where that is not possible.
 #[cfg(unix)]
 fn drop_pages(data: &[u8]) -> bool {
+    // SAFETY: sysconf only reads a system constant; it takes no pointers.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let Ok(page) = usize::try_from(page) else {
         return false;
@@ -444,6 +445,11 @@ fn drop_pages(data: &[u8]) -> bool {
     }
     // Only whole pages strictly inside the buffer: the allocator's bookkeeping around it is
     // untouched, and freeing the buffer later works as usual.
+    // SAFETY: [start, end) lies inside `data`, a live allocation, so no other object's
+    // memory is touched. MADV_DONTNEED on private anonymous pages makes them read as
+    // zeros afterwards: that changes what `data` holds, which is why the caller
+    // (`QLinear::release_original`) only does it to a weight candle no longer reads, and
+    // checks that with probe products before and after (see `Release::Spoiled`).
     unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) == 0 }
 }
 
