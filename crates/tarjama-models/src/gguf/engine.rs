@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::chat::{ChatModel, Completion, Decoding, LoadOptions, Next, StopReason};
+use super::chat::{ChatModel, Completion, Decoding, LoadOptions, Next};
 use super::chat_template::{ChatTemplate, Message};
 use super::kv::SeqCache;
 use super::model::{Step, Transformer};
@@ -479,10 +479,10 @@ impl<'m> Scheduler<'m> {
                 let msg = e.to_string();
                 for &i in which.iter().rev() {
                     let r = self.running.swap_remove(i);
+                    self.count_done(0, 0);
                     let _ = r.tx.send(Event::Done(Err(Error::Unsupported(format!(
                         "generation failed: {msg}"
                     )))));
-                    self.count_done(0, 0);
                 }
                 return rows;
             }
@@ -504,12 +504,10 @@ impl<'m> Scheduler<'m> {
             let mut send = |t: &str| gone |= tx.send(Event::Text(t.to_string())).is_err();
             match r.decoding.next(&logits, &mut send) {
                 Ok(Next::Feed(t)) if !gone => r.next = t,
-                Ok(Next::Feed(_)) => finished.push((i, Err(StopReason::Length))),
+                // The caller is gone: nobody to answer.
+                Ok(Next::Feed(_)) => finished.push((i, Err(None))),
                 Ok(Next::Stop(reason)) => finished.push((i, Ok(reason))),
-                Err(e) => {
-                    let _ = r.tx.send(Event::Done(Err(e)));
-                    finished.push((i, Err(StopReason::Length)));
-                }
+                Err(e) => finished.push((i, Err(Some(e)))),
             }
         }
         // Highest index first, so swap_remove leaves the others' indices valid.
@@ -525,6 +523,9 @@ impl<'m> Scheduler<'m> {
                 let (text, generated) = r
                     .decoding
                     .finish(stop, &mut |t| drop(tx.send(Event::Text(t.to_string()))));
+                // Counted before the caller hears back, so its next look at the
+                // statistics includes its own request.
+                self.count_done(generated, reused);
                 let _ = tx.send(Event::Done(Ok(Completion {
                     text,
                     prompt_tokens,
@@ -534,8 +535,12 @@ impl<'m> Scheduler<'m> {
                     prefill: first - admitted,
                     decode: first.elapsed(),
                 })));
+            } else {
+                self.count_done(generated, reused);
+                if let Err(Some(e)) = outcome {
+                    let _ = r.tx.send(Event::Done(Err(e)));
+                }
             }
-            self.count_done(generated, reused);
         }
         rows
     }
