@@ -424,6 +424,40 @@ fn corpus(dir: &Path) {
     }
 }
 
+/// Starts `tarjama translate --model gemma-3-270m --max-tokens 8 INPUT -o OUT EXTRA...`
+/// and SIGKILLs it as soon as the manifest records a first finished input.
+fn kill_after_first_output(input: &Path, out: &Path, extra: &[&str]) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tarjama"))
+        .args([
+            "translate",
+            "--model",
+            GEMMA,
+            "--max-tokens",
+            "8",
+            "--quiet",
+        ])
+        .args(extra)
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let manifest = out.join(".tarjama-manifest.jsonl");
+    while !std::fs::read(&manifest).is_ok_and(|b| b.ends_with(b"\n")) {
+        assert!(Instant::now() < deadline, "no output appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before any output?"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 #[test]
 fn resume_after_sigkill_gives_identical_bytes() {
     if require_model(GEMMA).is_none() {
@@ -440,36 +474,10 @@ fn resume_after_sigkill_gives_identical_bytes() {
     assert_eq!(expected.len(), 5);
 
     let killed = tmp.path().join("killed");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tarjama"))
-        .args([
-            "translate",
-            "--model",
-            GEMMA,
-            "--max-tokens",
-            "8",
-            "--quiet",
-        ])
-        .arg(&input)
-        .arg("-o")
-        .arg(&killed)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
     // Kill once the first input is recorded as done, so the rerun has something to skip
     // and something to redo.
+    kill_after_first_output(&input, &killed, &[]);
     let manifest = killed.join(".tarjama-manifest.jsonl");
-    while !std::fs::read(&manifest).is_ok_and(|b| b.ends_with(b"\n")) {
-        assert!(Instant::now() < deadline, "no output appeared");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before any output?"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
     let partial = outputs(&killed);
     assert!(partial.len() < 5, "the kill came too late to test anything");
     // Simulate the worst moment: a manifest line torn in the middle of its write.
@@ -563,35 +571,7 @@ fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
     assert!(engine["peak_running"].as_u64().unwrap() > 1, "{engine}");
 
     let killed = tmp.path().join("killed");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tarjama"))
-        .args([
-            "translate",
-            "--model",
-            GEMMA,
-            "--max-tokens",
-            "8",
-            "--quiet",
-        ])
-        .args(["--parallel", "8"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&killed)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let manifest = killed.join(".tarjama-manifest.jsonl");
-    while !std::fs::read(&manifest).is_ok_and(|b| b.ends_with(b"\n")) {
-        assert!(Instant::now() < deadline, "no output appeared");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before any output?"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after_first_output(&input, &killed, &["--parallel", "8"]);
     assert!(
         outputs(&killed).len() < 12,
         "the kill came too late to test anything"

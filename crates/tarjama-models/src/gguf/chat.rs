@@ -179,16 +179,8 @@ impl ChatModel {
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion> {
-        if ids.is_empty() {
-            return Err(Error::Tokenizer("empty prompt".into()));
-        }
         let max_context = self.max_context();
-        if ids.len() >= max_context {
-            return Err(Error::ContextOverflow {
-                needed: ids.len() + 1,
-                max: max_context,
-            });
-        }
+        check_prompt(ids, max_context)?;
         // Reuse the cached keys and values of the longest common prefix with the last
         // call (typically the system prompt and instructions); at least one token must be
         // fed to get logits.
@@ -260,6 +252,20 @@ pub(crate) fn prompt_tokens(
         }
     }
     Ok(ids)
+}
+
+/// A prompt must hold a token, and leave room in the context for at least one more.
+pub(crate) fn check_prompt(ids: &[u32], max_context: usize) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::Tokenizer("empty prompt".into()));
+    }
+    if ids.len() >= max_context {
+        return Err(Error::ContextOverflow {
+            needed: ids.len() + 1,
+            max: max_context,
+        });
+    }
+    Ok(())
 }
 
 /// What a sequence does after a step.

@@ -229,15 +229,7 @@ impl Engine {
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion> {
-        if ids.is_empty() {
-            return Err(Error::Tokenizer("empty prompt".into()));
-        }
-        if ids.len() >= self.max_context {
-            return Err(Error::ContextOverflow {
-                needed: ids.len() + 1,
-                max: self.max_context,
-            });
-        }
+        super::chat::check_prompt(ids, self.max_context)?;
         let (tx, rx) = mpsc::channel();
         {
             let mut q = self.shared.queue.lock().map_err(|_| stopped())?;
