@@ -22,7 +22,7 @@ use super::cache::{Cache, CachedTranslator};
 use super::render::Format;
 use super::{atomic, signal, INTERRUPTED};
 use crate::commands::common;
-use crate::commands::translate::Args;
+use crate::commands::translate::{Args, Failure};
 use crate::exit;
 
 /// Splits `text` into lines the way sacreBLEU and `tarjama eval` read a file: at `\n`,
@@ -186,13 +186,6 @@ enum Sink {
     Stdout,
     File(PathBuf),
     Folder(PathBuf),
-}
-
-/// One input that could not be done.
-#[derive(Serialize)]
-struct Failure {
-    file: String,
-    reason: String,
 }
 
 /// What `--json` prints.

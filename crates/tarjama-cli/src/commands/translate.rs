@@ -211,11 +211,11 @@ fn settings_hashes(args: &Args, resolved: &Resolved) -> anyhow::Result<(String, 
     Ok((translation, output))
 }
 
-/// One input that could not be done.
+/// One input that could not be done (also `--lines`' report).
 #[derive(Serialize)]
-struct Failure {
-    file: String,
-    reason: String,
+pub(crate) struct Failure {
+    pub(crate) file: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Serialize, Default)]

@@ -250,13 +250,10 @@ pub(crate) fn attend(
         let ptr = &ptr;
         // Scores of the group's query heads, head after head, `n` each.
         let mut scores: Vec<f32> = Vec::new();
+        // Their softmax sums.
+        let mut sums = vec![0f32; rep];
         for task in tasks {
             let (r, g) = (task / kv_heads, task % kv_heads);
-            if rep > 8 {
-                // More query heads per key/value head than any model here has.
-                attend_wide(queries, layer, heads, kv_heads, d, scale, task, ptr);
-                continue;
-            }
             let query = &queries[r];
             let n = query.to - query.from;
             scores.clear();
@@ -269,8 +266,6 @@ pub(crate) fn attend(
                     scores[h * n + i] = dot(qh, k) * scale;
                 }
             }
-            let mut sums = [0f32; 8];
-            let sums = &mut sums[..rep];
             for (h, sum) in sums.iter_mut().enumerate() {
                 let row = &mut scores[h * n..][..n];
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -318,47 +313,6 @@ fn lane_sum(xs: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-/// [`attend`]'s task for a group of more than 8 query heads: the same, head by head.
-#[allow(clippy::too_many_arguments)]
-fn attend_wide(
-    queries: &[Query<'_>],
-    layer: usize,
-    heads: usize,
-    kv_heads: usize,
-    d: usize,
-    scale: f32,
-    task: usize,
-    ptr: &SendPtr<f32>,
-) {
-    let rep = heads / kv_heads;
-    let (r, g) = (task / kv_heads, task % kv_heads);
-    let query = &queries[r];
-    let mut scores = Vec::with_capacity(query.to - query.from);
-    for h in g * rep..(g + 1) * rep {
-        let qh = &query.q[h * d..][..d];
-        scores.clear();
-        for j in query.from..query.to {
-            scores.push(dot(qh, &query.cache.row(layer, j).0[g * d..][..d]) * scale);
-        }
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for s in scores.iter_mut() {
-            *s = exp_fast(*s - max);
-        }
-        let sum = lane_sum(&scores);
-        // SAFETY: head h's `d` outputs of row r are written by this task only, and the
-        // caller's `out` outlives its parallel loop.
-        let o = unsafe { std::slice::from_raw_parts_mut(ptr.0.add((r * heads + h) * d), d) };
-        for (j, &p) in (query.from..query.to).zip(&scores) {
-            for (o, &x) in o.iter_mut().zip(&query.cache.row(layer, j).1[g * d..][..d]) {
-                *o += p * x;
-            }
-        }
-        for o in o.iter_mut() {
-            *o /= sum;
-        }
-    }
 }
 
 #[cfg(test)]
