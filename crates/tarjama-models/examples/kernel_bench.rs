@@ -149,7 +149,6 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
             })
         };
         let ours = match dtype {
-            _ if !panel::supported() => None,
             GgmlDType::Q4K => Some(one_row_ms(&panels(&ws, Q4kMatrix::from_blocks)?, &xs)?),
             GgmlDType::Q6K => {
                 let gemv = matvec_ms()?;

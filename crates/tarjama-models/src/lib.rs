@@ -3,6 +3,7 @@
 //! and summarize pipelines built on top.
 #![deny(missing_docs)]
 
+pub mod cpu;
 pub mod error;
 pub mod gguf;
 mod numerics;
@@ -13,6 +14,7 @@ pub mod resolve;
 pub mod runtime;
 pub mod sampling;
 pub mod seq2seq;
+mod simd;
 pub mod source;
 
 pub use error::{Error, Result};

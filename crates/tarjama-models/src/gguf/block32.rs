@@ -1,4 +1,4 @@
-//! Q8_0 and Q5_0 matrix products on AVX-512 VNNI, over the file's own values.
+//! Q8_0 and Q5_0 matrix products over the file's own values.
 //!
 //! Both types store a row in blocks of 32 weights with one f16 scale `d`: Q8_0 as i8
 //! values (34 bytes a block), Q5_0 as 5-bit values offset by 16 (22 bytes: 16 bytes of
@@ -18,6 +18,7 @@
 use half::f16;
 
 use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
+use crate::simd::Lanes;
 
 /// Weights per block.
 const QK: usize = 32;
@@ -257,132 +258,108 @@ impl PanelMatrix for Block32Matrix {
         &self.panels
     }
 
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn panel(&self, p: usize, x: &Q8_0Rows, y: *mut f32) {
-        // SAFETY: this method's contract is the kernel's, and the caller upholds it.
+    #[inline(always)]
+    unsafe fn kernel<L: Lanes, const R: usize>(
+        &self,
+        l: L,
+        p: usize,
+        x: &Q8_0Rows,
+        m0: usize,
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    ) {
+        // SAFETY: the caller's contract, passed on.
         unsafe {
             match self.kind {
-                Kind::Q8_0 => panel::<false>(self, p, x, y),
-                Kind::Q5_0 => panel::<true>(self, p, x, y),
+                Kind::Q8_0 => kernel::<L, false, R>(self, l, p, x, m0, out, stride, valid),
+                Kind::Q5_0 => kernel::<L, true, R>(self, l, p, x, m0, out, stride, valid),
             }
         }
     }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn panel(&self, _: usize, _: &Q8_0Rows, _: *mut f32) {
-        unreachable!("no panel kernels on this architecture")
-    }
 }
 
-/// [`PanelMatrix::panel`], `Q5` for Q5_0, else Q8_0.
+/// [`PanelMatrix::kernel`], `Q5` for Q5_0, else Q8_0.
 ///
 /// # Safety
-/// As [`PanelMatrix::panel`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel<const Q5: bool>(w: &Block32Matrix, p: usize, x: &Q8_0Rows, y: *mut f32) {
-    let stride = w.panels.rows();
-    w.panels.passes(p, x.rows, |m0, n, valid| {
-        // SAFETY: the caller guarantees the CPU features, that `x` is as wide as the
-        // matrix and that `y` holds `x.rows` rows of `stride` values. `passes` hands out
-        // rows `m0..m0 + n` of `x` with `n` at most 4 and `valid` the columns panel `p`
-        // has, so `out` (row `m0`, column `16 p`) and the rows `panel_rows` reads exist.
-        unsafe {
-            let out = y.add(m0 * stride + p * PANEL);
-            let args = (w, p, x, m0, out, valid);
-            match n {
-                4 => panel_rows::<Q5, 4>(args),
-                3 => panel_rows::<Q5, 3>(args),
-                2 => panel_rows::<Q5, 2>(args),
-                _ => panel_rows::<Q5, 1>(args),
-            }
-        }
-    });
-}
-
-/// `R` input rows from `m0` times panel `p`; writes `valid` columns of each row at `out`.
-///
-/// # Safety
-/// As [`PanelMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::type_complexity)]
-unsafe fn panel_rows<const Q5: bool, const R: usize>(
-    (w, p, x, m0, out, valid): (&Block32Matrix, usize, &Q8_0Rows, usize, *mut f32, usize),
+/// As [`PanelMatrix::kernel`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
+    w: &Block32Matrix,
+    l: L,
+    p: usize,
+    x: &Q8_0Rows,
+    m0: usize,
+    out: *mut f32,
+    stride: usize,
+    valid: usize,
 ) {
-    use std::arch::x86_64::*;
-    // SAFETY: the CPU features are the caller's guarantee. Every read stays inside its
-    // buffer: `base` is panel `p`'s `nb` blocks of `pb` bytes, `b < nb`, and a block is
-    // read at offsets that end within `pb` (Q8_0: 512 bytes of values, then the scales;
-    // Q5_0: 256 bytes of nibbles, 64 of fifth-bit masks at Q5_MASKS, then the scales;
-    // 32 bytes of f16 scales at `kind.scales() = pb - 32`). Rows `m0..m0 + R` of `x`
-    // exist (the caller's), each `cols = 32 nb` values, `nb` scales and `nb` sums, and
-    // the last index read of each (`32 b + 8 pair + 7` for pair < 4, `b`) is inside a
-    // row; unaligned reads use `read_unaligned`. `out` holds `R` rows `stride` apart (the
-    // caller's) and each store is masked to the `valid` columns that exist. The prefetch
-    // address may lie past the panel: it is formed with `wrapping_add` and a prefetch
-    // never faults.
+    let (kind, nb, cols) = (w.kind, w.panels.blocks(), w.panels.cols());
+    let pb = kind.panel_block();
+    let base = w.panels.panel(p).as_ptr();
+    // SAFETY: every read stays inside its buffer: `base` is panel `p`'s `nb` blocks of
+    // `pb` bytes, `b < nb`, and a block is read at offsets that end within `pb` (Q8_0:
+    // 512 bytes of values, then the scales; Q5_0: 256 bytes of nibbles, 64 of fifth-bit
+    // masks at Q5_MASKS, then the scales; 32 bytes of f16 scales at
+    // `kind.scales() = pb - 32`). Rows `m0..m0 + R` of `x` exist (the caller's), each
+    // `cols = 32 nb` values, `nb` scales and `nb` sums, and the last index read of each
+    // (`32 b + 8 pair + 7` for pair < 4, `b`) is inside a row; unaligned reads use
+    // `read_unaligned`. `out` holds `R` rows `stride` apart with room for `valid` values
+    // each (the caller's), and `store` writes no more. The prefetch address may lie past
+    // the panel: it is formed with `wrapping_add` and a prefetch never faults.
     unsafe {
-        let (kind, nb, cols, stride) =
-            (w.kind, w.panels.blocks(), w.panels.cols(), w.panels.rows());
-        let pb = kind.panel_block();
-        let base = w.panels.panel(p).as_ptr();
-        let offset = _mm512_set1_epi32(kind.offset());
-        let nibble = _mm512_set1_epi8(0x0F);
-        let fifth = _mm512_set1_epi8(0x10);
+        let offset = l.splat(kind.offset());
+        let nibble = l.splat8(0x0F);
+        let fifth = l.splat8(0x10);
         let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * cols));
         let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
         let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc = [l.fsplat(0.0); R];
         for b in 0..nb {
             let blk = base.add(b * pb);
             // The hardware prefetcher alone left a core well short of the memory bandwidth.
             for line in (0..pb).step_by(64) {
-                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH_BLOCKS * pb + line).cast());
+                l.prefetch(blk.wrapping_add(PREFETCH_BLOCKS * pb + line));
             }
             // Two chains a row (even and odd groups of 4 inputs).
-            let mut even = [_mm512_setzero_si512(); R];
-            let mut odd = [_mm512_setzero_si512(); R];
+            let mut even = [l.zero(); R];
+            let mut odd = [l.zero(); R];
             for pair in 0..4 {
                 let (w0, w1) = if Q5 {
-                    let v = _mm512_loadu_si512(blk.add(pair * 64).cast());
-                    let lo = _mm512_and_si512(v, nibble);
-                    let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                    let v = l.load(blk.add(pair * 64));
+                    let lo = l.and(v, nibble);
+                    let hi = l.and(l.shr16(v, 4), nibble);
                     let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
                     let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
-                    (
-                        _mm512_mask_add_epi8(lo, m0, lo, fifth),
-                        _mm512_mask_add_epi8(hi, m1, hi, fifth),
-                    )
+                    (l.or_where(lo, m0, fifth), l.or_where(hi, m1, fifth))
                 } else {
                     (
-                        _mm512_loadu_si512(blk.add(pair * 128).cast()),
-                        _mm512_loadu_si512(blk.add(pair * 128 + 64).cast()),
+                        l.load(blk.add(pair * 128)),
+                        l.load(blk.add(pair * 128 + 64)),
                     )
                 };
                 for r in 0..R {
                     let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
-                    even[r] =
-                        _mm512_dpbusd_epi32(even[r], w0, _mm512_set1_epi32(xp.read_unaligned()));
-                    odd[r] = _mm512_dpbusd_epi32(
-                        odd[r],
-                        w1,
-                        _mm512_set1_epi32(xp.add(1).read_unaligned()),
-                    );
+                    if Q5 {
+                        let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
+                        even[r] = l.dot2(even[r], w0, x0, w1, x1);
+                    } else {
+                        even[r] = l.dot_u8(even[r], w0, xp.read_unaligned());
+                        odd[r] = l.dot_u8(odd[r], w1, xp.add(1).read_unaligned());
+                    }
                 }
             }
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(kind.scales()).cast()));
+            let d = l.load_f16(blk.add(kind.scales()));
             for r in 0..R {
-                let sum = _mm512_add_epi32(even[r], odd[r]);
-                let corr = _mm512_mullo_epi32(offset, _mm512_set1_epi32(*sums[r].add(b)));
-                let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, corr));
-                acc[r] =
-                    _mm512_fmadd_ps(v, _mm512_mul_ps(d, _mm512_set1_ps(*ds[r].add(b))), acc[r]);
+                let sum = l.add(even[r], odd[r]);
+                let corr = l.mul(offset, l.splat(*sums[r].add(b)));
+                let v = l.to_float(l.sub(sum, corr));
+                acc[r] = l.fmadd(v, l.fmul(d, l.fsplat(*ds[r].add(b))), acc[r]);
             }
         }
-        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
         for (r, &a) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
+            l.store(out.add(r * stride), a, valid);
         }
     }
 }
@@ -390,8 +367,7 @@ unsafe fn panel_rows<const Q5: bool, const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::matmul_many;
-    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
+    use crate::gguf::panel::testing::{assert_product, product_on_every_tier, quantized, values};
     use candle_core::quantized::GgmlDType;
 
     const KINDS: [(Kind, GgmlDType); 2] =
@@ -429,10 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_equals_dequantized_product() {
-        if !require_panel_cpu() {
-            return;
-        }
+    fn kernel_equals_dequantized_product_on_every_tier() {
         for (kind, dtype) in KINDS {
             // Rows not a multiple of the panel; one block and several; every remainder
             // of the 4-row passes; a width that is no multiple of 256 (Qwen2.5 0.5B: 896).
@@ -448,7 +421,7 @@ mod tests {
                 let x = values(m * cols, 2.0);
                 let q = Q8_0Rows::quantize(&x, m, cols);
                 let xq = q.dequantize();
-                let got = matmul_many(&[&mat], &q).pop().unwrap();
+                let got = product_on_every_tier(&mat, &q);
                 assert_product(&got, &w, &xq, m, rows, &format!("{kind:?}"));
             }
         }

@@ -26,6 +26,7 @@ use super::kv::{self, SeqCache};
 use super::panel::{self, PanelMatrix, Panels, QuantizedRows, SendPtr};
 use super::q4k::{self, Q4kMatrix, Q8k};
 use super::q6k::{self, Q6kMatrix};
+use crate::simd::Lanes;
 use crate::{Error, Result};
 
 /// The architectures this runner knows, from `general.architecture`.
@@ -404,7 +405,7 @@ fn release_pays(w: &QTensor) -> bool {
     };
     let dtype_ok = match w.dtype() {
         GgmlDType::Q8_0 => true,
-        GgmlDType::Q4K => !has_amx(),
+        GgmlDType::Q4K => !crate::cpu::has_amx(),
         _ => false,
     };
     dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
@@ -415,19 +416,7 @@ fn release_pays(w: &QTensor) -> bool {
 /// where the CPU runs them, unless `TARJAMA_CANDLE_KERNELS=1` asks for candle's (to
 /// compare the two; the same as [`WeightLayout::CandleFastest`]).
 fn panel_kernels() -> bool {
-    panel::supported() && std::env::var("TARJAMA_CANDLE_KERNELS").as_deref() != Ok("1")
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_amx() -> bool {
-    // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8 (as candle checks it).
-    let info = std::arch::x86_64::__cpuid_count(7, 0);
-    info.edx & (1 << 24) != 0 || info.edx & (1 << 25) != 0
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_amx() -> bool {
-    false
+    std::env::var("TARJAMA_CANDLE_KERNELS").as_deref() != Ok("1")
 }
 
 /// Returns the whole pages inside `data` to the OS; false where that is not possible.
@@ -534,12 +523,22 @@ impl PanelMatrix for KQuant {
         }
     }
 
-    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
+    #[inline(always)]
+    unsafe fn kernel<L: Lanes, const R: usize>(
+        &self,
+        l: L,
+        p: usize,
+        x: &Q8k,
+        m0: usize,
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    ) {
         // SAFETY: the caller's guarantees are the ones the matrices need.
         unsafe {
             match self {
-                KQuant::Q4(m) => m.panel(p, x, y),
-                KQuant::Q6(m) => m.panel(p, x, y),
+                KQuant::Q4(m) => m.kernel::<L, R>(l, p, x, m0, out, stride, valid),
+                KQuant::Q6(m) => m.kernel::<L, R>(l, p, x, m0, out, stride, valid),
             }
         }
     }

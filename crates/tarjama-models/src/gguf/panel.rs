@@ -1,16 +1,23 @@
-//! What the quantized matrix kernels of [`super::q4k`] and [`super::block32`] share.
+//! What the quantized matrix kernels of [`super::q4k`], [`super::q6k`] and
+//! [`super::block32`] share: the panel layout and the one driver that runs them.
 //!
-//! Both keep a GGUF matrix's quantized values as the file has them, rearranged at load in
+//! All keep a GGUF matrix's quantized values as the file has them, rearranged at load in
 //! panels of 16 rows so that one AVX-512 VNNI `vpdpbusd` multiplies four consecutive
 //! inputs (broadcast) by 16 rows (one per 32-bit lane), and both take activations
 //! quantized per row the way llama.cpp does for that weight type, so each block's sum is
 //! the integer llama.cpp computes. The panels of one or several matrices are shared out
-//! over candle's thread pool ([`crate::runtime::parallel_chunks`]).
+//! over candle's thread pool ([`crate::runtime::parallel_chunks`]). Each kernel is
+//! written once over [`Lanes`] and runs on every CPU with the widest tier it has
+//! ([`crate::cpu::Tier`]): 512-bit registers with AVX-512 VNNI, two 256-bit ones with
+//! AVX2 (and AVX-VNNI), plain arrays elsewhere.
 
 /// Rows per panel: the 16 i32 lanes of an AVX-512 register.
 pub const PANEL: usize = 16;
 /// Input rows multiplied per pass over a panel: each weight vector loaded serves them all.
 pub const ROWS: usize = 4;
+
+use crate::cpu::Tier;
+use crate::simd::{self, Lanes, WithLanes};
 
 /// How a quantized type lies in a GGUF file and in panels.
 #[derive(Debug, Clone, Copy)]
@@ -121,30 +128,9 @@ impl Panels {
         &self.packed[p * len..][..len]
     }
 
-    /// Calls `pass(first, n)` over `rows` input rows in passes of at most [`ROWS`], with
-    /// the columns of panel `p` that exist.
-    pub fn passes(&self, p: usize, rows: usize, mut pass: impl FnMut(usize, usize, usize)) {
-        let valid = (self.rows - p * PANEL).min(PANEL);
-        let mut first = 0;
-        while first < rows {
-            let n = (rows - first).min(ROWS);
-            pass(first, n, valid);
-            first += n;
-        }
-    }
-}
-
-/// Whether this CPU runs the panel kernels (AVX-512 F, BW and VNNI).
-pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    /// The columns of panel `p` that exist (16 but in the last panel).
+    pub fn valid(&self, p: usize) -> usize {
+        (self.rows - p * PANEL).min(PANEL)
     }
 }
 
@@ -166,16 +152,29 @@ pub trait PanelMatrix: Sync {
         self.panels().cols()
     }
 
-    /// Columns `16 p .. 16 p + 16` (those that exist) of every output row: `x.rows()`
-    /// rows of `self.rows()` values at `y`.
+    /// The kernel: input rows `m0..m0 + R` times panel `p`, written to the panel's
+    /// `valid` columns of `R` output rows at `out`, `stride` values apart. Compiled once
+    /// per tier (`L`) and pass height (`R`); must be `#[inline(always)]`.
     ///
     /// # Safety
-    /// The CPU must be [`supported`]; `y` must point to `x.rows() * self.rows()` f32s,
-    /// and `x` must be `self.cols()` wide.
-    unsafe fn panel(&self, p: usize, x: &Self::Input, y: *mut f32);
+    /// Rows `m0..m0 + R` exist in `x`, which is as wide as the matrix; `valid` is
+    /// [`Panels::valid`] of `p`; `out` has room for `R` rows of `stride >= 16 p + valid`
+    /// values (from column `16 p` on).
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn kernel<L: Lanes, const R: usize>(
+        &self,
+        lanes: L,
+        p: usize,
+        x: &Self::Input,
+        m0: usize,
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    );
 
-    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major.
-    /// Panics when the CPU is not [`supported`] or `x` is not `m * cols` long.
+    /// `x W^T` for `m` row-major rows of `x`; returns `(m, rows)` row-major. Panics when
+    /// `x` is not `m * cols` long.
     fn matmul(&self, x: &[f32], m: usize) -> Vec<f32>
     where
         Self: Sized,
@@ -197,30 +196,84 @@ pub trait QuantizedRows {
     fn cols(&self) -> usize;
 }
 
-/// `x W^T` for each matrix `W` of `ws` (all of `x`'s width), in one parallel region: the
-/// panels of all matrices are shared out over the threads together (a decoding step's
-/// q, k and v projections are small alone). Returns one `(x.rows(), W.rows())` row-major
-/// result per matrix. Panics when the CPU is not [`supported`] or a width differs.
+/// `x W^T` for each matrix `W` of `ws` (all of `x`'s width) with the active tier's
+/// kernels ([`Tier::active`]), in one parallel region: the panels of all matrices are
+/// shared out over the threads together (a decoding step's q, k and v projections are
+/// small alone). Returns one `(x.rows(), W.rows())` row-major result per matrix. Panics
+/// when a width differs.
 pub fn matmul_many<M: PanelMatrix>(ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
-    assert!(supported(), "quantized panel products need AVX-512 VNNI");
+    matmul_many_on(Tier::active(), ws, x)
+}
+
+/// [`matmul_many`] with `tier`'s kernels. Every tier gives the same bits. Panics when the
+/// CPU lacks the tier or a width differs.
+pub fn matmul_many_on<M: PanelMatrix>(tier: Tier, ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
+    assert!(
+        tier.available(),
+        "the {tier} kernels do not run on this CPU"
+    );
     let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; x.rows() * w.rows()]).collect();
     let mut tasks = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         assert_eq!(w.cols(), x.cols(), "matrix of {} columns", w.cols());
         tasks.extend((0..w.rows().div_ceil(PANEL)).map(|p| (i, p)));
     }
-    let ptrs: Vec<SendPtr<f32>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+    let outs_at: Vec<SendPtr<f32>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
     // Small products do not pay for waking another thread: a chunk is at least about
     // 256k multiply-adds (16 rows x 1024 x 16 inputs).
     let min_chunk = ((1024 * PANEL) / (x.cols() * x.rows()).max(1)).max(1);
     crate::runtime::parallel_chunks(tasks.len(), min_chunk, |range| {
-        for &(i, p) in &tasks[range] {
-            // SAFETY: `supported()` was checked and the widths; each task writes its own
-            // panel's columns of its own output, which outlives the loop.
-            unsafe { ws[i].panel(p, x, ptrs[i].0) };
-        }
+        let work = Tasks {
+            ws,
+            x,
+            tasks: &tasks[range],
+            outs: &outs_at,
+        };
+        simd::dispatch(tier, work);
     });
     outs
+}
+
+/// Some panels of [`matmul_many_on`], for one thread.
+struct Tasks<'a, M: PanelMatrix> {
+    ws: &'a [&'a M],
+    x: &'a M::Input,
+    /// (matrix, panel) pairs.
+    tasks: &'a [(usize, usize)],
+    /// Where each matrix's output starts: `x.rows()` rows of its `rows()`.
+    outs: &'a [SendPtr<f32>],
+}
+
+impl<M: PanelMatrix> WithLanes for Tasks<'_, M> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<L: Lanes>(self, lanes: L) {
+        let rows = self.x.rows();
+        for &(i, p) in self.tasks {
+            let w = self.ws[i];
+            let (stride, valid) = (w.rows(), w.panels().valid(p));
+            // Input rows in passes of a few: each weight vector loaded serves them all.
+            let mut m0 = 0;
+            while m0 < rows {
+                let n = (rows - m0).min(L::ROWS.min(ROWS));
+                // SAFETY: rows `m0..m0 + n` exist in `x`, whose width `matmul_many_on`
+                // checked; `valid` is panel `p`'s; output `i` holds `rows` rows of
+                // `stride` values, so row `m0`, column `16 p` and the `n` rows after
+                // it fit. Each task writes only its own panel's columns.
+                unsafe {
+                    let out = self.outs[i].0.add(m0 * stride + p * PANEL);
+                    match n {
+                        4 => w.kernel::<L, 4>(lanes, p, self.x, m0, out, stride, valid),
+                        3 => w.kernel::<L, 3>(lanes, p, self.x, m0, out, stride, valid),
+                        2 => w.kernel::<L, 2>(lanes, p, self.x, m0, out, stride, valid),
+                        _ => w.kernel::<L, 1>(lanes, p, self.x, m0, out, stride, valid),
+                    }
+                }
+                m0 += n;
+            }
+        }
+    }
 }
 
 /// A raw pointer parallel loops may share: their tasks write disjoint elements.
@@ -239,18 +292,32 @@ pub(crate) mod testing {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    /// Whether this CPU runs the panel kernels, asked of the test kit feature by feature:
-    /// false after a note when one is missing, a failure under `TARJAMA_REQUIRE_CPU=1`.
-    pub fn require_panel_cpu() -> bool {
-        let found = ["avx512f", "avx512bw", "avx512vnni"]
+    /// The tiers to test: all of them where the test kit finds their features (each
+    /// missing one is a note, or a failure under `TARJAMA_REQUIRE_CPU=1`).
+    pub fn tiers() -> Vec<crate::cpu::Tier> {
+        use crate::cpu::Tier;
+        let needs = |tier: Tier| -> &'static [&'static str] {
+            match tier {
+                Tier::Avx512 => &["avx512f", "avx512bw", "avx512vnni", "avx2", "fma", "f16c"],
+                Tier::AvxVnni => &["avxvnni", "avx2", "fma", "f16c"],
+                Tier::Avx2 => &["avx2", "fma", "f16c"],
+                Tier::Scalar => &[],
+            }
+        };
+        Tier::ALL
             .into_iter()
-            .all(tarjama_testkit::require_cpu_feature);
-        assert!(
-            !found || super::supported(),
-            "the kit found the features but `supported()` says no: the list above has \
-             drifted from `supported()`"
-        );
-        found
+            .filter(|&tier| {
+                let found = needs(tier)
+                    .iter()
+                    .all(|&f| tarjama_testkit::require_cpu_feature(f));
+                assert!(
+                    !found || tier.available(),
+                    "the kit found the features of {tier} but `available()` says no: the \
+                     list above has drifted from `Tier::available`"
+                );
+                found
+            })
+            .collect()
     }
 
     /// `n` deterministic values in about [-5, 5], with a few large ones.
@@ -268,6 +335,22 @@ pub(crate) mod testing {
         let data = q.data().unwrap().to_vec();
         let deq = q.dequantize(&Device::Cpu).unwrap();
         (data, deq.flatten_all().unwrap().to_vec1().unwrap())
+    }
+
+    /// `x W^T` on every tier of [`tiers`], checked to be the same bits on all.
+    pub fn product_on_every_tier<M: super::PanelMatrix>(w: &M, x: &M::Input) -> Vec<f32> {
+        let mut all = tiers()
+            .into_iter()
+            .map(|tier| (tier, super::matmul_many_on(tier, &[w], x).remove(0)));
+        let (first, want) = all.next().expect("the scalar tier runs everywhere");
+        for (tier, got) in all {
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{tier} and {first} differ");
+        }
+        want
     }
 
     /// Asserts that `got`, `(m, rows)` row-major, is `x W^T` for the values `w`

@@ -1,4 +1,4 @@
-//! Q4_K matrix products on AVX-512 VNNI, over the file's own 4-bit values.
+//! Q4_K matrix products over the file's own 4-bit values.
 //!
 //! Q4_K (llama.cpp's k-quant) stores a row in blocks of 256 weights: 4-bit values, eight
 //! sub-blocks of 32 with a 6-bit scale and a 6-bit min each, and two f16 block scales
@@ -18,6 +18,7 @@
 //! (prompt processing, four rows per pass over the weights).
 
 use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
+use crate::simd::Lanes;
 
 /// Weights per block.
 const QK: usize = 256;
@@ -43,7 +44,7 @@ pub const LAYOUT: Layout = Layout {
 };
 
 /// A Q4_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for the panel
-/// kernel ([`super::panel::supported`] CPUs).
+/// kernel.
 #[derive(Debug, Clone)]
 pub struct Q4kMatrix(Panels);
 
@@ -202,15 +203,75 @@ impl PanelMatrix for Q4kMatrix {
         &self.0
     }
 
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
-        // SAFETY: this method's contract is the kernel's, and the caller upholds it.
-        unsafe { panel(self, p, x, y) }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn panel(&self, _: usize, _: &Q8k, _: *mut f32) {
-        unreachable!("no panel kernels on this architecture")
+    #[inline(always)]
+    unsafe fn kernel<L: Lanes, const R: usize>(
+        &self,
+        l: L,
+        p: usize,
+        x: &Q8k,
+        m0: usize,
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    ) {
+        let nb = self.0.blocks();
+        let w = self.0.panel(p).as_ptr();
+        // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
+        // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
+        // QS + 64 g for g < 32, 16 at SCALES + 16 s and MINS + 16 s for s < 8, 32 at D
+        // and DMIN) end within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the
+        // caller's), each `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums,
+        // and the last index read of each (`256 b + 8 g + 7`, `b`, `16 b + 2 s + 1`) is
+        // inside a row; unaligned reads use `read_unaligned`. `out` holds `R` rows
+        // `stride` apart with room for `valid` values each (the caller's), and `store`
+        // writes no more. The prefetch address may lie past the panel: it is formed with
+        // `wrapping_add` and a prefetch never faults.
+        unsafe {
+            let nibble = l.splat8(0x0F);
+            let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
+            let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
+            let sums: [*const i32; R] =
+                std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
+            let mut acc = [l.fsplat(0.0); R];
+            for b in 0..nb {
+                let blk = w.add(b * PANEL_BLOCK);
+                let mut dots = [l.zero(); R];
+                let mut mins = [l.zero(); R];
+                for s in 0..8 {
+                    let sc = l.load_u8(blk.add(SCALES + s * PANEL));
+                    let mn = l.load_u8(blk.add(MINS + s * PANEL));
+                    let mut dot = [l.zero(); R];
+                    for j in 0..4 {
+                        let g = s * 4 + j;
+                        // The hardware prefetcher alone left one core at 21 GB/s here.
+                        l.prefetch(blk.wrapping_add(QS + g * 64 + PREFETCH));
+                        let v = l.load(blk.add(QS + g * 64));
+                        let vlo = l.and(v, nibble);
+                        let vhi = l.and(l.shr16(v, 4), nibble);
+                        for r in 0..R {
+                            let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
+                            let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
+                            dot[r] = l.dot2(dot[r], vlo, x0, vhi, x1);
+                        }
+                    }
+                    for r in 0..R {
+                        dots[r] = l.add(dots[r], l.mul(dot[r], sc));
+                        let pair = sums[r].add(b * 16 + 2 * s);
+                        mins[r] = l.add(mins[r], l.mul(mn, l.splat(*pair + *pair.add(1))));
+                    }
+                }
+                let d = l.load_f16(blk.add(D));
+                let dmin = l.load_f16(blk.add(DMIN));
+                for r in 0..R {
+                    let dx = l.fsplat(*ds[r].add(b));
+                    acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
+                    acc[r] = l.fnmadd(l.to_float(mins[r]), l.fmul(dmin, dx), acc[r]);
+                }
+            }
+            for (r, &a) in acc.iter().enumerate() {
+                l.store(out.add(r * stride), a, valid);
+            }
+        }
     }
 }
 
@@ -228,123 +289,11 @@ impl QuantizedRows for Q8k {
     }
 }
 
-/// [`PanelMatrix::panel`] for Q4_K.
-///
-/// # Safety
-/// As [`PanelMatrix::panel`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel(w: &Q4kMatrix, p: usize, x: &Q8k, y: *mut f32) {
-    let (stride, nb) = (w.0.rows(), w.0.blocks());
-    let blocks = w.0.panel(p).as_ptr();
-    w.0.passes(p, x.rows, |m0, n, valid| {
-        // SAFETY: the caller guarantees the CPU features, that `x` is as wide as the
-        // matrix and that `y` holds `x.rows` rows of `stride` values. `passes` hands out
-        // rows `m0..m0 + n` of `x` with `n` at most 4 and `valid` the columns panel `p`
-        // has, so `out` (row `m0`, column `16 p`) and the rows `panel_rows` reads exist.
-        unsafe {
-            let out = y.add(m0 * stride + p * PANEL);
-            match n {
-                4 => panel_rows::<4>(blocks, nb, x, m0, out, stride, valid),
-                3 => panel_rows::<3>(blocks, nb, x, m0, out, stride, valid),
-                2 => panel_rows::<2>(blocks, nb, x, m0, out, stride, valid),
-                _ => panel_rows::<1>(blocks, nb, x, m0, out, stride, valid),
-            }
-        }
-    });
-}
-
-/// `R` input rows from `m0` times one panel (`nb` blocks at `w`); writes `valid` columns
-/// of each row at `out`, rows `stride` apart.
-///
-/// # Safety
-/// As [`PanelMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel_rows<const R: usize>(
-    w: *const u8,
-    nb: usize,
-    x: &Q8k,
-    m0: usize,
-    out: *mut f32,
-    stride: usize,
-    valid: usize,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the CPU features are the caller's guarantee. Every read stays inside its
-    // buffer: `w` is one panel of `nb` blocks of PANEL_BLOCK bytes, `b < nb`, and the
-    // offsets read in a block (values at QS + 64 g for g < 32, 16 bytes at SCALES + 16 s
-    // and MINS + 16 s for s < 8, 32 at D and DMIN) end within PANEL_BLOCK. Rows
-    // `m0..m0 + R` of `x` exist (the caller's), each `cols = 256 nb` values, `nb` scales
-    // and `16 nb` sub-block sums, and the last index read of each (`256 b + 8 g + 7`,
-    // `b`, `16 b + 2 s + 1`) is inside a row; unaligned reads use `read_unaligned`.
-    // `out` holds `R` rows `stride` apart (the caller's) and each store is masked to the
-    // `valid` columns that exist. The prefetch address may lie past the panel: it is
-    // formed with `wrapping_add` and a prefetch never faults.
-    unsafe {
-        let nibble = _mm512_set1_epi8(0x0F);
-        let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
-        let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-        let sums: [*const i32; R] =
-            std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
-        let mut acc = [_mm512_setzero_ps(); R];
-        for b in 0..nb {
-            let blk = w.add(b * PANEL_BLOCK);
-            let mut dots = [_mm512_setzero_si512(); R];
-            let mut mins = [_mm512_setzero_si512(); R];
-            for s in 0..8 {
-                let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(SCALES + s * PANEL).cast()));
-                let mn = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(MINS + s * PANEL).cast()));
-                // Two chains per row (low and high nibbles) keep more vpdpbusd in flight.
-                let mut lo = [_mm512_setzero_si512(); R];
-                let mut hi = [_mm512_setzero_si512(); R];
-                for j in 0..4 {
-                    let g = s * 4 + j;
-                    // The hardware prefetcher alone left one core at 21 GB/s here.
-                    _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(QS + g * 64 + PREFETCH).cast());
-                    let v = _mm512_loadu_si512(blk.add(QS + g * 64).cast());
-                    let vlo = _mm512_and_si512(v, nibble);
-                    let vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
-                    for r in 0..R {
-                        let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
-                        lo[r] =
-                            _mm512_dpbusd_epi32(lo[r], vlo, _mm512_set1_epi32(xp.read_unaligned()));
-                        hi[r] = _mm512_dpbusd_epi32(
-                            hi[r],
-                            vhi,
-                            _mm512_set1_epi32(xp.add(1).read_unaligned()),
-                        );
-                    }
-                }
-                for r in 0..R {
-                    let dot = _mm512_add_epi32(lo[r], hi[r]);
-                    dots[r] = _mm512_add_epi32(dots[r], _mm512_mullo_epi32(dot, sc));
-                    let pair = sums[r].add(b * 16 + 2 * s);
-                    let sum = _mm512_set1_epi32(*pair + *pair.add(1));
-                    mins[r] = _mm512_add_epi32(mins[r], _mm512_mullo_epi32(mn, sum));
-                }
-            }
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(D).cast()));
-            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(DMIN).cast()));
-            for r in 0..R {
-                let dx = _mm512_set1_ps(*ds[r].add(b));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), _mm512_mul_ps(d, dx), acc[r]);
-                acc[r] =
-                    _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mins[r]), _mm512_mul_ps(dmin, dx), acc[r]);
-            }
-        }
-        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
-        for (r, &a) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gguf::panel::matmul_many;
-    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
+    use crate::gguf::panel::testing::{assert_product, product_on_every_tier, quantized, values};
     use candle_core::quantized::GgmlDType;
 
     fn q4k(rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
@@ -371,10 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_equals_dequantized_product() {
-        if !require_panel_cpu() {
-            return;
-        }
+    fn kernel_equals_dequantized_product_on_every_tier() {
         // Rows not a multiple of the panel; inputs of one and of several blocks; input
         // row counts that leave every remainder of the 4-row passes.
         for (m, rows, cols) in [
@@ -389,16 +335,13 @@ mod tests {
             let x = values(m * cols, 2.0);
             let q = Q8k::quantize(&x, m, cols);
             let xq = q.dequantize();
-            let got = matmul_many(&[&mat], &q).pop().unwrap();
+            let got = product_on_every_tier(&mat, &q);
             assert_product(&got, &w, &xq, m, rows, "Q4_K");
         }
     }
 
     #[test]
     fn several_matrices_at_once_equal_one_by_one() {
-        if !require_panel_cpu() {
-            return;
-        }
         let (a, _) = q4k(48, 512);
         let (b, _) = q4k(16, 512);
         let (a, b) = (

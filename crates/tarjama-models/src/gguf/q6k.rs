@@ -1,4 +1,4 @@
-//! Q6_K matrix products on AVX-512 VNNI, over the file's own 6-bit values.
+//! Q6_K matrix products over the file's own 6-bit values.
 //!
 //! Q6_K (llama.cpp's k-quant) stores a row in blocks of 256 weights: 6-bit values (low 4
 //! bits in `ql`, high 2 in `qh`), sixteen sub-blocks of 16 with an i8 scale each, and one
@@ -15,6 +15,7 @@
 
 use super::panel::{Layout, PanelMatrix, Panels, PANEL};
 use super::q4k::Q8k;
+use crate::simd::Lanes;
 
 /// Weights per block.
 const QK: usize = 256;
@@ -39,7 +40,7 @@ pub const LAYOUT: Layout = Layout {
 };
 
 /// A Q6_K matrix of `rows x cols` (`cols` a multiple of 256), rearranged for the panel
-/// kernel ([`super::panel::supported`] CPUs).
+/// kernel.
 #[derive(Debug, Clone)]
 pub struct Q6kMatrix(Panels);
 
@@ -97,143 +98,74 @@ impl PanelMatrix for Q6kMatrix {
         &self.0
     }
 
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn panel(&self, p: usize, x: &Q8k, y: *mut f32) {
-        // SAFETY: this method's contract is the kernel's, and the caller upholds it.
-        unsafe { panel(self, p, x, y) }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn panel(&self, _: usize, _: &Q8k, _: *mut f32) {
-        unreachable!("no panel kernels on this architecture")
-    }
-}
-
-/// [`PanelMatrix::panel`] for Q6_K.
-///
-/// # Safety
-/// As [`PanelMatrix::panel`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel(w: &Q6kMatrix, p: usize, x: &Q8k, y: *mut f32) {
-    let (stride, nb) = (w.0.rows(), w.0.blocks());
-    let base = w.0.panel(p).as_ptr();
-    w.0.passes(p, x.rows, |m0, n, valid| {
-        // SAFETY: the caller guarantees the CPU features, that `x` is as wide as the
-        // matrix and that `y` holds `x.rows` rows of `stride` values. `passes` hands out
-        // rows `m0..m0 + n` of `x` with `n` at most 4 and `valid` the columns panel `p`
-        // has, so `out` (row `m0`, column `16 p`) and the rows `panel_rows` reads exist.
+    #[inline(always)]
+    unsafe fn kernel<L: Lanes, const R: usize>(
+        &self,
+        l: L,
+        p: usize,
+        x: &Q8k,
+        m0: usize,
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    ) {
+        let nb = self.0.blocks();
+        let w = self.0.panel(p).as_ptr();
+        // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
+        // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
+        // QL + 64 (2 s + 1) and QH + 64 s, 16 at SCALES + 16 s for s < 16, 32 at D) end
+        // within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the caller's), each
+        // `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums, and the last
+        // index read of each (`256 b + 16 s + 15`, `b`, `16 b + s`) is inside a row;
+        // unaligned reads use `read_unaligned`. `out` holds `R` rows `stride` apart with
+        // room for `valid` values each (the caller's), and `store` writes no more. The
+        // prefetch address may lie past the panel: it is formed with `wrapping_add` and
+        // a prefetch never faults.
         unsafe {
-            let out = y.add(m0 * stride + p * PANEL);
-            match n {
-                4 => panel_rows::<4>(base, nb, x, m0, out, stride, valid),
-                3 => panel_rows::<3>(base, nb, x, m0, out, stride, valid),
-                2 => panel_rows::<2>(base, nb, x, m0, out, stride, valid),
-                _ => panel_rows::<1>(base, nb, x, m0, out, stride, valid),
-            }
-        }
-    });
-}
-
-/// `R` input rows from `m0` times one panel (`nb` blocks at `w`); writes `valid` columns
-/// of each row at `out`, rows `stride` apart.
-///
-/// # Safety
-/// As [`PanelMatrix::panel`]; rows `m0..m0 + R` exist in `x`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn panel_rows<const R: usize>(
-    w: *const u8,
-    nb: usize,
-    x: &Q8k,
-    m0: usize,
-    out: *mut f32,
-    stride: usize,
-    valid: usize,
-) {
-    use std::arch::x86_64::*;
-    // SAFETY: the CPU features are the caller's guarantee. Every read stays inside its
-    // buffer: `w` is one panel of `nb` blocks of PANEL_BLOCK bytes, `b < nb`, and the
-    // offsets read in a block (64 bytes at QL + 64 (2 s + 1) and QH + 64 s, 16 at
-    // SCALES + 16 s for s < 16, 32 at D) end within PANEL_BLOCK. Rows `m0..m0 + R` of `x`
-    // exist (the caller's), each `cols = 256 nb` values, `nb` scales and `16 nb`
-    // sub-block sums, and the last index read of each (`256 b + 16 s + 15`, `b`,
-    // `16 b + s`) is inside a row; unaligned reads use `read_unaligned`. `out` holds `R`
-    // rows `stride` apart (the caller's) and each store is masked to the `valid` columns
-    // that exist. The prefetch address may lie past the panel: it is formed with
-    // `wrapping_add` and a prefetch never faults.
-    unsafe {
-        let nibble = _mm512_set1_epi8(0x0F);
-        let bits45 = _mm512_set1_epi8(0x30);
-        let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
-        let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-        let sums: [*const i32; R] =
-            std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
-        let mut acc = [_mm512_setzero_ps(); R];
-        for b in 0..nb {
-            let blk = w.add(b * PANEL_BLOCK);
-            let mut dots = [_mm512_setzero_si512(); R];
-            for s in 0..16 {
-                // Sub-block s: inputs 16s..16s+16, four groups of 4.
-                for line in [QL + 2 * s * 64, QL + (2 * s + 1) * 64, QH + s * 64] {
-                    _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(line + PREFETCH).cast());
+            let nibble = l.splat8(0x0F);
+            let bits45 = l.splat8(0x30);
+            let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
+            let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
+            let sums: [*const i32; R] =
+                std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
+            let mut acc = [l.fsplat(0.0); R];
+            for b in 0..nb {
+                let blk = w.add(b * PANEL_BLOCK);
+                let mut dots = [l.zero(); R];
+                for s in 0..16 {
+                    // Sub-block s: inputs 16s..16s+16, four groups of 4.
+                    for line in [QL + 2 * s * 64, QL + (2 * s + 1) * 64, QH + s * 64] {
+                        l.prefetch(blk.wrapping_add(line + PREFETCH));
+                    }
+                    let v0 = l.load(blk.add(QL + 2 * s * 64));
+                    let v1 = l.load(blk.add(QL + (2 * s + 1) * 64));
+                    let h = l.load(blk.add(QH + s * 64));
+                    let g = [
+                        l.or(l.and(v0, nibble), l.and(l.shl16(h, 4), bits45)),
+                        l.or(l.and(l.shr16(v0, 4), nibble), l.and(l.shl16(h, 2), bits45)),
+                        l.or(l.and(v1, nibble), l.and(h, bits45)),
+                        l.or(l.and(l.shr16(v1, 4), nibble), l.and(l.shr16(h, 2), bits45)),
+                    ];
+                    let sc = l.load_i8(blk.add(SCALES + s * PANEL));
+                    for r in 0..R {
+                        let xp = xs[r].add(b * QK + s * 16).cast::<i32>();
+                        let x: [i32; 4] = std::array::from_fn(|i| xp.add(i).read_unaligned());
+                        let dot = l.dot2(l.zero(), g[0], x[0], g[1], x[1]);
+                        let dot = l.dot2(dot, g[2], x[2], g[3], x[3]);
+                        let corr = l.splat(32 * *sums[r].add(b * 16 + s));
+                        let dot = l.sub(dot, corr);
+                        dots[r] = l.add(dots[r], l.mul(dot, sc));
+                    }
                 }
-                let v0 = _mm512_loadu_si512(blk.add(QL + 2 * s * 64).cast());
-                let v1 = _mm512_loadu_si512(blk.add(QL + (2 * s + 1) * 64).cast());
-                let h = _mm512_loadu_si512(blk.add(QH + s * 64).cast());
-                let g = [
-                    _mm512_or_si512(
-                        _mm512_and_si512(v0, nibble),
-                        _mm512_and_si512(_mm512_slli_epi16(h, 4), bits45),
-                    ),
-                    _mm512_or_si512(
-                        _mm512_and_si512(_mm512_srli_epi16(v0, 4), nibble),
-                        _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45),
-                    ),
-                    _mm512_or_si512(_mm512_and_si512(v1, nibble), _mm512_and_si512(h, bits45)),
-                    _mm512_or_si512(
-                        _mm512_and_si512(_mm512_srli_epi16(v1, 4), nibble),
-                        _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45),
-                    ),
-                ];
-                let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(SCALES + s * PANEL).cast()));
+                let d = l.load_f16(blk.add(D));
                 for r in 0..R {
-                    let xp = xs[r].add(b * QK + s * 16).cast::<i32>();
-                    // Two chains (groups 0, 2 and 1, 3) keep more vpdpbusd in flight.
-                    let mut even = _mm512_dpbusd_epi32(
-                        _mm512_setzero_si512(),
-                        g[0],
-                        _mm512_set1_epi32(xp.read_unaligned()),
-                    );
-                    let mut odd = _mm512_dpbusd_epi32(
-                        _mm512_setzero_si512(),
-                        g[1],
-                        _mm512_set1_epi32(xp.add(1).read_unaligned()),
-                    );
-                    even = _mm512_dpbusd_epi32(
-                        even,
-                        g[2],
-                        _mm512_set1_epi32(xp.add(2).read_unaligned()),
-                    );
-                    odd = _mm512_dpbusd_epi32(
-                        odd,
-                        g[3],
-                        _mm512_set1_epi32(xp.add(3).read_unaligned()),
-                    );
-                    let corr = _mm512_set1_epi32(32 * *sums[r].add(b * 16 + s));
-                    let dot = _mm512_sub_epi32(_mm512_add_epi32(even, odd), corr);
-                    dots[r] = _mm512_add_epi32(dots[r], _mm512_mullo_epi32(dot, sc));
+                    let dx = l.fsplat(*ds[r].add(b));
+                    acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
                 }
             }
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(D).cast()));
-            for r in 0..R {
-                let dx = _mm512_set1_ps(*ds[r].add(b));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), _mm512_mul_ps(d, dx), acc[r]);
+            for (r, &a) in acc.iter().enumerate() {
+                l.store(out.add(r * stride), a, valid);
             }
-        }
-        let mask: __mmask16 = (((1u32 << valid) - 1) & 0xffff) as u16;
-        for (r, &a) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(out.add(r * stride), mask, a);
         }
     }
 }
@@ -241,8 +173,7 @@ unsafe fn panel_rows<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::panel::matmul_many;
-    use crate::gguf::panel::testing::{assert_product, quantized, require_panel_cpu, values};
+    use crate::gguf::panel::testing::{assert_product, product_on_every_tier, quantized, values};
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::Device;
 
@@ -279,10 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_equals_dequantized_product() {
-        if !require_panel_cpu() {
-            return;
-        }
+    fn kernel_equals_dequantized_product_on_every_tier() {
         for (m, rows, cols) in [
             (1, 16, 256),
             (1, 40, 512),
@@ -299,7 +227,7 @@ mod tests {
             let x = values(m * cols, 2.0);
             let q = Q8k::quantize(&x, m, cols);
             let xq = q.dequantize();
-            let got = matmul_many(&[&mat], &q).pop().unwrap();
+            let got = product_on_every_tier(&mat, &q);
             assert_product(&got, &w, &xq, m, rows, "Q6_K");
         }
     }

@@ -26,7 +26,7 @@ const ROWS: usize = 4;
 /// Whether this CPU runs [`Int8Matrix::matmul`] (AVX-512 F, BW and VNNI, as the GGUF
 /// panel kernels).
 pub fn supported() -> bool {
-    crate::gguf::panel::supported()
+    crate::cpu::Tier::active() == crate::cpu::Tier::Avx512
 }
 
 /// A `(out, inp)` weight matrix quantized to i8 per output row and packed for VNNI.
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn vnni_kernel_equals_integer_reference() {
-        if !crate::gguf::panel::testing::require_panel_cpu() {
+        if !crate::gguf::panel::testing::tiers().contains(&crate::cpu::Tier::Avx512) {
             return;
         }
         for (rows, out, inp) in [(1, 16, 4), (7, 83, 70), (128, 200, 512), (5, 64, 2048)] {

@@ -1,0 +1,789 @@
+//! Sixteen lanes at a time on every kernel tier, and the dispatch to the active one.
+//!
+//! tarjama's quantized kernels are written once, generic over [`Lanes`]: 64 bytes of
+//! weights (16 rows x 4 consecutive inputs, the panel order of [`crate::gguf::panel`]),
+//! 16 i32 sums and 16 f32 results. Each tier implements the operations with its own
+//! instructions ([`Avx512`]: one 512-bit register; [`Avx2`]: two 256-bit ones, with or
+//! without AVX-VNNI; [`Scalar`]: arrays the compiler vectorizes as the build allows), and
+//! [`dispatch`] runs a kernel compiled with the active tier's target features.
+//!
+//! Every tier computes the same integers and rounds the same float operations in the same
+//! order (`fmadd` is one fused rounding everywhere, `f32::mul_add` in [`Scalar`]), so a
+//! kernel gives bit-identical results on every tier; the tests hold them to that.
+//!
+//! A value of a [`Lanes`] type is the proof that the CPU has its tier's features: it is
+//! made only by [`dispatch`], inside a function compiled for that tier, after the tier
+//! was found [available](Tier::available). The operations are `#[inline(always)]` so
+//! that they compile into that function, with its features.
+
+use crate::cpu::Tier;
+
+/// The operations the kernels need, on 64 bytes, 16 i32 and 16 f32 lanes.
+///
+/// Byte lane `4 i + j` of [`Lanes::Bytes`] belongs to i32 lane `i` (as `vpdpbusd` pairs
+/// them). Pointer arguments need no alignment.
+pub trait Lanes: Copy {
+    /// 64 bytes.
+    type Bytes: Copy;
+    /// 16 i32 values.
+    type Int: Copy;
+    /// 16 f32 values.
+    type Float: Copy;
+    /// How many input rows a kernel should multiply per pass over the weights (at most
+    /// [`crate::gguf::panel::ROWS`]): as many as keep its sums in registers.
+    const ROWS: usize;
+
+    /// Loads 64 bytes.
+    ///
+    /// # Safety
+    /// `p..p + 64` must be readable.
+    unsafe fn load(self, p: *const u8) -> Self::Bytes;
+    /// Every byte `v`.
+    fn splat8(self, v: u8) -> Self::Bytes;
+    /// Bitwise and.
+    fn and(self, a: Self::Bytes, b: Self::Bytes) -> Self::Bytes;
+    /// Bitwise or.
+    fn or(self, a: Self::Bytes, b: Self::Bytes) -> Self::Bytes;
+    /// Each little-endian 16-bit lane shifted right by `n` (logical; `n < 16`).
+    fn shr16(self, a: Self::Bytes, n: u32) -> Self::Bytes;
+    /// Each 16-bit lane shifted left by `n` (`n < 16`).
+    fn shl16(self, a: Self::Bytes, n: u32) -> Self::Bytes;
+    /// `a | v` in the bytes whose bit of `mask` is set (byte `i`: bit `i`), `a` elsewhere.
+    fn or_where(self, a: Self::Bytes, mask: u64, v: Self::Bytes) -> Self::Bytes;
+    /// `acc + sum_j w[4 i + j] * x[j]` in lane `i`, the bytes of `w` unsigned and below
+    /// 128, those of `x` (little-endian) signed.
+    fn dot(self, acc: Self::Int, w: Self::Bytes, x: i32) -> Self::Int;
+    /// As [`Lanes::dot`] for any unsigned bytes `w`.
+    fn dot_u8(self, acc: Self::Int, w: Self::Bytes, x: i32) -> Self::Int;
+    /// `dot(dot(acc, w0, x0), w1, x1)` for bytes of `w0` and `w1` below 64 (the sum of
+    /// the eight products then fits 16 bits, which [`Avx2`] uses).
+    fn dot2(self, acc: Self::Int, w0: Self::Bytes, x0: i32, w1: Self::Bytes, x1: i32) -> Self::Int {
+        self.dot(self.dot(acc, w0, x0), w1, x1)
+    }
+
+    /// Every lane 0.
+    fn zero(self) -> Self::Int;
+    /// Every lane `v`.
+    fn splat(self, v: i32) -> Self::Int;
+    /// Lane-wise sum (wrapping).
+    fn add(self, a: Self::Int, b: Self::Int) -> Self::Int;
+    /// Lane-wise difference (wrapping).
+    fn sub(self, a: Self::Int, b: Self::Int) -> Self::Int;
+    /// Lane-wise product (the low 32 bits).
+    fn mul(self, a: Self::Int, b: Self::Int) -> Self::Int;
+    /// 16 unsigned bytes, widened.
+    ///
+    /// # Safety
+    /// `p..p + 16` must be readable.
+    unsafe fn load_u8(self, p: *const u8) -> Self::Int;
+    /// 16 signed bytes, widened.
+    ///
+    /// # Safety
+    /// `p..p + 16` must be readable.
+    unsafe fn load_i8(self, p: *const u8) -> Self::Int;
+
+    /// Lane-wise conversion (rounded to nearest).
+    fn to_float(self, a: Self::Int) -> Self::Float;
+    /// Every lane `v`.
+    fn fsplat(self, v: f32) -> Self::Float;
+    /// Lane-wise product.
+    fn fmul(self, a: Self::Float, b: Self::Float) -> Self::Float;
+    /// `a * b + c`, rounded once.
+    fn fmadd(self, a: Self::Float, b: Self::Float, c: Self::Float) -> Self::Float;
+    /// `c - a * b`, rounded once.
+    fn fnmadd(self, a: Self::Float, b: Self::Float, c: Self::Float) -> Self::Float;
+    /// 16 little-endian f16 values, widened (exactly).
+    ///
+    /// # Safety
+    /// `p..p + 32` must be readable.
+    unsafe fn load_f16(self, p: *const u8) -> Self::Float;
+    /// Stores the first `valid` lanes (at most 16) at `p`.
+    ///
+    /// # Safety
+    /// `p..p + valid` f32s must be writable.
+    unsafe fn store(self, p: *mut f32, v: Self::Float, valid: usize);
+    /// Asks for the cache line at `p` to be fetched. `p` may point anywhere: a prefetch
+    /// never faults.
+    fn prefetch(self, p: *const u8);
+}
+
+/// Work to run with the lanes of the active tier: [`dispatch`] calls `run` inside a
+/// function compiled with that tier's target features. `run` must be `#[inline(always)]`,
+/// as must everything it calls that should get those features.
+pub(crate) trait WithLanes {
+    /// What the work returns.
+    type Output;
+    /// Does the work.
+    fn run<L: Lanes>(self, lanes: L) -> Self::Output;
+}
+
+/// Runs `work` on `tier`'s lanes. Panics when the CPU lacks the tier (a tier from
+/// [`Tier::active`] never does).
+pub(crate) fn dispatch<W: WithLanes>(tier: Tier, work: W) -> W::Output {
+    assert!(
+        tier.available(),
+        "the {tier} kernels do not run on this CPU"
+    );
+    match tier {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has the tier's features (just checked).
+        Tier::Avx512 => unsafe { x86::run_avx512(work) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::AvxVnni => unsafe { x86::run_avxvnni(work) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx2 => unsafe { x86::run_avx2(work) },
+        _ => work.run(Scalar),
+    }
+}
+
+/// The portable tier: plain arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct Scalar;
+
+impl Lanes for Scalar {
+    type Bytes = [u8; 64];
+    type Int = [i32; 16];
+    type Float = [f32; 16];
+    const ROWS: usize = 1;
+
+    #[inline(always)]
+    unsafe fn load(self, p: *const u8) -> [u8; 64] {
+        // SAFETY: the caller's: 64 readable bytes.
+        unsafe { p.cast::<[u8; 64]>().read_unaligned() }
+    }
+    #[inline(always)]
+    fn splat8(self, v: u8) -> [u8; 64] {
+        [v; 64]
+    }
+    #[inline(always)]
+    fn and(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| a[i] & b[i])
+    }
+    #[inline(always)]
+    fn or(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| a[i] | b[i])
+    }
+    #[inline(always)]
+    fn shr16(self, a: [u8; 64], n: u32) -> [u8; 64] {
+        map16(a, |v| v >> n)
+    }
+    #[inline(always)]
+    fn shl16(self, a: [u8; 64], n: u32) -> [u8; 64] {
+        map16(a, |v| v << n)
+    }
+    #[inline(always)]
+    fn or_where(self, a: [u8; 64], mask: u64, v: [u8; 64]) -> [u8; 64] {
+        std::array::from_fn(|i| {
+            if mask >> i & 1 != 0 {
+                a[i] | v[i]
+            } else {
+                a[i]
+            }
+        })
+    }
+    #[inline(always)]
+    fn dot(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
+        let x = x.to_le_bytes().map(|b| i32::from(b as i8));
+        std::array::from_fn(|i| {
+            let w = &w[4 * i..][..4];
+            acc[i]
+                .wrapping_add(i32::from(w[0]) * x[0] + i32::from(w[1]) * x[1])
+                .wrapping_add(i32::from(w[2]) * x[2] + i32::from(w[3]) * x[3])
+        })
+    }
+    #[inline(always)]
+    fn dot_u8(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
+        self.dot(acc, w, x)
+    }
+    #[inline(always)]
+    fn zero(self) -> [i32; 16] {
+        [0; 16]
+    }
+    #[inline(always)]
+    fn splat(self, v: i32) -> [i32; 16] {
+        [v; 16]
+    }
+    #[inline(always)]
+    fn add(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
+        std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+    }
+    #[inline(always)]
+    fn sub(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
+        std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+    }
+    #[inline(always)]
+    fn mul(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
+        std::array::from_fn(|i| a[i].wrapping_mul(b[i]))
+    }
+    #[inline(always)]
+    unsafe fn load_u8(self, p: *const u8) -> [i32; 16] {
+        // SAFETY: the caller's: 16 readable bytes.
+        let b = unsafe { p.cast::<[u8; 16]>().read_unaligned() };
+        b.map(i32::from)
+    }
+    #[inline(always)]
+    unsafe fn load_i8(self, p: *const u8) -> [i32; 16] {
+        // SAFETY: the caller's: 16 readable bytes.
+        let b = unsafe { p.cast::<[u8; 16]>().read_unaligned() };
+        b.map(|v| i32::from(v as i8))
+    }
+    #[inline(always)]
+    fn to_float(self, a: [i32; 16]) -> [f32; 16] {
+        a.map(|v| v as f32)
+    }
+    #[inline(always)]
+    fn fsplat(self, v: f32) -> [f32; 16] {
+        [v; 16]
+    }
+    #[inline(always)]
+    fn fmul(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        std::array::from_fn(|i| a[i] * b[i])
+    }
+    #[inline(always)]
+    fn fmadd(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+    #[inline(always)]
+    fn fnmadd(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
+        std::array::from_fn(|i| (-a[i]).mul_add(b[i], c[i]))
+    }
+    #[inline(always)]
+    unsafe fn load_f16(self, p: *const u8) -> [f32; 16] {
+        // SAFETY: the caller's: 32 readable bytes.
+        let b = unsafe { p.cast::<[[u8; 2]; 16]>().read_unaligned() };
+        b.map(|h| half::f16::from_le_bytes(h).to_f32())
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: [f32; 16], valid: usize) {
+        let n = valid.min(16);
+        // SAFETY: the caller's: `valid` writable f32s at `p`; `v` is a separate local.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p, n) };
+    }
+    #[inline(always)]
+    fn prefetch(self, _: *const u8) {}
+}
+
+/// `f` over the 32 little-endian u16 lanes of `a`.
+#[inline(always)]
+fn map16(a: [u8; 64], f: impl Fn(u16) -> u16) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for i in 0..32 {
+        let v = f(u16::from_le_bytes([a[2 * i], a[2 * i + 1]])).to_le_bytes();
+        out[2 * i] = v[0];
+        out[2 * i + 1] = v[1];
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The x86 tiers. Each method is one or a few intrinsics of its tier's features;
+    //! every `unsafe` block below stands on the same two facts, stated once here: the
+    //! CPU has the features (a value of the type exists only inside `run_*`, see the
+    //! module docs), and pointer arguments are as the trait's `# Safety` sections ask.
+
+    use std::arch::x86_64::*;
+
+    use super::{Lanes, WithLanes};
+
+    /// AVX-512 F, BW and VNNI lanes: one register each.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Avx512(());
+
+    /// AVX2 (FMA, F16C) lanes: two 256-bit registers each, rows 0-7 and 8-15. `VNNI`:
+    /// dot products with AVX-VNNI's `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Avx2<const VNNI: bool>(());
+
+    /// [`super::dispatch`] for [`super::Tier::Avx512`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW, VNNI, AVX2, FMA and F16C.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) unsafe fn run_avx512<W: WithLanes>(work: W) -> W::Output {
+        work.run(Avx512(()))
+    }
+
+    /// [`super::dispatch`] for [`super::Tier::AvxVnni`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C and AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    pub(super) unsafe fn run_avxvnni<W: WithLanes>(work: W) -> W::Output {
+        work.run(Avx2::<true>(()))
+    }
+
+    /// [`super::dispatch`] for [`super::Tier::Avx2`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn run_avx2<W: WithLanes>(work: W) -> W::Output {
+        work.run(Avx2::<false>(()))
+    }
+
+    impl Lanes for Avx512 {
+        type Bytes = __m512i;
+        type Int = __m512i;
+        type Float = __m512;
+        const ROWS: usize = 4;
+
+        #[inline(always)]
+        unsafe fn load(self, p: *const u8) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_loadu_si512(p.cast()) }
+        }
+        #[inline(always)]
+        fn splat8(self, v: u8) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_set1_epi8(v as i8) }
+        }
+        #[inline(always)]
+        fn and(self, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_and_si512(a, b) }
+        }
+        #[inline(always)]
+        fn or(self, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_or_si512(a, b) }
+        }
+        #[inline(always)]
+        fn shr16(self, a: __m512i, n: u32) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_srl_epi16(a, _mm_cvtsi32_si128(n as i32)) }
+        }
+        #[inline(always)]
+        fn shl16(self, a: __m512i, n: u32) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_sll_epi16(a, _mm_cvtsi32_si128(n as i32)) }
+        }
+        #[inline(always)]
+        fn or_where(self, a: __m512i, mask: u64, v: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_or_si512(a, _mm512_maskz_mov_epi8(mask, v)) }
+        }
+        #[inline(always)]
+        fn dot(self, acc: __m512i, w: __m512i, x: i32) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(x)) }
+        }
+        #[inline(always)]
+        fn dot_u8(self, acc: __m512i, w: __m512i, x: i32) -> __m512i {
+            self.dot(acc, w, x)
+        }
+        #[inline(always)]
+        fn zero(self) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_setzero_si512() }
+        }
+        #[inline(always)]
+        fn splat(self, v: i32) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_set1_epi32(v) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_add_epi32(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_sub_epi32(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m512i, b: __m512i) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_mullo_epi32(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn load_u8(self, p: *const u8) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
+        }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const u8) -> __m512i {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_cvtepi8_epi32(_mm_loadu_si128(p.cast())) }
+        }
+        #[inline(always)]
+        fn to_float(self, a: __m512i) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_cvtepi32_ps(a) }
+        }
+        #[inline(always)]
+        fn fsplat(self, v: f32) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        fn fmul(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn fmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn fnmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_fnmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn load_f16(self, p: *const u8) -> __m512 {
+            // SAFETY: see the module docs.
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: __m512, valid: usize) {
+            let mask = ((1u32 << valid.min(16)) - 1) as u16;
+            // SAFETY: see the module docs; the store is masked to the `valid` lanes.
+            unsafe { _mm512_mask_storeu_ps(p, mask, v) }
+        }
+        #[inline(always)]
+        fn prefetch(self, p: *const u8) {
+            // SAFETY: see the module docs; a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+    }
+
+    /// `f` on both halves of its arguments (no closure: a closure would be compiled
+    /// without the tier's features, and its intrinsics then called, not inlined).
+    macro_rules! halves {
+        ($f:ident($($a:expr),+)) => {
+            [$f($($a[0]),+), $f($($a[1]),+)]
+        };
+    }
+
+    impl<const VNNI: bool> Lanes for Avx2<VNNI> {
+        type Bytes = [__m256i; 2];
+        type Int = [__m256i; 2];
+        type Float = [__m256; 2];
+        // Sixteen 256-bit registers: four rows of sums (two registers each, and more
+        // in some kernels) would spill.
+        const ROWS: usize = 3;
+
+        #[inline(always)]
+        unsafe fn load(self, p: *const u8) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                [
+                    _mm256_loadu_si256(p.cast()),
+                    _mm256_loadu_si256(p.add(32).cast()),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn splat8(self, v: u8) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            let v = unsafe { _mm256_set1_epi8(v as i8) };
+            [v, v]
+        }
+        #[inline(always)]
+        fn and(self, a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_and_si256(a, b)) }
+        }
+        #[inline(always)]
+        fn or(self, a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_or_si256(a, b)) }
+        }
+        #[inline(always)]
+        fn shr16(self, a: [__m256i; 2], n: u32) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                let n = [_mm_cvtsi32_si128(n as i32); 2];
+                halves!(_mm256_srl_epi16(a, n))
+            }
+        }
+        #[inline(always)]
+        fn shl16(self, a: [__m256i; 2], n: u32) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                let n = [_mm_cvtsi32_si128(n as i32); 2];
+                halves!(_mm256_sll_epi16(a, n))
+            }
+        }
+        #[inline(always)]
+        fn or_where(self, a: [__m256i; 2], mask: u64, v: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                // Each byte of a half gets the mask byte its bit lies in (llama.cpp's
+                // `bytes_from_bits_32`), then every bit but its own is set: all ones
+                // exactly where its bit was.
+                let spread = _mm256_set_epi64x(
+                    0x0303_0303_0303_0303,
+                    0x0202_0202_0202_0202,
+                    0x0101_0101_0101_0101,
+                    0,
+                );
+                let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+                let ones = _mm256_set1_epi64x(-1);
+                let bits = [
+                    _mm256_set1_epi32(mask as u32 as i32),
+                    _mm256_set1_epi32((mask >> 32) as u32 as i32),
+                ];
+                let (spread, others, ones) = ([spread; 2], [others; 2], [ones; 2]);
+                let b = halves!(_mm256_shuffle_epi8(bits, spread));
+                let b = halves!(_mm256_or_si256(b, others));
+                let m = halves!(_mm256_cmpeq_epi8(b, ones));
+                let m = halves!(_mm256_and_si256(m, v));
+                halves!(_mm256_or_si256(a, m))
+            }
+        }
+        #[inline(always)]
+        fn dot(self, acc: [__m256i; 2], w: [__m256i; 2], x: i32) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                let x = [_mm256_set1_epi32(x); 2];
+                if VNNI {
+                    halves!(_mm256_dpbusd_avx_epi32(acc, w, x))
+                } else {
+                    // Pairs of products fit i16 (below 128 * 128 * 2); the pair sums are
+                    // then summed in pairs to i32.
+                    let ones = [_mm256_set1_epi16(1); 2];
+                    let pairs = halves!(_mm256_maddubs_epi16(w, x));
+                    let sums = halves!(_mm256_madd_epi16(pairs, ones));
+                    halves!(_mm256_add_epi32(acc, sums))
+                }
+            }
+        }
+        #[inline(always)]
+        fn dot2(
+            self,
+            acc: [__m256i; 2],
+            w0: [__m256i; 2],
+            x0: i32,
+            w1: [__m256i; 2],
+            x1: i32,
+        ) -> [__m256i; 2] {
+            if VNNI {
+                return self.dot(self.dot(acc, w0, x0), w1, x1);
+            }
+            // SAFETY: see the module docs.
+            unsafe {
+                // Both sets of pair sums are below 2 * 64 * 128 in magnitude: they add in
+                // i16 before one widening.
+                let (x0, x1) = ([_mm256_set1_epi32(x0); 2], [_mm256_set1_epi32(x1); 2]);
+                let ones = [_mm256_set1_epi16(1); 2];
+                let p0 = halves!(_mm256_maddubs_epi16(w0, x0));
+                let p1 = halves!(_mm256_maddubs_epi16(w1, x1));
+                let pairs = halves!(_mm256_add_epi16(p0, p1));
+                let sums = halves!(_mm256_madd_epi16(pairs, ones));
+                halves!(_mm256_add_epi32(acc, sums))
+            }
+        }
+        #[inline(always)]
+        fn dot_u8(self, acc: [__m256i; 2], w: [__m256i; 2], x: i32) -> [__m256i; 2] {
+            if VNNI {
+                return self.dot(acc, w, x);
+            }
+            // SAFETY: see the module docs.
+            unsafe {
+                // A pair of full-range byte products may overflow i16: multiply the low
+                // and high nibbles apart and weigh the high ones by 16 when widening.
+                let x = [_mm256_set1_epi32(x); 2];
+                let nibble = [_mm256_set1_epi8(0x0F); 2];
+                let (ones, sixteen) = ([_mm256_set1_epi16(1); 2], [_mm256_set1_epi16(16); 2]);
+                let lo = halves!(_mm256_and_si256(w, nibble));
+                let shifted = [_mm256_srli_epi16::<4>(w[0]), _mm256_srli_epi16::<4>(w[1])];
+                let hi = halves!(_mm256_and_si256(shifted, nibble));
+                let lo = halves!(_mm256_maddubs_epi16(lo, x));
+                let hi = halves!(_mm256_maddubs_epi16(hi, x));
+                let lo = halves!(_mm256_madd_epi16(lo, ones));
+                let hi = halves!(_mm256_madd_epi16(hi, sixteen));
+                let sum = halves!(_mm256_add_epi32(lo, hi));
+                halves!(_mm256_add_epi32(acc, sum))
+            }
+        }
+        #[inline(always)]
+        fn zero(self) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            let z = unsafe { _mm256_setzero_si256() };
+            [z, z]
+        }
+        #[inline(always)]
+        fn splat(self, v: i32) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            let v = unsafe { _mm256_set1_epi32(v) };
+            [v, v]
+        }
+        #[inline(always)]
+        fn add(self, a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_add_epi32(a, b)) }
+        }
+        #[inline(always)]
+        fn sub(self, a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_sub_epi32(a, b)) }
+        }
+        #[inline(always)]
+        fn mul(self, a: [__m256i; 2], b: [__m256i; 2]) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_mullo_epi32(a, b)) }
+        }
+        #[inline(always)]
+        unsafe fn load_u8(self, p: *const u8) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                [
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())),
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(8).cast())),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const u8) -> [__m256i; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                [
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())),
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(8).cast())),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn to_float(self, a: [__m256i; 2]) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_cvtepi32_ps(a)) }
+        }
+        #[inline(always)]
+        fn fsplat(self, v: f32) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            let v = unsafe { _mm256_set1_ps(v) };
+            [v, v]
+        }
+        #[inline(always)]
+        fn fmul(self, a: [__m256; 2], b: [__m256; 2]) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_mul_ps(a, b)) }
+        }
+        #[inline(always)]
+        fn fmadd(self, a: [__m256; 2], b: [__m256; 2], c: [__m256; 2]) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_fmadd_ps(a, b, c)) }
+        }
+        #[inline(always)]
+        fn fnmadd(self, a: [__m256; 2], b: [__m256; 2], c: [__m256; 2]) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            unsafe { halves!(_mm256_fnmadd_ps(a, b, c)) }
+        }
+        #[inline(always)]
+        unsafe fn load_f16(self, p: *const u8) -> [__m256; 2] {
+            // SAFETY: see the module docs.
+            unsafe {
+                [
+                    _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+                    _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast())),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: [__m256; 2], valid: usize) {
+            // SAFETY: see the module docs; at most `valid` values are written.
+            unsafe {
+                if valid >= 16 {
+                    _mm256_storeu_ps(p, v[0]);
+                    _mm256_storeu_ps(p.add(8), v[1]);
+                } else {
+                    let mut all = [0f32; 16];
+                    _mm256_storeu_ps(all.as_mut_ptr(), v[0]);
+                    _mm256_storeu_ps(all.as_mut_ptr().add(8), v[1]);
+                    std::ptr::copy_nonoverlapping(all.as_ptr(), p, valid);
+                }
+            }
+        }
+        #[inline(always)]
+        fn prefetch(self, p: *const u8) {
+            // SAFETY: see the module docs; a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs every operation on fixed inputs and returns all results as bits, so that two
+    /// tiers can be compared whole.
+    struct Exercise;
+
+    impl WithLanes for Exercise {
+        type Output = Vec<u32>;
+
+        #[inline(always)]
+        fn run<L: Lanes>(self, l: L) -> Vec<u32> {
+            let bytes: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+            let f16s: Vec<u8> = (0..16)
+                .flat_map(|i| half::f16::from_f32(i as f32 * 0.37 - 2.5).to_le_bytes())
+                .collect();
+            let mut out = Vec::new();
+            let mut ints = |v: L::Int, l: L| {
+                let mut f = [0f32; 16];
+                // SAFETY: `f` holds 16 values.
+                unsafe { l.store(f.as_mut_ptr(), l.to_float(v), 16) };
+                out.extend(f.map(f32::to_bits));
+            };
+            // SAFETY: `bytes` holds 64 bytes and `f16s` 32.
+            let (w, lo, f) = unsafe {
+                (
+                    l.load(bytes.as_ptr()),
+                    l.load_u8(bytes.as_ptr()),
+                    l.load_f16(f16s.as_ptr()),
+                )
+            };
+            let nibbles = l.and(w, l.splat8(0x0F));
+            let x = i32::from_le_bytes([0x80, 0x7F, 0xFE, 0x03]);
+            ints(l.dot(l.splat(5), nibbles, x), l);
+            ints(l.dot(l.zero(), l.and(l.shr16(w, 2), l.splat8(0x7F)), x), l);
+            ints(l.dot_u8(l.zero(), w, x), l);
+            ints(
+                l.dot_u8(
+                    l.zero(),
+                    l.or(
+                        l.shl16(w, 4),
+                        l.or_where(nibbles, 0xF0F0_3C3C_8181_0FF0, l.splat8(0x10)),
+                    ),
+                    -x,
+                ),
+                l,
+            );
+            // SAFETY: `bytes` holds 64 bytes.
+            let hi = unsafe { l.load_i8(bytes.as_ptr().add(16)) };
+            ints(l.mul(l.sub(lo, hi), l.add(hi, l.splat(-7))), l);
+            let g = l.fmadd(f, l.fsplat(1.0 / 3.0), l.fmul(f, f));
+            let g = l.fnmadd(g, l.fsplat(0.1), f);
+            let mut part = [f32::NAN; 16];
+            // SAFETY: `part` holds 16 values; 11 are written.
+            unsafe { l.store(part.as_mut_ptr(), g, 11) };
+            out.extend(part.map(f32::to_bits));
+            out
+        }
+    }
+
+    #[test]
+    fn every_tier_computes_the_same_bits() {
+        let want = dispatch(Tier::Scalar, Exercise);
+        // A spot check of the scalar reference itself: lane 0 of the first dot product.
+        let x = [-128i32, 127, -2, 3];
+        let lane0: i32 = 5
+            + (0..4)
+                .map(|j| i32::from((j * 37 + 11) as u8 & 0x0F) * x[j as usize])
+                .sum::<i32>();
+        assert_eq!(f32::from_bits(want[0]), lane0 as f32);
+        for tier in Tier::ALL {
+            if !tier.available() {
+                continue;
+            }
+            assert_eq!(dispatch(tier, Exercise), want, "{tier}");
+        }
+    }
+}
