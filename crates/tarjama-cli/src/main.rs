@@ -49,6 +49,10 @@ enum Command {
 
 fn main() {
     tarjama_models::runtime::tune();
+    if let Some(text) = verbose_version(std::env::args().skip(1)) {
+        print!("{text}");
+        std::process::exit(exit::SUCCESS);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -71,6 +75,41 @@ fn main() {
             std::process::exit(exit::FAILURE);
         }
     }
+}
+
+/// `tarjama --version --verbose` (or `-V -v`): the version, and what this binary runs
+/// with on this CPU. None for any other command line (plain `--version` is clap's).
+fn verbose_version(args: impl Iterator<Item = String>) -> Option<String> {
+    use tarjama_models::cpu::{self, Tier, KERNELS_VAR};
+    let args: Vec<String> = args.collect();
+    let version = args.iter().any(|a| a == "--version" || a == "-V");
+    let verbose = args.iter().any(|a| {
+        a == "--verbose" || (a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c == 'v'))
+    });
+    if !(version && verbose) {
+        return None;
+    }
+    let forced = std::env::var(KERNELS_VAR).map_or("unset".into(), |v| format!("{v:?}"));
+    let tiers: Vec<&str> = Tier::ALL
+        .iter()
+        .filter(|t| t.available())
+        .map(|t| t.name())
+        .collect();
+    Some(format!(
+        "tarjama {}\nkernels: {} (this CPU runs: {}; {KERNELS_VAR} {forced})\n\
+         cpu: {} [{}]\nbuilt for: {} {}\n",
+        env!("CARGO_PKG_VERSION"),
+        Tier::active(),
+        tiers.join(", "),
+        benchmark::machine::cpu_model().unwrap_or_else(|| "unknown".into()),
+        cpu::features().join(" "),
+        std::env::consts::ARCH,
+        if cfg!(target_feature = "avx2") {
+            "(with AVX2 at compile time: runs only on AVX2 CPUs)"
+        } else {
+            "(baseline: runs on any CPU of this architecture)"
+        },
+    ))
 }
 
 /// A reader that closed the pipe (`tarjama ... | head`) is not an error.

@@ -20,7 +20,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use tarjama_models::gguf::block32::{Block32Matrix, Kind};
 use tarjama_models::gguf::model::matvec;
-use tarjama_models::gguf::panel::{self, PanelMatrix};
+use tarjama_models::gguf::panel::PanelMatrix;
 use tarjama_models::gguf::q4k::Q4kMatrix;
 use tarjama_models::gguf::q6k::Q6kMatrix;
 use tarjama_models::seq2seq::int8::{self, Int8Matrix};

@@ -146,7 +146,7 @@ impl Lanes for Scalar {
     type Bytes = [u8; 64];
     type Int = [i32; 16];
     type Float = [f32; 16];
-    const ROWS: usize = 1;
+    const ROWS: usize = 2;
 
     #[inline(always)]
     unsafe fn load(self, p: *const u8) -> [u8; 64] {
@@ -159,39 +159,40 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     fn and(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| a[i] & b[i])
+        words(a, b, |a, b| a & b)
     }
     #[inline(always)]
     fn or(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| a[i] | b[i])
+        words(a, b, |a, b| a | b)
     }
     #[inline(always)]
     fn shr16(self, a: [u8; 64], n: u32) -> [u8; 64] {
-        map16(a, |v| v >> n)
+        // Shift whole words, then clear the bits each 16-bit lane took from its neighbour.
+        let keep = u64::from(u16::MAX >> n) * 0x0001_0001_0001_0001;
+        words(a, a, |a, _| (a >> n) & keep)
     }
     #[inline(always)]
     fn shl16(self, a: [u8; 64], n: u32) -> [u8; 64] {
-        map16(a, |v| v << n)
+        let keep = u64::from(u16::MAX << n) * 0x0001_0001_0001_0001;
+        words(a, a, |a, _| (a << n) & keep)
     }
     #[inline(always)]
     fn or_where(self, a: [u8; 64], mask: u64, v: [u8; 64]) -> [u8; 64] {
-        std::array::from_fn(|i| {
-            if mask >> i & 1 != 0 {
-                a[i] | v[i]
-            } else {
-                a[i]
-            }
-        })
+        let mut out = a;
+        for i in 0..64 {
+            out[i] |= v[i] & 0u8.wrapping_sub((mask >> i) as u8 & 1);
+        }
+        out
     }
     #[inline(always)]
     fn dot(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
         let x = x.to_le_bytes().map(|b| i32::from(b as i8));
-        std::array::from_fn(|i| {
-            let w = &w[4 * i..][..4];
-            acc[i]
-                .wrapping_add(i32::from(w[0]) * x[0] + i32::from(w[1]) * x[1])
-                .wrapping_add(i32::from(w[2]) * x[2] + i32::from(w[3]) * x[3])
-        })
+        let mut out = acc;
+        for i in 0..16 {
+            let w = [w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]].map(i32::from);
+            out[i] = out[i].wrapping_add(w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3]);
+        }
+        out
     }
     #[inline(always)]
     fn dot_u8(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
@@ -207,15 +208,27 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     fn add(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
-        std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+        let mut out = a;
+        for i in 0..16 {
+            out[i] = a[i].wrapping_add(b[i]);
+        }
+        out
     }
     #[inline(always)]
     fn sub(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
-        std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+        let mut out = a;
+        for i in 0..16 {
+            out[i] = a[i].wrapping_sub(b[i]);
+        }
+        out
     }
     #[inline(always)]
     fn mul(self, a: [i32; 16], b: [i32; 16]) -> [i32; 16] {
-        std::array::from_fn(|i| a[i].wrapping_mul(b[i]))
+        let mut out = a;
+        for i in 0..16 {
+            out[i] = a[i].wrapping_mul(b[i]);
+        }
+        out
     }
     #[inline(always)]
     unsafe fn load_u8(self, p: *const u8) -> [i32; 16] {
@@ -239,15 +252,27 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     fn fmul(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
-        std::array::from_fn(|i| a[i] * b[i])
+        let mut out = a;
+        for i in 0..16 {
+            out[i] = a[i] * b[i];
+        }
+        out
     }
     #[inline(always)]
     fn fmadd(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
-        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+        let mut out = c;
+        for i in 0..16 {
+            out[i] = a[i].mul_add(b[i], c[i]);
+        }
+        out
     }
     #[inline(always)]
     fn fnmadd(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
-        std::array::from_fn(|i| (-a[i]).mul_add(b[i], c[i]))
+        let mut out = c;
+        for i in 0..16 {
+            out[i] = (-a[i]).mul_add(b[i], c[i]);
+        }
+        out
     }
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u8) -> [f32; 16] {
@@ -265,14 +290,13 @@ impl Lanes for Scalar {
     fn prefetch(self, _: *const u8) {}
 }
 
-/// `f` over the 32 little-endian u16 lanes of `a`.
+/// `f` over the eight little-endian 64-bit words of `a` and `b`.
 #[inline(always)]
-fn map16(a: [u8; 64], f: impl Fn(u16) -> u16) -> [u8; 64] {
+fn words(a: [u8; 64], b: [u8; 64], f: impl Fn(u64, u64) -> u64) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for i in 0..32 {
-        let v = f(u16::from_le_bytes([a[2 * i], a[2 * i + 1]])).to_le_bytes();
-        out[2 * i] = v[0];
-        out[2 * i + 1] = v[1];
+    for i in 0..8 {
+        let word = |v: &[u8; 64]| u64::from_le_bytes(std::array::from_fn(|j| v[8 * i + j]));
+        out[8 * i..][..8].copy_from_slice(&f(word(&a), word(&b)).to_le_bytes());
     }
     out
 }

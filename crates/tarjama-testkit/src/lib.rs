@@ -10,8 +10,9 @@
 //! | a model       | `$TARJAMA_HOME/models`, else `<cache>/tarjama/models`, else the hub cache | `TARJAMA_REQUIRE_MODELS` |
 //! | FLORES-200    | `$TARJAMA_FLORES`, else `tests/data/flores200`    | `TARJAMA_REQUIRE_FLORES`    |
 //! | a CPU feature | run-time detection                                | `TARJAMA_REQUIRE_CPU`       |
+//! | a program     | `PATH` (qemu-user), or the release build          | `TARJAMA_REQUIRE_TOOLS`     |
 //!
-//! `scripts/test.sh` (CI) sets all three, so a suite that passes there ran every test.
+//! `scripts/test.sh` (CI) sets all four, so a suite that passes there ran every test.
 //!
 //! ```no_run
 //! #[test]
@@ -25,12 +26,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// The three kinds of thing a test may need, each with its variable.
+/// The kinds of thing a test may need, each with its variable.
 #[derive(Debug, Clone, Copy)]
 enum Need {
     Model,
     Flores,
     Cpu,
+    Tool,
 }
 
 impl Need {
@@ -39,6 +41,7 @@ impl Need {
             Need::Model => "TARJAMA_REQUIRE_MODELS",
             Need::Flores => "TARJAMA_REQUIRE_FLORES",
             Need::Cpu => "TARJAMA_REQUIRE_CPU",
+            Need::Tool => "TARJAMA_REQUIRE_TOOLS",
         }
     }
 
@@ -169,6 +172,40 @@ pub fn require_cpu_feature(name: &str) -> bool {
         "the code under test is not used on this CPU",
     )
     .is_some()
+}
+
+/// The program `name` (such as `qemu-x86_64`) on `PATH`; `None` after a note when it is
+/// not there, a panic under `TARJAMA_REQUIRE_TOOLS=1`.
+#[track_caller]
+pub fn require_program(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    require(
+        Need::Tool,
+        found,
+        &format!("{name} is not on PATH"),
+        "scripts/test.sh installs it where it can (Debian: apt-get install qemu-user)",
+    )
+}
+
+/// The release build of the workspace's binary `name` (`target/release/NAME`, or under
+/// `CARGO_TARGET_DIR`): what `cargo build --release` and the README's commands make.
+/// `None` after a note when it is not built, a panic under `TARJAMA_REQUIRE_TOOLS=1`.
+#[track_caller]
+pub fn require_release_binary(name: &str) -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("release").join(name);
+    require(
+        Need::Tool,
+        path.is_file().then(|| path.clone()),
+        &format!("{} is not built", path.display()),
+        "`cargo build --release` builds it; scripts/test.sh does",
+    )
 }
 
 #[cfg(target_arch = "x86_64")]

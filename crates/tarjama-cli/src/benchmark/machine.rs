@@ -1,4 +1,4 @@
-//! What the numbers were measured on: CPU, threads, compile-time SIMD features, load, and
+//! What the numbers were measured on: CPU, threads, kernel tier and SIMD features, load, and
 //! the process's peak memory.
 
 use serde::{Deserialize, Serialize};
@@ -12,9 +12,13 @@ pub struct Machine {
     pub logical_cpus: usize,
     /// Threads the models ran with.
     pub threads: usize,
-    /// SIMD features the binary was compiled with (candle picks kernels at compile time,
-    /// so these matter more than what the CPU could do).
+    /// The CPU's SIMD features that some kernel tier uses (tarjama and candle pick their
+    /// kernels at run time).
     pub features: Vec<String>,
+    /// The kernel tier tarjama's own kernels ran with (`avx512`, `avxvnni`, `avx2`,
+    /// `scalar`; `TARJAMA_KERNELS` forces one).
+    #[serde(default)]
+    pub kernels: String,
     /// tarjama's version.
     pub version: String,
     /// `debug` or `release`.
@@ -33,7 +37,11 @@ impl Machine {
             cpu: cpu_model().unwrap_or_else(|| "unknown".into()),
             logical_cpus,
             threads: threads.unwrap_or(logical_cpus),
-            features: features(),
+            features: tarjama_models::cpu::features()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            kernels: tarjama_models::cpu::Tier::active().name().into(),
             version: env!("CARGO_PKG_VERSION").into(),
             profile: if cfg!(debug_assertions) {
                 "debug"
@@ -47,27 +55,13 @@ impl Machine {
     }
 }
 
-fn cpu_model() -> Option<String> {
+/// The CPU's name, from /proc/cpuinfo.
+pub fn cpu_model() -> Option<String> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     info.lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
-}
-
-/// The compile-time target features that decide candle's CPU kernels.
-pub fn features() -> Vec<String> {
-    let all = [
-        ("avx2", cfg!(target_feature = "avx2")),
-        ("avx512f", cfg!(target_feature = "avx512f")),
-        ("fma", cfg!(target_feature = "fma")),
-        ("f16c", cfg!(target_feature = "f16c")),
-        ("neon", cfg!(target_feature = "neon")),
-    ];
-    all.iter()
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| name.to_string())
-        .collect()
 }
 
 /// The load averages from /proc/loadavg.

@@ -487,13 +487,14 @@ pub fn table(report: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "\n{} items of {} ({} available); machine: {}, {} threads of {} logical CPUs, \
-         features [{}], tarjama {} ({})",
+         kernels {} (CPU features [{}]), tarjama {} ({})",
         report.dataset.items,
         report.dataset.name,
         report.dataset.available,
         m.cpu,
         m.threads,
         m.logical_cpus,
+        m.kernels,
         m.features.join(", "),
         m.version,
         m.profile

@@ -214,7 +214,7 @@ impl Q8_0Rows {
                 let qs = unsafe { std::slice::from_raw_parts_mut(qs.0.add(b * QK), QK) };
                 let mut sum = 0i32;
                 for (q, &v) in qs.iter_mut().zip(x) {
-                    *q = (v * id).round_ties_even() as i8;
+                    *q = crate::numerics::round_even(v * id) as i8;
                     sum += i32::from(*q);
                 }
                 // SAFETY: as above: block `b < n` of `d` and `sums` is this task's alone.

@@ -17,6 +17,7 @@ use candle_core::{Device, Tensor};
 
 use super::panel::SendPtr;
 use crate::numerics::{dot, exp_fast, LANES};
+use crate::simd::{self, Lanes, WithLanes};
 use crate::Result;
 
 /// One layer's rows.
@@ -246,13 +247,57 @@ pub(crate) fn attend(
     let keys: usize = queries.iter().map(|q| q.to - q.from).sum::<usize>() / queries.len().max(1);
     // Spread tasks over threads only when each chunk gets enough work.
     let min_tasks = (32_768 / (keys * d * rep).max(1)).max(1);
+    let tier = crate::cpu::Tier::active();
     crate::runtime::parallel_chunks(queries.len() * kv_heads, min_tasks, |tasks| {
-        let ptr = &ptr;
+        let work = Attend {
+            queries,
+            tasks,
+            layer,
+            kv_heads,
+            rep,
+            d,
+            scale,
+            out: &ptr,
+        };
+        // The loops below vectorize as wide as the tier allows.
+        simd::dispatch(tier, work);
+    });
+    out
+}
+
+/// Tasks `tasks` of [`attend`], for one thread.
+struct Attend<'a> {
+    queries: &'a [Query<'a>],
+    tasks: std::ops::Range<usize>,
+    layer: usize,
+    kv_heads: usize,
+    /// Query heads per key/value head.
+    rep: usize,
+    d: usize,
+    scale: f32,
+    out: &'a SendPtr<f32>,
+}
+
+impl WithLanes for Attend<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<L: Lanes>(self, _: L) {
+        let Attend {
+            queries,
+            layer,
+            kv_heads,
+            rep,
+            d,
+            scale,
+            ..
+        } = self;
+        let heads = kv_heads * rep;
         // Scores of the group's query heads, head after head, `n` each.
         let mut scores: Vec<f32> = Vec::new();
         // Their softmax sums.
         let mut sums = vec![0f32; rep];
-        for task in tasks {
+        for task in self.tasks {
             let (r, g) = (task / kv_heads, task % kv_heads);
             let query = &queries[r];
             let n = query.to - query.from;
@@ -278,7 +323,7 @@ pub(crate) fn attend(
             // SAFETY: the `rep * d` outputs of row r's heads g*rep.. are written by this
             // task only, and `out` outlives the parallel loop.
             let o = unsafe {
-                std::slice::from_raw_parts_mut(ptr.0.add((r * heads + g * rep) * d), rep * d)
+                std::slice::from_raw_parts_mut(self.out.0.add((r * heads + g * rep) * d), rep * d)
             };
             for (i, j) in (query.from..query.to).enumerate() {
                 let (_, v) = query.cache.row(layer, j);
@@ -297,12 +342,12 @@ pub(crate) fn attend(
                 }
             }
         }
-    });
-    out
+    }
 }
 
 /// Sum of `xs` in [`LANES`] independent lanes (vectorizes; the order is fixed by the
 /// length alone).
+#[inline(always)]
 fn lane_sum(xs: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);

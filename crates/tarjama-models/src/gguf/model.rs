@@ -237,8 +237,8 @@ struct QLinear {
     /// Zero columns appended to the weight (see [`pad_q8_0`]); the input gets as many
     /// zeros before the product.
     pad: usize,
-    /// Whether one-row products go through [`matvec`] (the weight's own blocks are
-    /// intact: never handed back to the OS).
+    /// Whether one-row products go through [`matvec`] (not for padded weights, whose
+    /// input needs the zeros first).
     gemv: bool,
 }
 
@@ -250,8 +250,7 @@ impl QLinear {
     }
 
     fn from_arc(weight: Arc<QTensor>, pad: usize) -> Result<Self> {
-        // Padded Q8_0 weights are handed back to the OS once packed.
-        let gemv = weight.dtype() != GgmlDType::Q8_0 || pad == 0;
+        let gemv = pad == 0;
         Ok(QLinear {
             mm: QMatMul::from_arc(weight.clone())?,
             weight,
@@ -276,65 +275,12 @@ impl QLinear {
         }
         Ok(self.mm.forward(&self.input(x)?)?)
     }
-
-    /// On x86 with VNNI, candle multiplies Q4_K and Q8_0 weights through a repacked copy
-    /// it builds on first use and keeps next to the original, which it then never reads
-    /// again: the weights sit in memory twice (Qwen2.5 0.5B: 1.07 GB instead of 0.63).
-    /// This builds the packed copy now and hands the original's pages back to the OS
-    /// (`madvise(MADV_DONTNEED)`: they read as zeros from then on). Whether candle really
-    /// no longer reads them is not assumed but checked: the same probe inputs (one row,
-    /// and 32 rows, where other kernels take over) must give bit-identical outputs before
-    /// and after. [`Release::Spoiled`] means they did not, and the weight must be loaded
-    /// again (the caller does, and keeps that copy whole).
-    fn release_original(&self) -> Result<Release> {
-        if !release_pays(&self.weight) {
-            return Ok(Release::Kept);
-        }
-        let k = self.weight.shape().dims2()?.1;
-        let probe = |m: usize| -> Result<Tensor> {
-            let xs: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
-                .collect();
-            Ok(Tensor::from_vec(xs, (m, k), &Device::Cpu)?)
-        };
-        let (one, many) = (probe(1)?, probe(32)?);
-        let before = (self.mm.forward(&one)?, self.mm.forward(&many)?);
-        let data = self.weight.data()?;
-        if !matches!(data, std::borrow::Cow::Borrowed(_)) || !drop_pages(&data) {
-            return Ok(Release::Kept);
-        }
-        let after = (self.mm.forward(&one)?, self.mm.forward(&many)?);
-        let same = |a: &Tensor, b: &Tensor| -> Result<bool> {
-            let (a, b) = (
-                a.flatten_all()?.to_vec1::<f32>()?,
-                b.flatten_all()?.to_vec1::<f32>()?,
-            );
-            Ok(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()))
-        };
-        if same(&before.0, &after.0)? && same(&before.1, &after.1)? {
-            Ok(Release::Released)
-        } else {
-            Ok(Release::Spoiled)
-        }
-    }
-}
-
-/// What [`QLinear::release_original`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Release {
-    /// Nothing: both copies stay (or there is only one).
-    Kept,
-    /// The original's memory went back to the OS; results are unchanged.
-    Released,
-    /// The original was released but candle still read it: the weight is unusable.
-    Spoiled,
 }
 
 /// One input row `x` times the quantized matrix `w` (`x W^T`), over the matrix's own
 /// blocks, its rows spread over candle's thread pool, with candle's own `vec_dot` (the same
 /// arithmetic as candle's matrix-vector product, so the same result). `None` when `x` is
-/// not one row or `w` is not Q6_K or Q8_0: use candle's product then. The blocks must be
-/// intact: not handed back to the OS after packing, as `QLinear` does with some.
+/// not one row or `w` is not Q6_K or Q8_0: use candle's product then.
 ///
 /// candle's matrix-vector product streamed Qwen2.5 1.5B's output projection (Q6_K,
 /// 151936 x 1536, 191 MB) at a third of the memory bandwidth: 15.2 ms a token there,
@@ -392,59 +338,12 @@ fn gemv<T: GgmlType + Sync>(w: &QTensor, x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec(y, shape, x.device())?)
 }
 
-/// Whether candle keeps a packed second copy of `w` that makes the original dead weight:
-/// Q4_K or Q8_0 on an x86 CPU with VNNI, rows of whole 256-value blocks and a multiple of
-/// 16 rows (candle 0.11's `repack_x86::select`). Not with AMX, whose Q4_K prefill kernel
-/// packs from the original again. `TARJAMA_KEEP_WEIGHT_COPIES=1` turns it off.
-fn release_pays(w: &QTensor) -> bool {
-    if std::env::var("TARJAMA_KEEP_WEIGHT_COPIES").as_deref() == Ok("1") || !w.device().is_cpu() {
-        return false;
-    }
-    let Ok((n, k)) = w.shape().dims2() else {
-        return false;
-    };
-    let dtype_ok = match w.dtype() {
-        GgmlDType::Q8_0 => true,
-        GgmlDType::Q4K => !crate::cpu::has_amx(),
-        _ => false,
-    };
-    dtype_ok && has_vnni() && n % 16 == 0 && k % 256 == 0
-}
-
 /// Whether Q4_K, Q6_K, Q8_0 and Q5_0 weights can go through our kernels ([`q4k`], [`q6k`],
 /// [`block32`]):
 /// where the CPU runs them, unless `TARJAMA_CANDLE_KERNELS=1` asks for candle's (to
 /// compare the two; the same as [`WeightLayout::CandleFastest`]).
 fn panel_kernels() -> bool {
     std::env::var("TARJAMA_CANDLE_KERNELS").as_deref() != Ok("1")
-}
-
-/// Returns the whole pages inside `data` to the OS; false where that is not possible.
-#[cfg(unix)]
-fn drop_pages(data: &[u8]) -> bool {
-    // SAFETY: sysconf only reads a system constant; it takes no pointers.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let Ok(page) = usize::try_from(page) else {
-        return false;
-    };
-    let start = (data.as_ptr() as usize).next_multiple_of(page);
-    let end = (data.as_ptr() as usize + data.len()) / page * page;
-    if end <= start {
-        return false;
-    }
-    // Only whole pages strictly inside the buffer: the allocator's bookkeeping around it is
-    // untouched, and freeing the buffer later works as usual.
-    // SAFETY: [start, end) lies inside `data`, a live allocation, so no other object's
-    // memory is touched. MADV_DONTNEED on private anonymous pages makes them read as
-    // zeros afterwards: that changes what `data` holds, which is why the caller
-    // (`QLinear::release_original`) only does it to a weight candle no longer reads, and
-    // checks that with probe products before and after (see `Release::Spoiled`).
-    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) == 0 }
-}
-
-#[cfg(not(unix))]
-fn drop_pages(_data: &[u8]) -> bool {
-    false
 }
 
 /// candle's fast x86 path for Q8_0 weights (repacked tiles multiplied with VNNI dot
@@ -1010,9 +909,8 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         Ok(t)
     }
 
-    /// A projection weight, ready to multiply, in memory once: in our kernels' layout
-    /// where the CPU runs them ([`TensorReader::panels`]), else as candle multiplies it fastest
-    /// (see [`QLinear::release_original`]).
+    /// A projection weight, ready to multiply: in our kernels' layout where its type has
+    /// one ([`TensorReader::panels`]), else as candle multiplies it fastest.
     fn linear(&mut self, name: &str) -> Result<Linear> {
         if self.layout == WeightLayout::AsStored {
             return Ok(Linear::Candle(QLinear::new(self.weight(name)?, false)?));
@@ -1020,23 +918,7 @@ impl<R: Read + Seek> TensorReader<'_, R> {
         if let Some(lin) = self.panels(name)? {
             return Ok(lin);
         }
-        let w = self.weight(name)?;
-        let mut lin = QLinear::new(w, true)?;
-        match lin.release_original()? {
-            Release::Kept => Ok(Linear::Candle(lin)),
-            Release::Released => {
-                // Its own blocks now read as zeros.
-                lin.gemv = false;
-                Ok(Linear::Candle(lin))
-            }
-            Release::Spoiled => {
-                tracing::warn!(
-                    "{}: candle still reads `{name}` after packing it; keeping both copies",
-                    self.path.display()
-                );
-                Ok(Linear::Candle(QLinear::new(self.weight(name)?, true)?))
-            }
-        }
+        Ok(Linear::Candle(QLinear::new(self.weight(name)?, true)?))
     }
 
     /// `name` read from the file straight into one of our kernels' layouts, when its type
@@ -1191,15 +1073,15 @@ pub fn read_header(path: &Path) -> Result<(File, gguf_file::Content)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightLayout {
     /// In the layout the device multiplies fastest, each weight once: Q4_K, Q6_K, Q8_0 and
-    /// Q5_0 in the panels of our AVX-512 VNNI kernels ([`super::q4k`], [`super::q6k`],
-    /// [`super::block32`]),
-    /// other types as in [`WeightLayout::CandleFastest`]; all of them as there on CPUs
-    /// without those kernels. Same weights, other rounding of the sums.
+    /// Q5_0 in the panels of our kernels ([`super::q4k`], [`super::q6k`],
+    /// [`super::block32`], on every CPU with the widest tier it has), other types as in
+    /// [`WeightLayout::CandleFastest`]. Same weights, other rounding of the sums.
     #[default]
     Fastest,
-    /// Through candle's kernels, in the layout they run fastest, each weight once: Q5_0
-    /// rewritten as Q8_0, rows padded for candle's packed kernels, originals of packed
-    /// weights released. What [`WeightLayout::Fastest`] is on CPUs without AVX-512 VNNI.
+    /// Through candle's kernels, in the layout they run fastest: Q5_0 rewritten as Q8_0,
+    /// rows padded for candle's packed kernels (which keep a packed copy next to the
+    /// weight: Q4_K and Q8_0 sit in memory twice). To compare with candle
+    /// (`TARJAMA_CANDLE_KERNELS=1`).
     CandleFastest,
     /// Exactly as stored in the file, through candle's plain kernels (to compare with
     /// other candle-based implementations number for number).

@@ -126,7 +126,7 @@ impl Int8Matrix {
             let inv = 1.0 / s;
             for (a, &v) in acts[m * self.k4..][..self.inp].iter_mut().zip(row) {
                 // In [-127, 127] after the clamp (NaN becomes 0), so the conversion is exact.
-                let q = (v * inv).round_ties_even().clamp(-127.0, 127.0);
+                let q = crate::numerics::round_even(v * inv).clamp(-127.0, 127.0);
                 *a = (q as i32 + 128) as u8;
             }
         }
