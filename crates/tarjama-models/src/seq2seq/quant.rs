@@ -67,8 +67,8 @@ impl Proj {
         Self::from_weights(w, None, quantize)
     }
 
-    /// Wraps existing weights, quantizing them when asked: to int8 where the CPU has
-    /// AVX-512 VNNI, otherwise to Q8_0 when the input size is a multiple of its 32-wide
+    /// Wraps existing weights, quantizing them when asked: to int8 where that is fastest
+    /// ([`int8::pays`]: a CPU with AVX-512 VNNI or AVX-VNNI), otherwise to Q8_0 when the input size is a multiple of its 32-wide
     /// block (else they stay f32).
     pub fn from_weights(
         weight: Tensor,
@@ -76,7 +76,7 @@ impl Proj {
         quantize: bool,
     ) -> candle_core::Result<Self> {
         let (out, inp) = weight.dims2()?;
-        if quantize && int8::supported() {
+        if quantize && int8::pays() {
             let w = weight.flatten_all()?.to_vec1::<f32>()?;
             let bias = match bias {
                 Some(b) => Some(b.to_vec1::<f32>()?),
