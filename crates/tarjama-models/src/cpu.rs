@@ -137,6 +137,25 @@ pub fn has_amx() -> bool {
     }
 }
 
+/// Whether candle 0.11 multiplies quantized weights with its VNNI kernels here (its
+/// repacked Q4_K and Q8_0 paths, where padding Q8_0 rows to whole 256-value blocks pays).
+/// It honours `MISTRALRS_FORCE_AVX2=1` (its switch to test the AVX2 path), so this does
+/// too.
+pub fn candle_uses_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if std::env::var("MISTRALRS_FORCE_AVX2").as_deref() == Ok("1") {
+            return false;
+        }
+        has!("avx512vnni") && has!("avx512f") || has!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The features the kernels of any tier look at that this CPU has, for reports.
 pub fn features() -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]

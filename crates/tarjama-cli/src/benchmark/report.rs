@@ -1,6 +1,9 @@
 //! Turning workers' raw measurements into the report: quality scores, speed medians,
 //! summary statistics; printed as a terminal table, JSON, or an HTML page with a
 //! quality-vs-speed plot.
+//!
+//! Why one file of over 700 lines: the three renderings (table, JSON, HTML with its plot)
+//! draw on one set of rows, and keeping them side by side keeps their columns in step.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -5,6 +5,10 @@
 //! (after a kill, a crash or Ctrl-C), one bad input is reported and skipped, repeated
 //! sentences are translated once, and `--shard K/N` splits a corpus between machines. The
 //! pieces live in `crate::batch`; this file wires them to the command line.
+//!
+//! Why one file of over 700 lines: a folder run (order, resume, the shared cache, the
+//! manifest, files in flight) is one piece of state; the parts that stand alone live in
+//! `batch/`.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{IsTerminal, Read, Write};

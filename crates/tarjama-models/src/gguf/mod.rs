@@ -4,8 +4,12 @@
 pub mod block32;
 pub mod chat;
 pub mod chat_template;
+mod config;
 pub mod engine;
 pub mod kv;
+mod layers;
+mod linear;
+mod loading;
 pub mod model;
 pub mod panel;
 pub mod q4k;

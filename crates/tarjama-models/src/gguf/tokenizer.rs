@@ -28,6 +28,10 @@
 //!
 //! Decoding follows llama.cpp's `token_to_piece`/`llama_detokenize` on raw bytes, and
 //! [`TokenStream`] decodes token by token without ever emitting half a character.
+//!
+//! Why one file of over 1,000 lines: the BPE and SentencePiece builders share the metadata
+//! reading and the special-token handling, and each is checked against llama.cpp's own
+//! tokenization in `tests/gguf_tokenizer.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
