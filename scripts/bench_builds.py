@@ -43,7 +43,7 @@ def available_tiers(binary: Path, model: str) -> list:
     tiers = []
     for tier in TIERS:
         out = subprocess.run(
-            [str(binary), model, "--prompt-len", "8", "--decode", "1", "--runs", "1"],
+            [str(binary), model, "--prompt-len", "16", "--decode", "2", "--runs", "1"],
             env=dict(os.environ, TARJAMA_KERNELS=tier),
             capture_output=True,
             text=True,

@@ -118,7 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tarjama_models::runtime::tune();
     let args = parse_args();
     let t = Instant::now();
-    let max_context = args.prompt.len() + args.decode + 1;
+    // Room for the runs and for the warm-up (up to 32 prompt tokens and 4 steps).
+    let max_context = (args.prompt.len() + args.decode).max(args.prompt.len().min(32) + 4) + 1;
     let mut model = Transformer::from_path(&args.model, &Device::Cpu, max_context)?;
     let load_s = t.elapsed().as_secs_f64();
 

@@ -18,7 +18,7 @@
 //! (prompt processing, four rows per pass over the weights).
 
 use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
-use crate::simd::Lanes;
+use crate::simd::{self, Lanes, WithLanes};
 
 /// Weights per block.
 const QK: usize = 256;
@@ -138,20 +138,17 @@ impl Q8k {
             SendPtr(q.d.as_mut_ptr()),
             SendPtr(q.sums.as_mut_ptr()),
         );
+        let tier = crate::cpu::Tier::active();
         crate::runtime::parallel_chunks(m * nb, 64, |blocks| {
-            let (qs, d, sums) = (&qs, &d, &sums);
-            for b in blocks {
-                // SAFETY: each block index is visited once; the buffers hold `m * nb`
-                // blocks and outlive the loop.
-                let (qs, d, sums) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(qs.0.add(b * QK), QK),
-                        &mut *d.0.add(b),
-                        std::slice::from_raw_parts_mut(sums.0.add(b * QK / 16), QK / 16),
-                    )
-                };
-                quantize_block(&x[b * QK..][..QK], qs, d, sums);
-            }
+            let work = QuantizeBlocks {
+                x,
+                blocks,
+                qs: &qs,
+                d: &d,
+                sums: &sums,
+            };
+            // Compiled for the tier: its loops vectorize as wide as the CPU allows.
+            simd::dispatch(tier, work);
         });
         q
     }
@@ -166,8 +163,38 @@ impl Q8k {
     }
 }
 
+/// Blocks `blocks` of [`Q8k::quantize`], for one thread.
+struct QuantizeBlocks<'a> {
+    x: &'a [f32],
+    blocks: std::ops::Range<usize>,
+    qs: &'a SendPtr<i8>,
+    d: &'a SendPtr<f32>,
+    sums: &'a SendPtr<i32>,
+}
+
+impl WithLanes for QuantizeBlocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<L: Lanes>(self, _: L) {
+        for b in self.blocks {
+            // SAFETY: each block index is visited once; the buffers hold every block
+            // of the input and outlive the parallel loop.
+            let (qs, d, sums) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(self.qs.0.add(b * QK), QK),
+                    &mut *self.d.0.add(b),
+                    std::slice::from_raw_parts_mut(self.sums.0.add(b * QK / 16), QK / 16),
+                )
+            };
+            quantize_block(&self.x[b * QK..][..QK], qs, d, sums);
+        }
+    }
+}
+
 /// One block of [`Q8k::quantize`], written so that its loops vectorize (it was a twentieth
 /// of a prefill as one branchy loop).
+#[inline(always)]
 fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
     const LANES: usize = 16;
     let mut lanes = [0f32; LANES];
