@@ -152,7 +152,9 @@ pub(crate) fn dispatch<W: WithLanes>(tier: Tier, work: W) -> W::Output {
 pub struct Scalar;
 
 impl Lanes for Scalar {
-    type Bytes = [u8; 64];
+    // Eight little-endian words: whole-word logic and shifts, bytes picked out for the
+    // dot products.
+    type Bytes = [u64; 8];
     type Int = [i32; 16];
     type Float = [f32; 16];
     const ROWS: usize = 2;
@@ -160,53 +162,87 @@ impl Lanes for Scalar {
     const REGISTERS: usize = 4;
 
     #[inline(always)]
-    unsafe fn load(self, p: *const u8) -> [u8; 64] {
+    unsafe fn load(self, p: *const u8) -> [u64; 8] {
         // SAFETY: the caller's: 64 readable bytes.
-        unsafe { p.cast::<[u8; 64]>().read_unaligned() }
+        let w = unsafe { p.cast::<[u64; 8]>().read_unaligned() };
+        w.map(u64::from_le)
     }
     #[inline(always)]
-    fn splat8(self, v: u8) -> [u8; 64] {
-        [v; 64]
+    fn splat8(self, v: u8) -> [u64; 8] {
+        [u64::from(v) * 0x0101_0101_0101_0101; 8]
     }
     #[inline(always)]
-    fn and(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        words(a, b, |a, b| a & b)
+    fn and(self, a: [u64; 8], b: [u64; 8]) -> [u64; 8] {
+        let mut out = a;
+        for i in 0..8 {
+            out[i] &= b[i];
+        }
+        out
     }
     #[inline(always)]
-    fn or(self, a: [u8; 64], b: [u8; 64]) -> [u8; 64] {
-        words(a, b, |a, b| a | b)
+    fn or(self, a: [u64; 8], b: [u64; 8]) -> [u64; 8] {
+        let mut out = a;
+        for i in 0..8 {
+            out[i] |= b[i];
+        }
+        out
     }
     #[inline(always)]
-    fn shr16(self, a: [u8; 64], n: u32) -> [u8; 64] {
+    fn shr16(self, a: [u64; 8], n: u32) -> [u64; 8] {
         // Shift whole words, then clear the bits each 16-bit lane took from its neighbour.
         let keep = u64::from(u16::MAX >> n) * 0x0001_0001_0001_0001;
-        words(a, a, |a, _| (a >> n) & keep)
-    }
-    #[inline(always)]
-    fn shl16(self, a: [u8; 64], n: u32) -> [u8; 64] {
-        let keep = u64::from(u16::MAX << n) * 0x0001_0001_0001_0001;
-        words(a, a, |a, _| (a << n) & keep)
-    }
-    #[inline(always)]
-    fn or_where(self, a: [u8; 64], mask: u64, v: [u8; 64]) -> [u8; 64] {
         let mut out = a;
-        for i in 0..64 {
-            out[i] |= v[i] & 0u8.wrapping_sub((mask >> i) as u8 & 1);
+        for w in &mut out {
+            *w = (*w >> n) & keep;
         }
         out
     }
     #[inline(always)]
-    fn dot(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
-        let x = x.to_le_bytes().map(|b| i32::from(b as i8));
+    fn shl16(self, a: [u64; 8], n: u32) -> [u64; 8] {
+        let keep = u64::from(u16::MAX << n) * 0x0001_0001_0001_0001;
+        let mut out = a;
+        for w in &mut out {
+            *w = (*w << n) & keep;
+        }
+        out
+    }
+    #[inline(always)]
+    fn or_where(self, a: [u64; 8], mask: u64, v: [u64; 8]) -> [u64; 8] {
+        let mut out = a;
+        for (k, w) in out.iter_mut().enumerate() {
+            let bits = mask >> (8 * k);
+            let mut select = 0u64;
+            for j in 0..8 {
+                select |= (bits >> j & 1) * (0xFF << (8 * j));
+            }
+            *w |= v[k] & select;
+        }
+        out
+    }
+    #[inline(always)]
+    fn dot(self, acc: [i32; 16], w: [u64; 8], x: i32) -> [i32; 16] {
+        // Bytes widened to i16 and multiplied in pairs summed to i32: the shape of SSE2's
+        // `pmaddwd` (and NEON's widening multiply-adds).
+        let x = x.to_le_bytes().map(|b| i16::from(b as i8));
+        let mut bytes = [0i16; 64];
+        for (k, word) in w.iter().enumerate() {
+            for j in 0..8 {
+                bytes[8 * k + j] = ((word >> (8 * j)) & 0xFF) as i16;
+            }
+        }
         let mut out = acc;
         for i in 0..16 {
-            let w = [w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]].map(i32::from);
-            out[i] = out[i].wrapping_add(w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3]);
+            let b = &bytes[4 * i..][..4];
+            let pairs = [
+                i32::from(b[0]) * i32::from(x[0]) + i32::from(b[1]) * i32::from(x[1]),
+                i32::from(b[2]) * i32::from(x[2]) + i32::from(b[3]) * i32::from(x[3]),
+            ];
+            out[i] = out[i].wrapping_add(pairs[0] + pairs[1]);
         }
         out
     }
     #[inline(always)]
-    fn dot_u8(self, acc: [i32; 16], w: [u8; 64], x: i32) -> [i32; 16] {
+    fn dot_u8(self, acc: [i32; 16], w: [u64; 8], x: i32) -> [i32; 16] {
         self.dot(acc, w, x)
     }
     #[inline(always)]
@@ -312,17 +348,6 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     fn prefetch(self, _: *const u8) {}
-}
-
-/// `f` over the eight little-endian 64-bit words of `a` and `b`.
-#[inline(always)]
-fn words(a: [u8; 64], b: [u8; 64], f: impl Fn(u64, u64) -> u64) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    for i in 0..8 {
-        let word = |v: &[u8; 64]| u64::from_le_bytes(std::array::from_fn(|j| v[8 * i + j]));
-        out[8 * i..][..8].copy_from_slice(&f(word(&a), word(&b)).to_le_bytes());
-    }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]
