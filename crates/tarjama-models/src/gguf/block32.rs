@@ -227,6 +227,26 @@ impl Q8_0Rows {
         q
     }
 
+    /// Where rows `m0..m0 + R` start: their values, block scales and block sums.
+    ///
+    /// # Safety
+    /// Rows `m0..m0 + R` must exist.
+    #[inline(always)]
+    unsafe fn rows_at<const R: usize>(
+        &self,
+        m0: usize,
+    ) -> ([*const i8; R], [*const f32; R], [*const i32; R]) {
+        let nb = self.cols / QK;
+        // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
+        unsafe {
+            (
+                std::array::from_fn(|r| self.qs.as_ptr().add((m0 + r) * self.cols)),
+                std::array::from_fn(|r| self.d.as_ptr().add((m0 + r) * nb)),
+                std::array::from_fn(|r| self.sums.as_ptr().add((m0 + r) * nb)),
+            )
+        }
+    }
+
     /// Back to f32 (for tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
         self.qs
@@ -295,7 +315,7 @@ unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
     stride: usize,
     valid: usize,
 ) {
-    let (kind, nb, cols) = (w.kind, w.panels.blocks(), w.panels.cols());
+    let (kind, nb) = (w.kind, w.panels.blocks());
     let pb = kind.panel_block();
     let base = w.panels.panel(p).as_ptr();
     // SAFETY: every read stays inside its buffer: `base` is panel `p`'s `nb` blocks of
@@ -312,9 +332,7 @@ unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
         let offset = l.splat(kind.offset());
         let nibble = l.splat8(0x0F);
         let fifth = l.splat8(0x10);
-        let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * cols));
-        let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-        let sums: [*const i32; R] = std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb));
+        let (xs, ds, sums) = x.rows_at::<R>(m0);
         let mut acc = [l.fsplat(0.0); R];
         for b in 0..nb {
             let blk = base.add(b * pb);
@@ -358,9 +376,7 @@ unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
                 acc[r] = l.fmadd(v, l.fmul(d, l.fsplat(*ds[r].add(b))), acc[r]);
             }
         }
-        for (r, &a) in acc.iter().enumerate() {
-            l.store(out.add(r * stride), a, valid);
-        }
+        super::panel::store_rows(l, &acc, out, stride, valid);
     }
 }
 

@@ -234,6 +234,25 @@ pub fn matmul_many_on<M: PanelMatrix>(tier: Tier, ws: &[&M], x: &M::Input) -> Ve
     outs
 }
 
+/// Writes each row's sums (`R` rows of 16 lanes) to the `valid` columns at `out`, rows
+/// `stride` apart: the end of every kernel.
+///
+/// # Safety
+/// `out` has room for `R` rows of `valid` values, `stride` apart.
+#[inline(always)]
+pub(crate) unsafe fn store_rows<L: Lanes, const R: usize>(
+    l: L,
+    acc: &[L::Float; R],
+    out: *mut f32,
+    stride: usize,
+    valid: usize,
+) {
+    for (r, &a) in acc.iter().enumerate() {
+        // SAFETY: the caller's: row `r` has room for `valid` values.
+        unsafe { l.store(out.add(r * stride), a, valid) };
+    }
+}
+
 /// Some panels of [`matmul_many_on`], for one thread.
 struct Tasks<'a, M: PanelMatrix> {
     ws: &'a [&'a M],

@@ -124,10 +124,7 @@ impl PanelMatrix for Q6kMatrix {
         unsafe {
             let nibble = l.splat8(0x0F);
             let bits45 = l.splat8(0x30);
-            let xs: [*const i8; R] = std::array::from_fn(|r| x.qs.as_ptr().add((m0 + r) * x.cols));
-            let ds: [*const f32; R] = std::array::from_fn(|r| x.d.as_ptr().add((m0 + r) * nb));
-            let sums: [*const i32; R] =
-                std::array::from_fn(|r| x.sums.as_ptr().add((m0 + r) * nb * 16));
+            let (xs, ds, sums) = x.rows_at::<R>(m0);
             let mut acc = [l.fsplat(0.0); R];
             for b in 0..nb {
                 let blk = w.add(b * PANEL_BLOCK);
@@ -163,9 +160,7 @@ impl PanelMatrix for Q6kMatrix {
                     acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
                 }
             }
-            for (r, &a) in acc.iter().enumerate() {
-                l.store(out.add(r * stride), a, valid);
-            }
+            super::panel::store_rows(l, &acc, out, stride, valid);
         }
     }
 }
