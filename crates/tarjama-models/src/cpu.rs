@@ -183,6 +183,38 @@ pub fn features() -> Vec<&'static str> {
     }
 }
 
+/// What the kernels' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// The tiers to test: all of them where the test kit finds their features (each
+    /// missing one is a note, or a failure under `TARJAMA_REQUIRE_CPU=1`).
+    pub fn tiers() -> Vec<crate::cpu::Tier> {
+        use super::Tier;
+        let needs = |tier: Tier| -> &'static [&'static str] {
+            match tier {
+                Tier::Avx512 => &["avx512f", "avx512bw", "avx512vnni", "avx2", "fma", "f16c"],
+                Tier::AvxVnni => &["avxvnni", "avx2", "fma", "f16c"],
+                Tier::Avx2 => &["avx2", "fma", "f16c"],
+                Tier::Scalar => &[],
+            }
+        };
+        Tier::ALL
+            .into_iter()
+            .filter(|&tier| {
+                let found = needs(tier)
+                    .iter()
+                    .all(|&f| tarjama_testkit::require_cpu_feature(f));
+                assert!(
+                    !found || tier.available(),
+                    "the kit found the features of {tier} but `available()` says no: the \
+                     list above has drifted from `Tier::available`"
+                );
+                found
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Arithmetic the GGUF and encoder-decoder runners share, written so that the compiler
-//! vectorizes it: dot products in independent lanes and an `exp` for softmax and
-//! activations.
+//! vectorizes it: dot products in independent lanes, an `exp` for softmax and
+//! activations, rounding; and the pointer their parallel loops share.
 
 /// Lanes of the vectorized loops: one AVX-512 register of f32, two AVX2 ones.
 pub(crate) const LANES: usize = 16;
@@ -61,6 +61,16 @@ pub(crate) fn round_even(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     (x + MAGIC) - MAGIC
 }
+
+/// A raw pointer parallel loops may share: their tasks write disjoint elements.
+pub(crate) struct SendPtr<T>(pub *mut T);
+// SAFETY: a `SendPtr` is only made for a buffer that outlives the parallel loop sharing
+// it, and the loop's tasks write disjoint elements through it and never read another
+// task's, so no two threads touch one element.
+unsafe impl<T> Sync for SendPtr<T> {}
+// SAFETY: as for `Sync`: moving the pointer to another thread gives it only its own task's
+// elements of a buffer that outlives the loop.
+unsafe impl<T> Send for SendPtr<T> {}
 
 #[cfg(test)]
 mod tests {

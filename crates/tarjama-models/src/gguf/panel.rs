@@ -295,15 +295,7 @@ impl<M: PanelMatrix> WithLanes for Tasks<'_, M> {
     }
 }
 
-/// A raw pointer parallel loops may share: their tasks write disjoint elements.
-pub(crate) struct SendPtr<T>(pub *mut T);
-// SAFETY: a `SendPtr` is only made for a buffer that outlives the parallel loop sharing
-// it, and the loop's tasks write disjoint elements through it and never read another
-// task's, so no two threads touch one element.
-unsafe impl<T> Sync for SendPtr<T> {}
-// SAFETY: as for `Sync`: moving the pointer to another thread gives it only its own task's
-// elements of a buffer that outlives the loop.
-unsafe impl<T> Send for SendPtr<T> {}
+pub(crate) use crate::numerics::SendPtr;
 
 /// What the kernels' tests share.
 #[cfg(test)]
@@ -311,33 +303,7 @@ pub(crate) mod testing {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    /// The tiers to test: all of them where the test kit finds their features (each
-    /// missing one is a note, or a failure under `TARJAMA_REQUIRE_CPU=1`).
-    pub fn tiers() -> Vec<crate::cpu::Tier> {
-        use crate::cpu::Tier;
-        let needs = |tier: Tier| -> &'static [&'static str] {
-            match tier {
-                Tier::Avx512 => &["avx512f", "avx512bw", "avx512vnni", "avx2", "fma", "f16c"],
-                Tier::AvxVnni => &["avxvnni", "avx2", "fma", "f16c"],
-                Tier::Avx2 => &["avx2", "fma", "f16c"],
-                Tier::Scalar => &[],
-            }
-        };
-        Tier::ALL
-            .into_iter()
-            .filter(|&tier| {
-                let found = needs(tier)
-                    .iter()
-                    .all(|&f| tarjama_testkit::require_cpu_feature(f));
-                assert!(
-                    !found || tier.available(),
-                    "the kit found the features of {tier} but `available()` says no: the \
-                     list above has drifted from `Tier::available`"
-                );
-                found
-            })
-            .collect()
-    }
+    pub use crate::cpu::testing::tiers;
 
     /// `n` deterministic values in about [-5, 5], with a few large ones.
     pub fn values(n: usize, seed: f32) -> Vec<f32> {

@@ -18,6 +18,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::Tier;
+use crate::numerics::SendPtr;
 use crate::simd::{self, Lanes, WithLanes};
 
 /// Output rows per panel: the 16 lanes of [`Lanes`].
@@ -172,7 +173,7 @@ struct Group<'a> {
     rows: usize,
     /// Padded to the matrix's padded rows.
     bias: Option<&'a [f32]>,
-    y: &'a SendPtr,
+    y: &'a SendPtr<f32>,
 }
 
 impl WithLanes for Group<'_> {
@@ -257,15 +258,6 @@ impl Group<'_> {
     }
 }
 
-/// A raw pointer the parallel loop may share: its tasks write disjoint elements.
-struct SendPtr(*mut f32);
-// SAFETY: made only in `matmul_on`, for `y`, which outlives the parallel loop; each group
-// writes its own columns of `y` and reads none, so no two threads touch one element.
-unsafe impl Sync for SendPtr {}
-// SAFETY: as for `Sync`: the pointer moves to a thread that writes only its group's columns
-// of a buffer that outlives the loop.
-unsafe impl Send for SendPtr {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +309,7 @@ mod tests {
 
     #[test]
     fn every_tier_equals_the_integer_reference() {
-        let tiers = crate::gguf::panel::testing::tiers();
+        let tiers = crate::cpu::testing::tiers();
         for (rows, out, inp) in [(1, 16, 4), (7, 83, 70), (128, 200, 512), (5, 64, 2048)] {
             let w = matrix(out, inp, 0.3);
             let x = matrix(rows, inp, 2.0);
