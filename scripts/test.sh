@@ -25,7 +25,10 @@ export TARJAMA_REQUIRE_TOOLS="${TARJAMA_REQUIRE_TOOLS:-1}"
 if ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq qemu-user >/dev/null || echo "note: could not install qemu-user" >&2
+  # A fresh machine may have no package lists yet: fetch them once if the first try fails.
+  $sudo apt-get install -y -qq qemu-user >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq qemu-user >/dev/null; } \
+    || echo "note: could not install qemu-user" >&2
 fi
 
 cargo build --locked -p tarjama-cli
