@@ -1,5 +1,5 @@
 //! The command line itself: every subcommand's help has examples, manual pages and shell
-//! completions are generated.
+//! completions are generated, and `--version --verbose` says which kernels run.
 
 mod common;
 
@@ -91,4 +91,46 @@ fn completions_name_the_subcommands() {
             "{shell}"
         );
     }
+}
+
+#[test]
+fn version_verbose_names_the_kernel_tier_and_honours_a_forced_one() {
+    let out = tarjama()
+        .args(["--version", "--verbose"])
+        .env("TARJAMA_KERNELS", "scalar")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("tarjama "), "{text}");
+    assert!(text.contains("\nkernels: scalar ("), "{text}");
+    assert!(text.contains("TARJAMA_KERNELS \"scalar\""), "{text}");
+
+    // Not a tier: a warning, and the CPU's own tier.
+    let out = tarjama()
+        .args(["-V", "-v"])
+        .env("TARJAMA_KERNELS", "sse9")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TARJAMA_KERNELS=sse9 is not a kernel tier"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let detected = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kernels: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert!(
+        ["avx512", "avxvnni", "avx2", "scalar"].contains(&detected),
+        "{text}"
+    );
+
+    // Plain --version stays clap's one line.
+    let out = tarjama().arg("--version").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
 }
