@@ -20,7 +20,7 @@ use tarjama_text::{Normalizer, ReadOptions, Script, Source};
 
 use super::cache::{Cache, CachedTranslator};
 use super::render::Format;
-use super::{atomic, signal, INTERRUPTED};
+use super::{atomic, signal, Sink, INTERRUPTED};
 use crate::commands::common;
 use crate::commands::translate::{Args, Failure};
 use crate::exit;
@@ -181,13 +181,6 @@ fn output_name(source: &Source, format: Format) -> String {
     }
 }
 
-/// Where outputs go.
-enum Sink {
-    Stdout,
-    File(PathBuf),
-    Folder(PathBuf),
-}
-
 /// What `--json` prints.
 #[derive(Serialize, Default)]
 struct Summary {
@@ -237,20 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
     }
-    let sink = match &args.output {
-        None => Sink::Stdout,
-        Some(out) if out.as_os_str() == "-" => Sink::Stdout,
-        Some(out) => {
-            let says_dir = out
-                .to_string_lossy()
-                .ends_with(['/', std::path::MAIN_SEPARATOR]);
-            if sources.len() > 1 || out.is_dir() || says_dir {
-                Sink::Folder(out.clone())
-            } else {
-                Sink::File(out.clone())
-            }
-        }
-    };
+    let sink = Sink::new(args.output.as_deref(), sources.len() > 1);
     // Every output path, checked before any work: two inputs must not share one, and no
     // output may overwrite an input.
     let targets: Vec<Option<PathBuf>> = sources
@@ -435,12 +415,7 @@ fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        let line = serde_json::to_string(s)?;
-        if matches!(sink, Sink::Stdout) {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
+        sink.print_json(s)?;
     } else if !args.quiet {
         eprintln!(
             "{} lines ({} translated, {} from the cache) in {:.1} s ({:.2} lines/s)",

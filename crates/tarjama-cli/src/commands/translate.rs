@@ -33,7 +33,7 @@ use crate::batch::formats::Prepared;
 use crate::batch::inputs::{self, Input, Selection, Shard};
 use crate::batch::manifest::{self, Manifest};
 use crate::batch::render::{self, Format};
-use crate::batch::{atomic, signal, INTERRUPTED};
+use crate::batch::{atomic, signal, Sink, INTERRUPTED};
 use crate::exit;
 
 /// Flags of `tarjama translate`.
@@ -261,13 +261,6 @@ struct Job {
     keys: Arc<HashSet<String>>,
 }
 
-/// Where outputs go.
-enum Sink {
-    Stdout,
-    File(PathBuf),
-    Folder(PathBuf),
-}
-
 /// Files, sentences, rate and ETA: a bar on a terminal, a line every few seconds
 /// otherwise.
 struct Progress {
@@ -419,20 +412,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .inputs
         .iter()
         .any(|i| i != "-" && Path::new(i).is_dir());
-    let sink = match &args.output {
-        None => Sink::Stdout,
-        Some(out) if out.as_os_str() == "-" => Sink::Stdout,
-        Some(out) => {
-            let says_dir = out
-                .to_string_lossy()
-                .ends_with(['/', std::path::MAIN_SEPARATOR]);
-            if any_dir || args.inputs.len() > 1 || out.is_dir() || says_dir {
-                Sink::Folder(out.clone())
-            } else {
-                Sink::File(out.clone())
-            }
-        }
-    };
+    let sink = Sink::new(args.output.as_deref(), any_dir || args.inputs.len() > 1);
     if args.inputs.iter().filter(|i| *i == "-").count() > 1 {
         anyhow::bail!("stdin (-) can be read only once");
     }
@@ -811,12 +791,7 @@ fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        let line = serde_json::to_string(s)?;
-        if matches!(sink, Sink::Stdout) {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
+        sink.print_json(s)?;
     } else if !args.quiet && (s.inputs > 1 || s.failed > 0) {
         eprintln!();
         eprintln!("  done         {:>6}", s.done);

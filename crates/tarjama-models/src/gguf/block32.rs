@@ -227,26 +227,6 @@ impl Q8_0Rows {
         q
     }
 
-    /// Where rows `m0..m0 + R` start: their values, block scales and block sums.
-    ///
-    /// # Safety
-    /// Rows `m0..m0 + R` must exist.
-    #[inline(always)]
-    unsafe fn rows_at<const R: usize>(
-        &self,
-        m0: usize,
-    ) -> ([*const i8; R], [*const f32; R], [*const i32; R]) {
-        let nb = self.cols / QK;
-        // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
-        unsafe {
-            (
-                std::array::from_fn(|r| self.qs.as_ptr().add((m0 + r) * self.cols)),
-                std::array::from_fn(|r| self.d.as_ptr().add((m0 + r) * nb)),
-                std::array::from_fn(|r| self.sums.as_ptr().add((m0 + r) * nb)),
-            )
-        }
-    }
-
     /// Back to f32 (for tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
         self.qs
@@ -332,7 +312,7 @@ unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
         let offset = l.splat(kind.offset());
         let nibble = l.splat8(0x0F);
         let fifth = l.splat8(0x10);
-        let (xs, ds, sums) = x.rows_at::<R>(m0);
+        let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
         let mut acc = [l.fsplat(0.0); R];
         for b in 0..nb {
             let blk = base.add(b * pb);

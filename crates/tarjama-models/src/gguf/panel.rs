@@ -206,12 +206,8 @@ pub fn matmul_many<M: PanelMatrix>(ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
 }
 
 /// [`matmul_many`] with `tier`'s kernels. Every tier gives the same bits. Panics when the
-/// CPU lacks the tier or a width differs.
+/// CPU lacks the tier ([`simd::dispatch`]) or a width differs.
 pub fn matmul_many_on<M: PanelMatrix>(tier: Tier, ws: &[&M], x: &M::Input) -> Vec<Vec<f32>> {
-    assert!(
-        tier.available(),
-        "the {tier} kernels do not run on this CPU"
-    );
     let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; x.rows() * w.rows()]).collect();
     let mut tasks = Vec::new();
     for (i, w) in ws.iter().enumerate() {
@@ -232,6 +228,30 @@ pub fn matmul_many_on<M: PanelMatrix>(tier: Tier, ws: &[&M], x: &M::Input) -> Ve
         simd::dispatch(tier, work);
     });
     outs
+}
+
+/// Where quantized activation rows `m0..m0 + R` start: their values, scales and sums
+/// (each buffer holds `rows` rows of equal length), for a kernel to read.
+///
+/// # Safety
+/// Rows `m0..m0 + R` must exist (`m0 + R <= rows`).
+#[inline(always)]
+pub(crate) unsafe fn row_starts<const R: usize>(
+    qs: &[i8],
+    d: &[f32],
+    sums: &[i32],
+    rows: usize,
+    m0: usize,
+) -> ([*const i8; R], [*const f32; R], [*const i32; R]) {
+    let (q, s, b) = (qs.len() / rows, d.len() / rows, sums.len() / rows);
+    // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
+    unsafe {
+        (
+            std::array::from_fn(|r| qs.as_ptr().add((m0 + r) * q)),
+            std::array::from_fn(|r| d.as_ptr().add((m0 + r) * s)),
+            std::array::from_fn(|r| sums.as_ptr().add((m0 + r) * b)),
+        )
+    }
 }
 
 /// Writes each row's sums (`R` rows of 16 lanes) to the `valid` columns at `out`, rows

@@ -153,26 +153,6 @@ impl Q8k {
         q
     }
 
-    /// Where rows `m0..m0 + R` start: their values, block scales and sub-block sums.
-    ///
-    /// # Safety
-    /// Rows `m0..m0 + R` must exist.
-    #[inline(always)]
-    pub(crate) unsafe fn rows_at<const R: usize>(
-        &self,
-        m0: usize,
-    ) -> ([*const i8; R], [*const f32; R], [*const i32; R]) {
-        let nb = self.cols / QK;
-        // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
-        unsafe {
-            (
-                std::array::from_fn(|r| self.qs.as_ptr().add((m0 + r) * self.cols)),
-                std::array::from_fn(|r| self.d.as_ptr().add((m0 + r) * nb)),
-                std::array::from_fn(|r| self.sums.as_ptr().add((m0 + r) * nb * 16)),
-            )
-        }
-    }
-
     /// Back to f32 (for tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
         self.qs
@@ -275,7 +255,7 @@ impl PanelMatrix for Q4kMatrix {
         // `wrapping_add` and a prefetch never faults.
         unsafe {
             let nibble = l.splat8(0x0F);
-            let (xs, ds, sums) = x.rows_at::<R>(m0);
+            let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
             let mut acc = [l.fsplat(0.0); R];
             for b in 0..nb {
                 let blk = w.add(b * PANEL_BLOCK);

@@ -124,7 +124,7 @@ impl PanelMatrix for Q6kMatrix {
         unsafe {
             let nibble = l.splat8(0x0F);
             let bits45 = l.splat8(0x30);
-            let (xs, ds, sums) = x.rows_at::<R>(m0);
+            let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
             let mut acc = [l.fsplat(0.0); R];
             for b in 0..nb {
                 let blk = w.add(b * PANEL_BLOCK);
