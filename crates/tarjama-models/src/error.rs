@@ -57,6 +57,10 @@ pub enum Error {
     /// The encoder-decoder runner failed.
     #[error(transparent)]
     Seq2seq(#[from] crate::seq2seq::Error),
+    /// A chat engine outside this crate failed (a remote server, say); its message says
+    /// where and why.
+    #[error(transparent)]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -12,8 +12,8 @@
 //! qwen2.5-coder-0.5b-instruct`); skipped with a note without it, unless
 //! `TARJAMA_REQUIRE_MODELS=1` (CI).
 
-use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, LoadOptions, Message};
-use tarjama_models::pipeline::prompts::{fill, PromptSet};
+use tarjama_models::chat::Message;
+use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, LoadOptions};
 use tarjama_models::sampling::SamplingParams;
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
@@ -42,27 +42,35 @@ fn sentences() -> Vec<String> {
     lines.iter().map(|s| s.to_string()).collect()
 }
 
-fn messages(prompts: &PromptSet, sentence: &str) -> Vec<Message> {
+/// A translation request as the pipeline's default prompts make it (the engine is tested
+/// here, so the prompts are written out rather than taken from the pipeline crate).
+fn messages(sentence: &str) -> Vec<Message> {
     vec![
-        Message::new("system", &prompts.system),
-        Message::new("user", fill(&prompts.translate, &[("text", sentence)])),
+        Message::new(
+            "system",
+            "You are a professional translator and editor for Arabic news. You render Arabic \
+             faithfully in English, keeping names, places, numbers and dates exact, and you \
+             never add commentary.",
+        ),
+        Message::new(
+            "user",
+            format!(
+                "Translate this Arabic text into English. Output only the English \
+                 translation, nothing else.\n\n{sentence}"
+            ),
+        ),
     ]
 }
 
 /// Every request's text, sent from one thread each (all queued at once) in `order`.
-fn run_all(
-    engine: &Engine,
-    prompts: &PromptSet,
-    order: &[usize],
-    params: &SamplingParams,
-) -> Vec<String> {
+fn run_all(engine: &Engine, order: &[usize], params: &SamplingParams) -> Vec<String> {
     let sentences = sentences();
     let mut out = vec![String::new(); sentences.len()];
     std::thread::scope(|scope| {
         let handles: Vec<_> = order
             .iter()
             .map(|&i| {
-                let m = messages(prompts, &sentences[i]);
+                let m = messages(&sentences[i]);
                 let h = scope.spawn(move || engine.chat(&m, params, &mut |_| {}).unwrap().text);
                 // Submit in this order: each thread queues its request before the next starts.
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -81,7 +89,6 @@ fn outputs_do_not_depend_on_the_batch() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
-    let prompts = PromptSet::default();
     let params = SamplingParams::greedy(24);
     let load = LoadOptions {
         max_context: 2048,
@@ -95,7 +102,7 @@ fn outputs_do_not_depend_on_the_batch() {
         .iter()
         .map(|s| {
             single
-                .chat(&messages(&prompts, s), &params, &mut |_| {})
+                .chat(&messages(s), &params, &mut |_| {})
                 .unwrap()
                 .text
         })
@@ -116,13 +123,13 @@ fn outputs_do_not_depend_on_the_batch() {
     let alone = engine(1, 512);
     let one_by_one: Vec<String> = in_order
         .iter()
-        .map(|&i| run_all(&alone, &prompts, &[i], &params).swap_remove(i))
+        .map(|&i| run_all(&alone, &[i], &params).swap_remove(i))
         .collect();
     assert_eq!(one_by_one, reference, "engine alone vs ChatModel");
     drop(alone);
 
     let wide = engine(16, 512);
-    let together = run_all(&wide, &prompts, &in_order, &params);
+    let together = run_all(&wide, &in_order, &params);
     let stats = wide.stats();
     assert!(stats.peak_running >= 8, "requests ran together: {stats:?}");
     for (i, (got, want)) in together.iter().zip(&reference).enumerate() {
@@ -132,7 +139,7 @@ fn outputs_do_not_depend_on_the_batch() {
 
     let shuffled_order = [11, 3, 15, 0, 8, 5, 13, 1, 10, 6, 2, 14, 4, 9, 7, 12];
     let narrow = engine(5, 7);
-    let shuffled = run_all(&narrow, &prompts, &shuffled_order, &params);
+    let shuffled = run_all(&narrow, &shuffled_order, &params);
     let stats = narrow.stats();
     assert!(
         stats.reused > 0,
@@ -152,12 +159,12 @@ fn outputs_do_not_depend_on_the_batch() {
         seed: 7,
         ..SamplingParams::greedy(24)
     };
-    let m = messages(&prompts, &sentences[4]);
+    let m = messages(&sentences[4]);
     let alone = narrow.chat(&m, &sampled, &mut |_| {}).unwrap().text;
     let among = std::thread::scope(|scope| {
         let others: Vec<_> = (0..4)
             .map(|i| {
-                let m = messages(&prompts, &sentences[i]);
+                let m = messages(&sentences[i]);
                 let params = &params;
                 let narrow = &narrow;
                 scope.spawn(move || narrow.chat(&m, params, &mut |_| {}).unwrap())
@@ -177,7 +184,6 @@ fn streaming_stop_strings_and_budget() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
-    let prompts = PromptSet::default();
     let load = LoadOptions {
         max_context: 2048,
         chat_template: None,
@@ -199,7 +205,7 @@ fn streaming_stop_strings_and_budget() {
         let handles: Vec<_> = sentences[..4]
             .iter()
             .map(|s| {
-                let m = messages(&prompts, s);
+                let m = messages(s);
                 let (engine, params) = (&engine, &params);
                 scope.spawn(move || {
                     let mut streamed = String::new();

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::Content;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
-use tarjama_models::gguf::chat_template::{ChatTemplate, Message};
+use tarjama_models::chat::Message;
+use tarjama_models::gguf::chat_template::ChatTemplate;
 use tarjama_models::gguf::tokenizer::GgufTokenizer;
 use tarjama_testkit::{require_flores, require_model_file};
 

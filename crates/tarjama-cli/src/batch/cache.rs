@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tarjama_models::pipeline::{Translated, Translator};
+use tarjama_pipeline::{Translated, Translator};
 
 use super::atomic;
 

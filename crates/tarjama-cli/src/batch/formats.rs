@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use tarjama_models::pipeline::DocumentTranslation;
+use tarjama_pipeline::DocumentTranslation;
 
 use super::inputs::Kind;
 
@@ -189,7 +189,7 @@ fn parse_srt(text: &str) -> anyhow::Result<Srt> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tarjama_models::pipeline::SentenceOut;
+    use tarjama_pipeline::SentenceOut;
 
     const SRT: &str = "1\r\n00:00:01,000 --> 00:00:02,500\r\nمرحبا بكم.\r\n\r\n2\r\n00:00:03,000 --> 00:00:04,000\r\nهذا سطر\r\nوهذا آخر.\r\n\r\n3\r\n00:00:05,000 --> 00:00:06,000\r\n\r\n";
 

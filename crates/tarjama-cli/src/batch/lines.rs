@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_models::pipeline::translate::one_line;
-use tarjama_models::pipeline::{Translated, Translator};
+use tarjama_pipeline::translate::one_line;
+use tarjama_pipeline::{Translated, Translator};
 use tarjama_text::{Normalizer, ReadOptions, Script, Source};
 
 use super::cache::{Cache, CachedTranslator};

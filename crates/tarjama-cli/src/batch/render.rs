@@ -2,8 +2,8 @@
 //! TSV, or a bilingual HTML page a person can read in a browser.
 
 use serde::Serialize;
-use tarjama_models::pipeline::translate::one_line;
-use tarjama_models::pipeline::DocumentTranslation;
+use tarjama_pipeline::translate::one_line;
+use tarjama_pipeline::DocumentTranslation;
 
 use super::formats::Prepared;
 
@@ -143,7 +143,7 @@ fn html(doc: &DocumentTranslation, file: &str, model: &str) -> String {
         let para = &doc.sentences[i..j];
         // One span per sentence on both sides, with the same id, so a reader can match
         // a sentence to its translation.
-        let side = |pick: fn(&tarjama_models::pipeline::SentenceOut) -> &str| {
+        let side = |pick: fn(&tarjama_pipeline::SentenceOut) -> &str| {
             para.iter()
                 .map(|s| {
                     format!(
@@ -179,7 +179,7 @@ fn html(doc: &DocumentTranslation, file: &str, model: &str) -> String {
 mod tests {
     use super::*;
     use crate::batch::inputs::Kind;
-    use tarjama_models::pipeline::SentenceOut;
+    use tarjama_pipeline::SentenceOut;
 
     fn doc() -> DocumentTranslation {
         let s = |p, i, src: &str, tr: &str| SentenceOut {

@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tarjama_models::gguf::chat_template::Message;
+use tarjama_models::chat::{ChatEngine, Message};
 use tarjama_models::gguf::{ChatModel, Engine, EngineOptions};
-use tarjama_models::pipeline::prompts::{fill, PromptSet};
-use tarjama_models::pipeline::translate::clean_answer;
-use tarjama_models::pipeline::{
-    run_concurrently, summarize, ChatEngine, Strategy, SummaryLength, SummaryOptions,
-};
 use tarjama_models::sampling::SamplingParams;
+use tarjama_pipeline::prompts::{fill, PromptSet};
+use tarjama_pipeline::translate::clean_answer;
+use tarjama_pipeline::{run_concurrently, summarize, Strategy, SummaryLength, SummaryOptions};
 
 use super::machine;
 use crate::commands::common::{self, ModelArgs};
@@ -264,7 +262,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             if *need_translation && !strategies.iter().any(|s| s == "translate") {
                 // Faithfulness needs an English version of each article; without a
                 // reference document the model's own full translation stands in.
-                let mut translator = tarjama_models::pipeline::GgufTranslator::new(
+                let mut translator = tarjama_pipeline::ChatTranslator::new(
                     std::sync::Mutex::new(&mut chat.model),
                     "bench".into(),
                     chat.prompts.clone(),
@@ -276,10 +274,10 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 let mut translations = Vec::new();
                 for (i, (_, text)) in articles.iter().enumerate() {
                     progress(&chat.name, "reference translation", i, articles.len());
-                    let doc = tarjama_models::pipeline::translate_document(
+                    let doc = tarjama_pipeline::translate_document(
                         &mut translator,
                         text,
-                        &tarjama_models::pipeline::TranslateOptions {
+                        &tarjama_pipeline::TranslateOptions {
                             normalizer: normalizer.clone(),
                         },
                     )?;

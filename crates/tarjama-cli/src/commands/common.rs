@@ -6,14 +6,14 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, LoadOptions};
-use tarjama_models::pipeline::prompts::PromptSet;
-use tarjama_models::pipeline::{GgufTranslator, Seq2SeqAdapter, Translator};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
 use tarjama_models::seq2seq::{
     GenerateOptions, LoadOptions as Seq2SeqLoadOptions, Seq2SeqTranslator,
 };
+use tarjama_pipeline::prompts::PromptSet;
+use tarjama_pipeline::{ChatTranslator, Seq2SeqAdapter, Translator};
 use tarjama_text::{Normalizer, Profile};
 
 use crate::progress::Reporter;
@@ -226,7 +226,7 @@ pub fn load_translator(
             let shared = engine.clone();
             let make = move || -> Option<Box<dyn Translator + Send>> {
                 Some(Box::new(
-                    GgufTranslator::new(
+                    ChatTranslator::new(
                         shared.clone(),
                         chat.name.clone(),
                         chat.prompts.clone(),

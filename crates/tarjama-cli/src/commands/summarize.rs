@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use serde::Serialize;
 use tarjama_models::gguf::Engine;
-use tarjama_models::pipeline::{
+use tarjama_pipeline::{
     run_concurrently, summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport,
 };
 use tarjama_text::ReadOptions;

@@ -21,10 +21,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tarjama_models::gguf::EngineStats;
-use tarjama_models::pipeline::{
+use tarjama_models::resolve::{ModelKind, Resolved};
+use tarjama_pipeline::{
     sentences_to_translate, translate_document, DocumentTranslation, TranslateOptions,
 };
-use tarjama_models::resolve::{ModelKind, Resolved};
 use tarjama_text::{ReadOptions, Source};
 
 use super::common::{self, ModelArgs, SamplingArgs, Translators};

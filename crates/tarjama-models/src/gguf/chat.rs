@@ -2,13 +2,14 @@
 //! the generation loop with streaming, stop conditions and prompt-prefix reuse.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use candle_core::Device;
 
-use super::chat_template::{ChatTemplate, Message};
+use super::chat_template::ChatTemplate;
 use super::model::{self, Transformer};
 use super::tokenizer::GgufTokenizer;
+use crate::chat::{Completion, Message, StopReason};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::{Error, Result};
 
@@ -28,44 +29,6 @@ impl Default for LoadOptions {
             chat_template: None,
         }
     }
-}
-
-/// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// The model ended its turn.
-    EndOfTurn,
-    /// A stop string was produced.
-    StopString,
-    /// `max_new_tokens` was reached.
-    Length,
-    /// The context window is full.
-    Context,
-    /// The last tokens repeated earlier output (`SamplingParams::stop_on_loop`).
-    Loop,
-    /// Enough sentences were written (`SamplingParams::stop_after_sentences`); the text
-    /// ends with the start of one more.
-    Sentences,
-}
-
-/// The result of one generation, with its timings.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Completion {
-    /// The generated text (stop string and end-of-turn token excluded).
-    pub text: String,
-    /// Tokens in the prompt.
-    pub prompt_tokens: usize,
-    /// Prompt tokens whose keys and values were reused from the previous call.
-    pub reused_tokens: usize,
-    /// Tokens generated.
-    pub generated_tokens: usize,
-    /// Why it stopped.
-    pub stop: StopReason,
-    /// Time spent on the prompt (prefill).
-    pub prefill: Duration,
-    /// Time spent generating after the first token.
-    pub decode: Duration,
 }
 
 /// A loaded GGUF chat model.

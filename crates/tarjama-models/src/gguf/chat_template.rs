@@ -13,34 +13,15 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use minijinja::{context, Environment, ErrorKind};
-use serde::Serialize;
 
 use super::tokenizer::GgufTokenizer;
+use crate::chat::Message;
 use crate::{Error, Result};
 
 /// The metadata key holding the template.
 const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 /// The name the template is registered under in its environment.
 const TEMPLATE_NAME: &str = "chat";
-
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Message {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// The text of the turn.
-    pub content: String,
-}
-
-impl Message {
-    /// A message with the given role and text.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
 
 /// A compiled chat template with the BOS and EOS texts it may print.
 pub struct ChatTemplate {

@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::chat::{ChatModel, Completion, Decoding, LoadOptions, Next};
-use super::chat_template::{ChatTemplate, Message};
+use super::chat::{ChatModel, Decoding, LoadOptions, Next};
+use super::chat_template::ChatTemplate;
 use super::kv::SeqCache;
 use super::model::{Step, Transformer};
 use super::tokenizer::GgufTokenizer;
+use crate::chat::{Completion, Message};
 use crate::sampling::SamplingParams;
 use crate::{Error, Result};
 

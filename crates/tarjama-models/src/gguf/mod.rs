@@ -16,7 +16,7 @@ pub mod q4k;
 pub mod q6k;
 pub mod tokenizer;
 
-pub use chat::{ChatModel, Completion, LoadOptions, StopReason};
-pub use chat_template::{ChatTemplate, Message};
+pub use chat::{ChatModel, LoadOptions};
+pub use chat_template::ChatTemplate;
 pub use engine::{Engine, EngineOptions, EngineStats};
 pub use tokenizer::GgufTokenizer;

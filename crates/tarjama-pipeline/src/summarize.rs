@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
-use super::engine::ChatEngine;
-use super::prompts::{fill, PromptSet};
-use super::translate::{run_concurrently, translate_document, GgufTranslator, TranslateOptions};
-use crate::gguf::chat_template::Message;
-use crate::sampling::SamplingParams;
-use crate::Result;
+use crate::prompts::{fill, PromptSet};
+use crate::translate::{run_concurrently, translate_document, ChatTranslator, TranslateOptions};
+use tarjama_models::chat::{ChatEngine, Message};
+use tarjama_models::sampling::SamplingParams;
+use tarjama_models::Result;
 
 /// How the summary is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -200,7 +199,7 @@ pub fn summarize(
     let (english_sentences, body, template) = match options.strategy {
         Strategy::Direct => (None, None, prompts.summarize.clone()),
         Strategy::Translate => {
-            let mut translator = GgufTranslator::new(
+            let mut translator = ChatTranslator::new(
                 model,
                 "summarize".into(),
                 prompts.clone(),

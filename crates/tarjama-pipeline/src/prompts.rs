@@ -1,6 +1,6 @@
 //! tarjama's default prompts, and the fill-in of a manifest's overrides.
 
-use crate::registry::Prompts;
+use tarjama_models::registry::Prompts;
 
 /// System message: what the model is for.
 pub const SYSTEM: &str = "You are a professional translator and editor for Arabic news. \

@@ -2,26 +2,25 @@
 //! Arabic, translate the rest with any [`Translator`], and keep every output sentence tied
 //! to its source span.
 //!
-//! [`GgufTranslator`] drives a chat model. Small chat models fail in known ways, so each
+//! [`ChatTranslator`] drives a chat model. Small chat models fail in known ways, so each
 //! answer is checked: commentary ("Here is the translation:") is stripped, an answer still
 //! in Arabic or caught in a repetition loop is retried with stricter settings, and a
 //! numbered batch that comes back with a sentence missing is redone sentence by sentence.
 //! Every such event is reported, never hidden.
 //!
-//! Why one file of over 700 lines: a fifth of it is tests, and the pipeline is due to leave
-//! this crate for one of its own (issue 12), which is when it gets split.
+//! Why one file of over 700 lines: a fifth of it is tests; the rest is one pipeline whose
+//! parts (plan, chunk, ask, check, repair) read best in the order they run.
 
 use std::ops::Range;
 
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
-use super::engine::ChatEngine;
-use super::prompts::{fill, PromptSet};
-use crate::gguf::chat_template::Message;
-use crate::sampling::SamplingParams;
-use crate::seq2seq::{GenerateOptions, Seq2SeqTranslator};
-use crate::Result;
+use crate::prompts::{fill, PromptSet};
+use tarjama_models::chat::{ChatEngine, Message};
+use tarjama_models::sampling::SamplingParams;
+use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
+use tarjama_models::Result;
 
 /// One translated sentence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -194,11 +193,11 @@ fn plan(text: &str, options: &TranslateOptions) -> (Vec<SentenceOut>, Vec<String
     (sentences, todo_text)
 }
 
-/// A chat model used as a translator, through any [`ChatEngine`]: the batched
-/// [`crate::gguf::Engine`] (requests of one call run concurrently), or one
-/// [`crate::gguf::ChatModel`] behind a mutex (one request at a time).
+/// A chat model used as a translator, through any [`ChatEngine`]: the batched GGUF engine
+/// or a remote server (requests of one call run concurrently), or one GGUF model behind a
+/// mutex (one request at a time).
 #[derive(Debug)]
-pub struct GgufTranslator<E: ChatEngine = crate::gguf::Engine> {
+pub struct ChatTranslator<E: ChatEngine> {
     engine: E,
     prompts: PromptSet,
     params: SamplingParams,
@@ -213,10 +212,10 @@ pub struct GgufTranslator<E: ChatEngine = crate::gguf::Engine> {
 /// The translations of one request's sentences, and what went wrong on the way.
 type ChunkOut = (Vec<Translated>, Vec<String>);
 
-impl<E: ChatEngine> GgufTranslator<E> {
+impl<E: ChatEngine> ChatTranslator<E> {
     /// Wraps a chat engine; `params.max_new_tokens` caps each request's output.
     pub fn new(engine: E, name: String, prompts: PromptSet, params: SamplingParams) -> Self {
-        GgufTranslator {
+        ChatTranslator {
             engine,
             prompts,
             params,
@@ -355,7 +354,7 @@ impl<E: ChatEngine> GgufTranslator<E> {
     }
 }
 
-impl<E: ChatEngine> Translator for GgufTranslator<E> {
+impl<E: ChatEngine> Translator for ChatTranslator<E> {
     fn name(&self) -> String {
         self.name.clone()
     }

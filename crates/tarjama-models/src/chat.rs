@@ -1,17 +1,78 @@
-//! What the pipelines need from a chat model, whatever runs it: count tokens, and answer
-//! a chat with sampling settings while streaming the text.
+//! What an application needs from a chat model, whatever runs it: count tokens, and
+//! answer a chat with sampling settings while streaming the text.
 //!
-//! The batched [`Engine`] answers many requests at once, from any number of threads; a
-//! single-sequence [`ChatModel`] answers one at a time behind a mutex. Pipelines ask
+//! The types here belong to no engine. The batched GGUF [`Engine`] answers many requests
+//! at once, from any number of threads; a single-sequence [`ChatModel`] answers one at a
+//! time behind a mutex; a remote server (crate `tarjama-remote`) answers over HTTP. The
+//! pipelines (crate `tarjama-pipeline`) see only [`ChatEngine`], and ask
 //! [`ChatEngine::parallel`] how many requests are worth having in flight.
 
 use std::borrow::{Borrow, BorrowMut};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::gguf::chat_template::Message;
-use crate::gguf::{ChatModel, Completion, Engine};
+use serde::Serialize;
+
+use crate::gguf::{ChatModel, Engine};
 use crate::sampling::SamplingParams;
 use crate::{Error, Result};
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text of the turn.
+    pub content: String,
+}
+
+impl Message {
+    /// A message with the given role and text.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its turn.
+    EndOfTurn,
+    /// A stop string was produced.
+    StopString,
+    /// `max_new_tokens` was reached.
+    Length,
+    /// The context window is full.
+    Context,
+    /// The last tokens repeated earlier output (`SamplingParams::stop_on_loop`).
+    Loop,
+    /// Enough sentences were written (`SamplingParams::stop_after_sentences`); the text
+    /// ends with the start of one more.
+    Sentences,
+}
+
+/// The result of one generation, with its timings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Completion {
+    /// The generated text (stop string and end-of-turn token excluded).
+    pub text: String,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were reused from the previous call.
+    pub reused_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Time spent on the prompt (prefill).
+    pub prefill: Duration,
+    /// Time spent generating after the first token.
+    pub decode: Duration,
+}
 
 /// A chat model as the pipelines use it.
 pub trait ChatEngine: Send + Sync {

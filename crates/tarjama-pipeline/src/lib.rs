@@ -1,0 +1,17 @@
+//! The jobs tarjama does with a model: translating documents and summarizing articles.
+//!
+//! Both start from the text-prep crate's sentences, so every piece of output can be tied
+//! back to the bytes of the source it came from. Chat models are reached only through
+//! [`tarjama_models::chat::ChatEngine`], so the same pipeline runs on the local GGUF
+//! engine, on a remote OpenAI-compatible server, or on a scripted fake in tests.
+#![deny(missing_docs)]
+
+pub mod prompts;
+pub mod summarize;
+pub mod translate;
+
+pub use summarize::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
+pub use translate::{
+    run_concurrently, sentences_to_translate, translate_document, ChatTranslator,
+    DocumentTranslation, SentenceOut, Seq2SeqAdapter, TranslateOptions, Translated, Translator,
+};
