@@ -94,6 +94,13 @@ pub trait ChatEngine: Send + Sync {
     fn parallel(&self) -> usize {
         1
     }
+
+    /// Drops what is kept of earlier prompts for reuse, so the next prompt is computed in
+    /// full (benchmarks time cold prompts this way). Engines that keep nothing, or cannot
+    /// say, do nothing.
+    fn forget(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl ChatEngine for Engine {
@@ -140,6 +147,11 @@ impl<M: BorrowMut<ChatModel> + Send> ChatEngine for Mutex<M> {
         self.lock()
             .map_or(0, |m| Borrow::<ChatModel>::borrow(&*m).max_context())
     }
+
+    fn forget(&self) -> Result<()> {
+        let mut model = self.lock().map_err(|_| poisoned())?;
+        BorrowMut::<ChatModel>::borrow_mut(&mut *model).reset()
+    }
 }
 
 fn poisoned() -> Error {
@@ -167,6 +179,10 @@ impl<E: ChatEngine + ?Sized> ChatEngine for Arc<E> {
     fn parallel(&self) -> usize {
         (**self).parallel()
     }
+
+    fn forget(&self) -> Result<()> {
+        (**self).forget()
+    }
 }
 
 impl<E: ChatEngine + ?Sized> ChatEngine for &E {
@@ -189,5 +205,86 @@ impl<E: ChatEngine + ?Sized> ChatEngine for &E {
 
     fn parallel(&self) -> usize {
         (**self).parallel()
+    }
+
+    fn forget(&self) -> Result<()> {
+        (**self).forget()
+    }
+}
+
+// The stop conditions of `SamplingParams`, applied alike by every engine.
+
+/// Where the earliest of the `stops` strings begins in `text`.
+pub fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+}
+
+/// Whether `text` holds `n` (> 0) distinct complete sentences followed by more text: every
+/// sentence but the last (which may still be growing) counts, repeats once.
+pub fn has_sentences(text: &str, n: usize) -> bool {
+    if n == 0 {
+        return false;
+    }
+    let sentences: Vec<&str> = tarjama_text::split(text)
+        .into_iter()
+        .flat_map(|p| p.sentences.into_iter().map(|s| s.text))
+        .collect();
+    let Some((_, complete)) = sentences.split_last() else {
+        return false;
+    };
+    let mut distinct: Vec<String> = complete.iter().map(|s| s.trim().to_lowercase()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() >= n
+}
+
+/// Whether the last `window` tokens (or characters) of `generated` also occur earlier in
+/// it, one for one (`window` 0: never).
+pub fn repeats_earlier<T: PartialEq>(generated: &[T], window: usize) -> bool {
+    if window == 0 || generated.len() < 2 * window {
+        return false;
+    }
+    let tail = &generated[generated.len() - window..];
+    generated[..generated.len() - window]
+        .windows(window)
+        .any(|w| w == tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_at_the_earliest() {
+        let stops = vec!["\n\n".to_string(), "END".to_string()];
+        assert_eq!(find_stop("abc END\n\nx", &stops), Some(4));
+        assert_eq!(find_stop("abc", &stops), None);
+    }
+
+    #[test]
+    fn a_loop_is_a_repeat_of_the_last_window() {
+        let text = [1, 2, 3, 4, 9, 1, 2, 3, 4];
+        assert!(repeats_earlier(&text, 4));
+        assert!(!repeats_earlier(&text, 5));
+        assert!(!repeats_earlier(&text, 0));
+        assert!(!repeats_earlier(&[1, 2, 3, 1, 2], 3));
+    }
+
+    #[test]
+    fn enough_sentences_once_another_begins() {
+        let two = "Putin met Witkoff. They talked for hours.";
+        assert!(!has_sentences(two, 2), "the second may still be growing");
+        assert!(has_sentences(&format!("{two} The"), 2));
+        assert!(!has_sentences(&format!("{two} The"), 3));
+        // A repeated sentence counts once.
+        assert!(!has_sentences("A met B. A met B. Then", 2));
+        assert!(!has_sentences(&format!("{two} The"), 0));
+        // Citations after the full stop belong to the sentence before them.
+        assert!(!has_sentences("A met B. [1] C met D. [2]", 2));
+        assert!(!has_sentences("A met B.[1] C met D.[2][3]", 2));
     }
 }

@@ -204,7 +204,7 @@ struct Summary {
 
 /// Runs `tarjama translate --lines`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    common::set_threads(args.model.threads);
+    common::set_threads(args.model.run.threads);
     signal::install();
     if matches!(args.format, Format::Tsv | Format::Html) {
         unsupported(args.format)?;
@@ -263,7 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
 
-    let resolved = common::resolve_model(&args.model, args.quiet)?;
+    let model = common::target(&args.model, args.quiet)?;
     let read = ReadOptions {
         lossy: args.lossy,
         max_bytes: Some(args.max_input_size),
@@ -272,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let cache = Cache::new();
     let mut summary = Summary {
         inputs: sources.len(),
-        model: resolved.name.clone(),
+        model: model.name(),
         format: args.format.name(),
         output: args.output.as_ref().map(|o| o.display().to_string()),
         ..Summary::default()
@@ -314,7 +314,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 // Each line a request of its own (1 sentence per chunk): a chat model
                 // given several numbered lines can merge or split them.
                 let mut translators = common::load_translator(
-                    &resolved,
+                    &model,
                     &args.model,
                     args.sampling.params(512),
                     args.batch_tokens,
@@ -377,7 +377,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Source::Stdin => "<stdin>".to_string(),
             Source::File(_) => name.clone(),
         };
-        let rendered = render(&lines, args.format, &display, &resolved.name)?;
+        let rendered = render(&lines, args.format, &display, &summary.model)?;
         match target {
             None => {
                 stdout.write_all(rendered.as_bytes())?;

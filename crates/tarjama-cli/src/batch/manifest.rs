@@ -33,6 +33,9 @@ pub struct Entry {
     pub output: String,
     /// The model's name, for people reading the manifest.
     pub model: String,
+    /// The server that ran it, for a remote model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Sentences in the input.
     pub sentences: usize,
     /// When it finished, seconds since the Unix epoch.
@@ -144,6 +147,7 @@ mod tests {
             settings: "s".into(),
             output: format!("{input}.out"),
             model: "m".into(),
+            endpoint: None,
             sentences: 1,
             finished: 0,
         }

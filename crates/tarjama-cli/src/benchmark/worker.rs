@@ -2,32 +2,36 @@
 //! load it twice (cold, then warm), translate every sentence once with greedy decoding
 //! and time each one, repeat a small subset `runs` times for steadier speed figures, and
 //! summarize articles when asked. The result is one JSON line on stdout.
+//!
+//! Every request goes through the pipeline (`tarjama-pipeline`), as `translate` and
+//! `summarize` send it, on any chat engine: a local model, or a server with --endpoint.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tarjama_models::chat::{ChatEngine, Message};
+use tarjama_models::chat::{ChatEngine, Completion, Message};
 use tarjama_models::gguf::{ChatModel, Engine, EngineOptions};
 use tarjama_models::sampling::SamplingParams;
-use tarjama_pipeline::prompts::{fill, PromptSet};
-use tarjama_pipeline::translate::clean_answer;
-use tarjama_pipeline::{run_concurrently, summarize, Strategy, SummaryLength, SummaryOptions};
+use tarjama_pipeline::prompts::PromptSet;
+use tarjama_pipeline::{
+    run_concurrently, summarize, translate_document, ChatTranslator, Strategy, SummaryLength,
+    SummaryOptions, TranslateOptions, Translator,
+};
 
 use super::machine;
-use crate::commands::common::{self, ModelArgs};
+use crate::commands::common::{self, ModelArgs, RunArgs, Target};
 
 /// What the parent asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// The model spec (registry name, file, ...).
     pub model: String,
-    /// Context window cap.
-    pub max_context: usize,
-    /// CPU threads.
-    pub threads: Option<usize>,
+    /// Where and how it runs (the flags every model command shares).
+    pub run: RunArgs,
     /// Cap on generated tokens per sentence (or per summary).
     pub max_tokens: usize,
     /// Timed repetitions over the speed subset.
@@ -155,7 +159,7 @@ pub fn run(job_path: &Path) -> anyhow::Result<i32> {
         .with_context(|| format!("{}: cannot read the job", job_path.display()))?;
     let job: Job = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a bench job", job_path.display()))?;
-    common::set_threads(job.threads);
+    common::set_threads(job.run.threads);
     let result = measure(&job)?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &result)?;
@@ -163,34 +167,87 @@ pub fn run(job_path: &Path) -> anyhow::Result<i32> {
     Ok(crate::exit::SUCCESS)
 }
 
+/// The model of a job, ready to measure.
+enum Runner {
+    /// A local GGUF model, one request at a time (the latency runs).
+    Local(Mutex<ChatModel>),
+    /// A server, which answers requests as it answers them.
+    Remote(Arc<tarjama_remote::RemoteEngine>),
+}
+
+impl Runner {
+    /// The engine for one request at a time.
+    fn single(&self) -> &dyn ChatEngine {
+        match self {
+            Runner::Local(model) => model,
+            Runner::Remote(engine) => &**engine,
+        }
+    }
+
+    /// The engine for `parallel` requests at once (the local model moves into the
+    /// batched engine).
+    fn batched(self, parallel: usize) -> anyhow::Result<Arc<dyn ChatEngine>> {
+        Ok(match self {
+            Runner::Local(model) => {
+                let model = model.into_inner().unwrap_or_else(|e| e.into_inner());
+                let options = EngineOptions {
+                    parallel,
+                    ..EngineOptions::default()
+                };
+                Arc::new(Engine::new(model, options)?)
+            }
+            Runner::Remote(engine) => engine,
+        })
+    }
+}
+
 fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
+    let most_parallel = job.parallel_levels.iter().copied().max().unwrap_or(1);
     let args = ModelArgs {
         model: Some(job.model.clone()),
-        max_context: job.max_context,
-        threads: job.threads,
-        parallel: 1,
-        kv_budget: None,
+        run: RunArgs {
+            parallel: most_parallel,
+            ..job.run.clone()
+        },
     };
-    let resolved = common::resolve_model(&args, true)?;
-    let start = Instant::now();
-    let first = common::load_chat(&resolved, &args)?;
-    let load_cold = start.elapsed();
-    drop(first);
-    let start = Instant::now();
-    let mut chat = common::load_chat(&resolved, &args)?;
-    let load_warm = start.elapsed();
-    let normalizer = common::normalizer(&job.normalize)?;
-
     let mut result = WorkerResult {
-        model: chat.name.clone(),
-        path: resolved.path.display().to_string(),
-        file_bytes: std::fs::metadata(&resolved.path).map_or(0, |m| m.len()),
-        load_cold_s: load_cold.as_secs_f64(),
-        load_warm_s: load_warm.as_secs_f64(),
+        model: String::new(),
+        path: String::new(),
+        file_bytes: 0,
+        load_cold_s: 0.0,
+        load_warm_s: 0.0,
         peak_rss_bytes: None,
         translate: None,
         summarize: Vec::new(),
     };
+    let (runner, prompts) = match common::target(&args, true)? {
+        Target::Local(resolved) => {
+            let start = Instant::now();
+            let first = common::load_chat(&resolved, &args)?;
+            result.load_cold_s = start.elapsed().as_secs_f64();
+            drop(first);
+            let start = Instant::now();
+            let chat = common::load_chat(&resolved, &args)?;
+            result.load_warm_s = start.elapsed().as_secs_f64();
+            result.model = chat.name;
+            result.path = resolved.path.display().to_string();
+            result.file_bytes = std::fs::metadata(&resolved.path).map_or(0, |m| m.len());
+            (Runner::Local(Mutex::new(chat.model)), chat.prompts)
+        }
+        Target::Remote(engine, prompts) => {
+            // Nothing loads here: the load columns stay at zero.
+            result.model = engine.options().model.clone();
+            result.path = engine.options().endpoint.clone();
+            (Runner::Remote(engine), prompts)
+        }
+    };
+    let normalizer = common::normalizer(&job.normalize)?;
+    let name = result.model.clone();
+    let greedy = SamplingParams {
+        max_new_tokens: job.max_tokens,
+        ..SamplingParams::default()
+    };
+
     match &job.task {
         TaskJob::Translate { sources } => {
             let sources: Vec<String> = sources
@@ -200,21 +257,19 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     None => s.clone(),
                 })
                 .collect();
-            let mut run = translate_run(&mut chat.model, &chat.prompts, &sources, job)?;
+            let timed = Timed::new(runner.single());
+            let mut run = translate_run(&timed, &name, &prompts, &greedy, &sources, job)?;
+            drop(timed);
             if !job.parallel_levels.is_empty() {
                 let n = job.throughput_sentences.clamp(1, sources.len().max(1));
-                let options = EngineOptions {
-                    parallel: job.parallel_levels.iter().copied().max().unwrap_or(1),
-                    ..EngineOptions::default()
-                };
-                let engine = Engine::new(chat.model, options)?;
+                let engine = runner.batched(most_parallel)?;
                 for &parallel in &job.parallel_levels {
                     run.throughput.push(throughput(
-                        &engine,
-                        &chat.prompts,
+                        &*engine,
+                        &prompts,
+                        &greedy,
                         &sources[..n.min(sources.len())],
                         parallel,
-                        job.max_tokens,
                     )?);
                 }
             }
@@ -226,8 +281,9 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             sentences,
             need_translation,
         } => {
-            for name in strategies {
-                let strategy = match name.as_str() {
+            let engine = runner.single();
+            for strategy_name in strategies {
+                let strategy = match strategy_name.as_str() {
                     "direct" => Strategy::Direct,
                     _ => Strategy::Translate,
                 };
@@ -239,17 +295,21 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     attribute: false,
                 };
                 let mut run = SummarizeRun {
-                    strategy: name.clone(),
+                    strategy: strategy_name.clone(),
                     summaries: Vec::new(),
                     translations: Vec::new(),
                     seconds: Vec::new(),
                     events: Vec::new(),
                 };
                 for (i, (article, text)) in articles.iter().enumerate() {
-                    progress(&chat.name, &format!("{name} summary"), i, articles.len());
-                    chat.model.reset()?;
-                    let model = std::sync::Mutex::new(&mut chat.model);
-                    let report = summarize(&model, &chat.prompts, text, &options, &mut |_| {})
+                    progress(
+                        &name,
+                        &format!("{strategy_name} summary"),
+                        i,
+                        articles.len(),
+                    );
+                    engine.forget()?;
+                    let report = summarize(engine, &prompts, text, &options, &mut |_| {})
                         .with_context(|| format!("summarizing {article}"))?;
                     run.summaries.push(report.summary.trim().to_string());
                     run.translations.push(report.translation.clone());
@@ -262,10 +322,10 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             if *need_translation && !strategies.iter().any(|s| s == "translate") {
                 // Faithfulness needs an English version of each article; without a
                 // reference document the model's own full translation stands in.
-                let mut translator = tarjama_pipeline::ChatTranslator::new(
-                    std::sync::Mutex::new(&mut chat.model),
+                let mut translator = ChatTranslator::new(
+                    engine,
                     "bench".into(),
-                    chat.prompts.clone(),
+                    prompts.clone(),
                     SamplingParams {
                         max_new_tokens: 512,
                         ..SamplingParams::default()
@@ -273,14 +333,11 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 );
                 let mut translations = Vec::new();
                 for (i, (_, text)) in articles.iter().enumerate() {
-                    progress(&chat.name, "reference translation", i, articles.len());
-                    let doc = tarjama_pipeline::translate_document(
-                        &mut translator,
-                        text,
-                        &tarjama_pipeline::TranslateOptions {
-                            normalizer: normalizer.clone(),
-                        },
-                    )?;
+                    progress(&name, "reference translation", i, articles.len());
+                    let options = TranslateOptions {
+                        normalizer: normalizer.clone(),
+                    };
+                    let doc = translate_document(&mut translator, text, &options)?;
                     translations.push(Some(doc.text()));
                 }
                 for run in &mut result.summarize {
@@ -299,60 +356,144 @@ fn progress(model: &str, what: &str, i: usize, n: usize) {
     }
 }
 
-/// Translates one sentence in its own request (batch 1), timing it.
-fn translate_one(
-    model: &mut ChatModel,
-    prompts: &PromptSet,
-    sentence: &str,
-    max_tokens: usize,
-) -> anyhow::Result<(String, SentenceTiming)> {
-    let source_tokens = model.count_tokens(sentence)?;
-    let (messages, params) = {
-        let engine = std::sync::Mutex::new(&mut *model);
-        translate_request(&engine, prompts, sentence, max_tokens)?
-    };
-    let start = Instant::now();
-    let mut first: Option<Duration> = None;
-    let completion = model.chat(&messages, &params, &mut |_| {
-        first.get_or_insert_with(|| start.elapsed());
-    })?;
-    let latency = start.elapsed();
-    let timing = SentenceTiming {
-        latency_s: latency.as_secs_f64(),
-        // A completion with no text at all has its first token at the end.
-        ttft_s: first.unwrap_or(completion.prefill).as_secs_f64(),
-        source_tokens,
-        target_tokens: completion.generated_tokens,
-    };
-    Ok((clean_answer(&completion.text), timing))
+/// One chat request as the bench saw it.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    /// From the request to its first text: the first streamed piece, or the engine's
+    /// own measure when it passes text on only at the end (a remote engine).
+    ttft: Duration,
+    generated: usize,
 }
 
-fn translate_run(
-    model: &mut ChatModel,
+/// A chat engine that notes the timings of every request it passes on.
+struct Timed<E> {
+    inner: E,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl<E: ChatEngine> Timed<E> {
+    fn new(inner: E) -> Self {
+        Timed {
+            inner,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The requests since the last call, in order.
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<E: ChatEngine> ChatEngine for Timed<E> {
+    fn chat(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> tarjama_models::Result<Completion> {
+        let start = Instant::now();
+        let mut first: Option<Duration> = None;
+        let completion = self.inner.chat(messages, params, &mut |text| {
+            first.get_or_insert_with(|| start.elapsed());
+            on_text(text);
+        })?;
+        let latency = start.elapsed();
+        // Text passed on only once the answer is complete (a remote engine does so)
+        // says nothing of the first token: the engine's own measure stands in.
+        let ttft = match first {
+            Some(t) if t < latency.saturating_sub(completion.decode) + Duration::from_millis(1) => {
+                t
+            }
+            Some(t) if completion.prefill.is_zero() => t,
+            _ => completion.prefill,
+        };
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Call {
+                ttft,
+                generated: completion.generated_tokens,
+            });
+        Ok(completion)
+    }
+
+    fn count_tokens(&self, text: &str) -> tarjama_models::Result<usize> {
+        self.inner.count_tokens(text)
+    }
+
+    fn max_context(&self) -> usize {
+        self.inner.max_context()
+    }
+
+    fn parallel(&self) -> usize {
+        self.inner.parallel()
+    }
+
+    fn forget(&self) -> tarjama_models::Result<()> {
+        self.inner.forget()
+    }
+}
+
+/// A translator that sends each sentence alone, as `translate` does with
+/// `--batch-sentences 1`: the pipeline's prompt, budget, checks and retries.
+fn sentence_translator<E: ChatEngine>(
+    engine: E,
     prompts: &PromptSet,
+    params: &SamplingParams,
+) -> ChatTranslator<E> {
+    ChatTranslator::new(engine, "bench".into(), prompts.clone(), params.clone())
+        .with_chunking(usize::MAX, 1)
+}
+
+/// Translates one sentence in its own request, timing it (retries of a bad answer
+/// included, as a user waits for them).
+fn translate_one<E: ChatEngine>(
+    translator: &mut ChatTranslator<&Timed<E>>,
+    timed: &Timed<E>,
+    sentence: &str,
+) -> anyhow::Result<(String, SentenceTiming)> {
+    let source_tokens = timed.count_tokens(sentence)?;
+    timed.take();
+    let start = Instant::now();
+    let mut out = translator.translate(&[sentence])?;
+    let latency = start.elapsed();
+    translator.take_events();
+    let calls = timed.take();
+    let timing = SentenceTiming {
+        latency_s: latency.as_secs_f64(),
+        ttft_s: calls.first().map_or(latency, |c| c.ttft).as_secs_f64(),
+        source_tokens,
+        target_tokens: calls.iter().map(|c| c.generated).sum(),
+    };
+    let text = out.pop().map(|t| t.text).unwrap_or_default();
+    Ok((text, timing))
+}
+
+fn translate_run<E: ChatEngine>(
+    timed: &Timed<E>,
+    name: &str,
+    prompts: &PromptSet,
+    params: &SamplingParams,
     sources: &[String],
     job: &Job,
 ) -> anyhow::Result<TranslateRun> {
-    let name = model
-        .path()
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let mut translator = sentence_translator(timed, prompts, params);
     // Warm-up: the first request pays for allocations and cold caches.
     if let Some(first) = sources.first() {
-        translate_one(model, prompts, first, job.max_tokens.min(16))?;
+        translate_one(&mut translator, timed, first)?;
     }
     let mut hypotheses = Vec::with_capacity(sources.len());
     let mut pass = Vec::with_capacity(sources.len());
     let mut last: Option<&str> = None;
     for (i, s) in sources.iter().enumerate() {
-        progress(&name, "translate", i, sources.len());
+        progress(name, "translate", i, sources.len());
         // Every request may reuse the cached system prompt, as in real use, but never
         // a whole identical prompt (the warm-up translated the first sentence).
         if last == Some(s.as_str()) || i == 0 {
-            model.reset()?;
+            timed.forget()?;
         }
-        let (text, timing) = translate_one(model, prompts, s, job.max_tokens)?;
+        let (text, timing) = translate_one(&mut translator, timed, s)?;
         hypotheses.push(text);
         pass.push(timing);
         last = Some(s);
@@ -369,9 +510,9 @@ fn translate_run(
         let mut timings = Vec::with_capacity(subset.len());
         for s in subset {
             if last == Some(s.as_str()) {
-                model.reset()?;
+                timed.forget()?;
             }
-            timings.push(translate_one(model, prompts, s, job.max_tokens)?.1);
+            timings.push(translate_one(&mut translator, timed, s)?.1);
             last = Some(s);
         }
         repeats.push(timings);
@@ -384,31 +525,28 @@ fn translate_run(
     })
 }
 
-/// Translates `sources` with `parallel` requests in flight, each as [`translate_one`]
-/// asks it, and times the whole.
+/// Translates `sources` with `parallel` requests in flight, each sentence alone as
+/// [`translate_one`] sends it, and times the whole.
 fn throughput(
-    engine: &Engine,
+    engine: &dyn ChatEngine,
     prompts: &PromptSet,
+    params: &SamplingParams,
     sources: &[String],
     parallel: usize,
-    max_tokens: usize,
 ) -> anyhow::Result<Throughput> {
     eprintln!(
         "[throughput] {} sentences, {parallel} in flight",
         sources.len()
     );
+    let timed = Timed::new(engine);
     let start = Instant::now();
-    let generated = run_concurrently(sources.len(), parallel.max(1), |i| {
-        let (messages, params) = translate_request(engine, prompts, &sources[i], max_tokens)?;
-        Ok::<_, anyhow::Error>(
-            engine
-                .chat(&messages, &params, &mut |_| {})?
-                .generated_tokens,
-        )
+    run_concurrently(sources.len(), parallel.max(1), |i| {
+        sentence_translator(&timed, prompts, params).translate(&[sources[i].as_str()])
     })
     .into_iter()
-    .sum::<anyhow::Result<usize>>()?;
+    .collect::<tarjama_models::Result<Vec<_>>>()?;
     let seconds = start.elapsed().as_secs_f64();
+    let generated: usize = timed.take().iter().map(|c| c.generated).sum();
     Ok(Throughput {
         parallel,
         sentences: sources.len(),
@@ -416,27 +554,4 @@ fn throughput(
         sentences_per_s: sources.len() as f64 / seconds,
         tokens_per_s: generated as f64 / seconds,
     })
-}
-
-/// The messages and settings of one sentence's request, as the translation pipeline
-/// sends a sentence alone.
-fn translate_request(
-    model: &dyn ChatEngine,
-    prompts: &PromptSet,
-    sentence: &str,
-    max_tokens: usize,
-) -> anyhow::Result<(Vec<Message>, SamplingParams)> {
-    let source_tokens = model.count_tokens(sentence)?;
-    // The same output budget the translation pipeline gives a single sentence.
-    let budget = (source_tokens * 2 + 24).min(max_tokens);
-    let user = fill(&prompts.translate, &[("text", sentence)]);
-    let messages = vec![
-        Message::new("system", &prompts.system),
-        Message::new("user", &user),
-    ];
-    let params = SamplingParams {
-        max_new_tokens: budget,
-        ..SamplingParams::default()
-    };
-    Ok((messages, params))
 }

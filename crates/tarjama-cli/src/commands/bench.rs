@@ -80,12 +80,10 @@ pub struct Args {
     /// Cap on generated tokens per sentence (per summary for --task summarize).
     #[arg(long = "max-tokens", default_value_t = 256)]
     pub max_tokens: usize,
-    /// Context window cap in tokens.
-    #[arg(long, default_value_t = 4096)]
-    pub max_context: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long, short = 't')]
-    pub threads: Option<usize>,
+    /// Where and how the models run: the same flags as `translate` and `summarize`
+    /// (--endpoint measures a model on a server).
+    #[command(flatten)]
+    pub run: super::common::RunArgs,
     /// Normalization of the Arabic before it reaches the model: mt, search or none.
     #[arg(long, default_value = "mt")]
     pub normalize: String,
@@ -132,17 +130,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         (None, Task::Translate) => Some(100),
         (None, Task::Summarize) => Some(10),
     };
-    let mut machine = Machine::detect(args.threads);
+    let mut machine = Machine::detect(args.run.threads);
     let (dataset, references, articles, task) = prepare(&args, limit)?;
-    let models: Vec<String> = if args.models.is_empty() {
+    let models: Vec<String> = if args.models.is_empty() && args.run.endpoint.is_some() {
+        anyhow::bail!("--endpoint needs --model: the model(s) as the server names them");
+    } else if args.models.is_empty() {
         // The registry's default model, found the same way the other commands find it.
         let resolved = super::common::resolve_model(
             &super::common::ModelArgs {
                 model: None,
-                max_context: args.max_context,
-                threads: args.threads,
-                parallel: 1,
-                kv_budget: None,
+                run: args.run.clone(),
             },
             false,
         )?;
@@ -158,8 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("bench: model {}/{}: {model}", i + 1, models.len());
         let job = Job {
             model: model.clone(),
-            max_context: args.max_context,
-            threads: args.threads,
+            run: args.run.clone(),
             max_tokens: args.max_tokens,
             runs: args.runs,
             speed_subset: args.speed_subset.max(1),

@@ -1,11 +1,11 @@
 //! Flags and helpers shared by the commands that run a model.
 
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 use std::sync::Arc;
 
-use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, LoadOptions};
+use anyhow::Context;
+use tarjama_models::chat::ChatEngine;
+use tarjama_models::gguf::{ChatModel, Engine, EngineOptions, GgufTokenizer, LoadOptions};
 use tarjama_models::registry::Registry;
 use tarjama_models::resolve::{self, ModelKind, Resolved};
 use tarjama_models::sampling::SamplingParams;
@@ -14,6 +14,7 @@ use tarjama_models::seq2seq::{
 };
 use tarjama_pipeline::prompts::PromptSet;
 use tarjama_pipeline::{ChatTranslator, Seq2SeqAdapter, Translator};
+use tarjama_remote::{RemoteEngine, RemoteOptions};
 use tarjama_text::{Normalizer, Profile};
 
 use crate::progress::Reporter;
@@ -23,18 +24,64 @@ use crate::progress::Reporter;
 pub struct ModelArgs {
     /// A registry name (`tarjama models list`), a .gguf file, a model folder, or a hub repo
     /// id (`owner/name` or `owner/name:FILE.gguf`). Default: the registry's default model,
-    /// downloaded on first use.
+    /// downloaded on first use. With --endpoint: the model as the server names it.
     #[arg(short, long, env = "TARJAMA_MODEL")]
     pub model: Option<String>,
-    /// Context window cap in tokens (memory grows with it).
+    /// Where and how it runs.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How a model runs, whichever it is: shared by every command that runs one, `bench`
+/// included (which names its models with a repeatable `-m`).
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct RunArgs {
+    /// Context window cap in tokens (memory grows with it). With --endpoint: the server's
+    /// context window (read from the server when it says it, as vLLM does).
     #[arg(long, default_value_t = 8192)]
     pub max_context: usize,
+    /// Run the model on an OpenAI-compatible server instead of here: its base URL, such as
+    /// http://127.0.0.1:8000/v1 (vLLM, llama.cpp's llama-server, TGI, Ollama, LM Studio).
+    #[arg(
+        long,
+        env = "TARJAMA_ENDPOINT",
+        value_name = "URL",
+        help_heading = "Remote engine"
+    )]
+    pub endpoint: Option<String>,
+    /// The environment variable that holds the server's API key (the key itself never goes
+    /// on the command line).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "endpoint",
+        help_heading = "Remote engine"
+    )]
+    pub api_key_env: Option<String>,
+    /// Seconds one request to the server may take, answer included, before it is retried.
+    #[arg(
+        long,
+        default_value_t = 600.0,
+        value_name = "SECS",
+        help_heading = "Remote engine"
+    )]
+    pub timeout: f64,
+    /// Retries of a request that failed in a way that can pass (connection, timeout, 429,
+    /// 5xx, an answer cut short), with exponential backoff.
+    #[arg(
+        long,
+        default_value_t = 6,
+        value_name = "N",
+        help_heading = "Remote engine"
+    )]
+    pub retries: u32,
     /// CPU threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
     /// Requests a chat model works on at once, decoded together in one batch (1: one
     /// after the other). A decoding step reads every weight once whatever the batch, so
-    /// on a CPU 8 sequences cost little more time per step than one.
+    /// on a CPU 8 sequences cost little more time per step than one. With --endpoint: the
+    /// requests in flight to the server.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub parallel: usize,
     /// Memory for the keys and values of the requests in flight, in MiB; requests wait
@@ -43,7 +90,7 @@ pub struct ModelArgs {
     pub kv_budget: Option<usize>,
 }
 
-impl ModelArgs {
+impl RunArgs {
     /// The engine settings these flags ask for.
     pub fn engine_options(&self) -> EngineOptions {
         let budget = match self.kv_budget {
@@ -129,7 +176,108 @@ pub fn normalizer(profile: &str) -> anyhow::Result<Option<Normalizer>> {
     })
 }
 
-/// Finds the model, downloading a registry model on first use.
+/// Where the model runs: here, found by the resolver, or on a server.
+pub enum Target {
+    /// A model file or folder on this machine.
+    Local(Resolved),
+    /// A model on an OpenAI-compatible server, and the prompts to send it.
+    Remote(Arc<RemoteEngine>, PromptSet),
+}
+
+impl Target {
+    /// The model's name for reports.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Local(r) => r.name.clone(),
+            Target::Remote(engine, _) => engine.options().model.clone(),
+        }
+    }
+
+    /// Whether it is a chat model (a remote one always is).
+    pub fn is_chat(&self) -> bool {
+        match self {
+            Target::Local(r) => r.kind == ModelKind::Gguf,
+            Target::Remote(..) => true,
+        }
+    }
+
+    /// The server's base URL, for a remote model.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Target::Local(_) => None,
+            Target::Remote(engine, _) => Some(&engine.options().endpoint),
+        }
+    }
+}
+
+/// Finds the model: connects to the server with --endpoint, else resolves a local model,
+/// downloading a registry model on first use.
+pub fn target(args: &ModelArgs, quiet: bool) -> anyhow::Result<Target> {
+    let run = &args.run;
+    let Some(endpoint) = &run.endpoint else {
+        return Ok(Target::Local(resolve_model(args, quiet)?));
+    };
+    let model = args.model.clone().context(
+        "--endpoint needs --model: the model as the server names it (its /v1/models list)",
+    )?;
+    let api_key = match &run.api_key_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|k| !k.is_empty())
+                .with_context(|| format!("--api-key-env {var}: the variable is not set"))?,
+        ),
+        None => None,
+    };
+    if !run.timeout.is_finite() || run.timeout <= 0.0 {
+        anyhow::bail!(
+            "--timeout {}: must be a positive number of seconds",
+            run.timeout
+        );
+    }
+    // A registry model of the same name lends its prompts, and its tokenizer when it is
+    // downloaded (for servers without a tokenizer route).
+    let registry = Registry::load()?;
+    let manifest = registry.get(&model);
+    let prompts = manifest.map_or_else(PromptSet::default, |m| {
+        PromptSet::with_overrides(&m.prompts)
+    });
+    let local = manifest
+        .map(|m| m.local_path())
+        .filter(|path| path.is_file())
+        .and_then(|path| local_tokenizer(&path));
+    let options = RemoteOptions {
+        endpoint: endpoint.clone(),
+        model,
+        api_key,
+        parallel: run.parallel.max(1),
+        timeout: std::time::Duration::from_secs_f64(run.timeout),
+        policy: tarjama_remote::retry::Policy {
+            retries: run.retries,
+            ..Default::default()
+        },
+        max_context: run.max_context,
+    };
+    let engine = RemoteEngine::connect(options, local)?;
+    if !quiet {
+        eprintln!(
+            "note: {} at {}; token counts from {}",
+            engine.options().model,
+            engine.options().endpoint,
+            engine.token_counting().describe()
+        );
+    }
+    Ok(Target::Remote(Arc::new(engine), prompts))
+}
+
+/// The tokenizer stored in a GGUF file, without its weights.
+fn local_tokenizer(path: &Path) -> Option<GgufTokenizer> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file).ok()?;
+    GgufTokenizer::from_gguf(&content, path).ok()
+}
+
+/// Finds a local model, downloading a registry model on first use.
 pub fn resolve_model(args: &ModelArgs, quiet: bool) -> anyhow::Result<Resolved> {
     let registry = Registry::load()?;
     let mut progress = Reporter::new(quiet);
@@ -139,6 +287,26 @@ pub fn resolve_model(args: &ModelArgs, quiet: bool) -> anyhow::Result<Resolved> 
         true,
         &mut progress,
     )?)
+}
+
+/// A chat engine for `target` with its prompts and name: the batched GGUF engine for a
+/// local model (an encoder-decoder is refused), the server for a remote one.
+pub fn chat_engine(
+    target: &Target,
+    args: &ModelArgs,
+) -> anyhow::Result<(Arc<dyn ChatEngine>, PromptSet, String)> {
+    match target {
+        Target::Local(resolved) => {
+            let chat = load_chat(resolved, args)?;
+            let engine = Engine::new(chat.model, args.run.engine_options())?;
+            Ok((Arc::new(engine), chat.prompts, chat.name))
+        }
+        Target::Remote(engine, prompts) => Ok((
+            engine.clone(),
+            prompts.clone(),
+            engine.options().model.clone(),
+        )),
+    }
 }
 
 /// A loaded chat model with its prompts.
@@ -162,7 +330,7 @@ pub fn load_chat(resolved: &Resolved, args: &ModelArgs) -> anyhow::Result<Loaded
     let manifest = resolved.manifest.as_ref();
     let max_context = manifest
         .and_then(|m| m.generation.max_context)
-        .map_or(args.max_context, |m| m.min(args.max_context));
+        .map_or(args.run.max_context, |m| m.min(args.run.max_context));
     let options = LoadOptions {
         max_context,
         chat_template: manifest.and_then(|m| m.chat_template.clone()),
@@ -188,14 +356,16 @@ pub struct Seq2SeqChoices {
     pub int8: bool,
 }
 
-/// Where the translators of a run come from: a chat model's engine gives one for every
-/// input in flight (they share it and its batches), an encoder-decoder model one only
-/// (it batches sentences itself).
+/// Where the translators of a run come from: a chat engine gives one for every input in
+/// flight (they share it and its batches, or its server), an encoder-decoder model one
+/// only (it batches sentences itself).
 pub struct Translators {
     /// Inputs worth translating at once.
     pub parallel: usize,
-    /// The chat model's engine, for its statistics.
+    /// The local chat model's engine, for its statistics.
     pub engine: Option<Arc<Engine>>,
+    /// The server, for its statistics.
+    pub remote: Option<Arc<RemoteEngine>>,
     make: Box<dyn FnMut() -> Option<Box<dyn Translator + Send>> + Send>,
 }
 
@@ -206,39 +376,54 @@ impl Translators {
     }
 }
 
-/// Loads any model as [`Translators`]: a GGUF chat model asked to translate, with
-/// `batch_tokens`/`batch_sentences` source tokens and sentences per request, or an
-/// encoder-decoder model loaded and decoding as `seq2seq` says.
+/// Loads any model as [`Translators`]: a chat model (local GGUF or remote) asked to
+/// translate, with `batch_tokens`/`batch_sentences` source tokens and sentences per
+/// request, or an encoder-decoder model loaded and decoding as `seq2seq` says.
 pub fn load_translator(
-    resolved: &Resolved,
+    target: &Target,
     args: &ModelArgs,
     params: SamplingParams,
     batch_tokens: usize,
     batch_sentences: usize,
     seq2seq: Seq2SeqChoices,
 ) -> anyhow::Result<Translators> {
+    let chat_params = params.clone();
+    let chat = |engine: Arc<dyn ChatEngine>, prompts: PromptSet, name: String| {
+        let params = chat_params;
+        move || -> Option<Box<dyn Translator + Send>> {
+            Some(Box::new(
+                ChatTranslator::new(
+                    engine.clone(),
+                    name.clone(),
+                    prompts.clone(),
+                    params.clone(),
+                )
+                .with_chunking(batch_tokens, batch_sentences),
+            ))
+        }
+    };
+    let resolved = match target {
+        Target::Remote(engine, prompts) => {
+            return Ok(Translators {
+                parallel: engine.parallel(),
+                engine: None,
+                remote: Some(engine.clone()),
+                make: Box::new(chat(engine.clone(), prompts.clone(), target.name())),
+            })
+        }
+        Target::Local(resolved) => resolved,
+    };
     match resolved.kind {
         ModelKind::Gguf => {
-            let chat = load_chat(resolved, args)?;
-            let options = args.engine_options();
+            let loaded = load_chat(resolved, args)?;
+            let options = args.run.engine_options();
             let parallel = options.parallel;
-            let engine = Arc::new(Engine::new(chat.model, options)?);
-            let shared = engine.clone();
-            let make = move || -> Option<Box<dyn Translator + Send>> {
-                Some(Box::new(
-                    ChatTranslator::new(
-                        shared.clone(),
-                        chat.name.clone(),
-                        chat.prompts.clone(),
-                        params.clone(),
-                    )
-                    .with_chunking(batch_tokens, batch_sentences),
-                ))
-            };
+            let engine = Arc::new(Engine::new(loaded.model, options)?);
             Ok(Translators {
                 parallel,
-                engine: Some(engine),
-                make: Box::new(make),
+                engine: Some(engine.clone()),
+                remote: None,
+                make: Box::new(chat(engine, loaded.prompts, loaded.name)),
             })
         }
         ModelKind::HfFolder => {
@@ -267,6 +452,7 @@ pub fn load_translator(
             Ok(Translators {
                 parallel: 1,
                 engine: None,
+                remote: None,
                 make: Box::new(move || one.take()),
             })
         }

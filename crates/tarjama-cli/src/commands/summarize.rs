@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_models::gguf::Engine;
 use tarjama_pipeline::{
     run_concurrently, summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport,
 };
@@ -80,7 +79,7 @@ struct JsonOut<'a> {
 
 /// Runs `tarjama summarize`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    common::set_threads(args.model.threads);
+    common::set_threads(args.model.run.threads);
     let normalizer = common::normalizer(&args.normalize)?;
     let inputs = common::expand_inputs(&args.inputs)?;
     let read = ReadOptions {
@@ -88,10 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         ..ReadOptions::default()
     };
     // Read and check every input before the model loads: a bad file is reported at once.
-    let resolved = common::resolve_model(&args.model, args.quiet)?;
-    let chat = common::load_chat(&resolved, &args.model)?;
-    let (name, prompts) = (chat.name, chat.prompts);
-    let engine = Engine::new(chat.model, args.model.engine_options())?;
+    let target = common::target(&args.model, args.quiet)?;
+    let (engine, prompts, name) = common::chat_engine(&target, &args.model)?;
     let options = SummaryOptions {
         strategy: match args.strategy {
             StrategyArg::Direct => Strategy::Direct,
@@ -112,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     // (their requests share the model's batches) and printed in order.
     let stream = !many && args.format == Format::Text && std::io::stdout().is_terminal();
     let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
-    let results = run_concurrently(inputs.len(), engine.options().parallel, |i| {
+    let results = run_concurrently(inputs.len(), engine.parallel(), |i| {
         let source = &inputs[i];
         // A bad input is reported and skipped; a model failure is an error.
         let text =

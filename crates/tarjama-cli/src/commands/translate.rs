@@ -21,13 +21,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tarjama_models::gguf::EngineStats;
-use tarjama_models::resolve::{ModelKind, Resolved};
 use tarjama_pipeline::{
     sentences_to_translate, translate_document, DocumentTranslation, TranslateOptions,
 };
 use tarjama_text::{ReadOptions, Source};
 
-use super::common::{self, ModelArgs, SamplingArgs, Translators};
+use super::common::{self, ModelArgs, SamplingArgs, Target, Translators};
 use crate::batch::cache::Cache;
 use crate::batch::formats::Prepared;
 use crate::batch::inputs::{self, Input, Selection, Shard};
@@ -35,6 +34,7 @@ use crate::batch::manifest::{self, Manifest};
 use crate::batch::render::{self, Format};
 use crate::batch::{atomic, signal, Sink, INTERRUPTED};
 use crate::exit;
+use tarjama_remote::RemoteStats;
 
 /// Flags of `tarjama translate`.
 #[derive(Debug, clap::Args)]
@@ -153,6 +153,10 @@ pub struct BatchArgs {
 struct TranslationSettings<'a> {
     tarjama: &'a str,
     model: &'a str,
+    /// The server of a remote model. Absent for a local one, so caches written before
+    /// remote engines existed keep their key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<&'a str>,
     model_file: String,
     model_bytes: u64,
     temperature: f64,
@@ -178,16 +182,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// (translation settings hash, output settings hash): the second adds what changes the
 /// output file but not the translation.
-fn settings_hashes(args: &Args, resolved: &Resolved) -> anyhow::Result<(String, String)> {
-    let model_bytes = std::fs::metadata(&resolved.path).map_or(0, |m| m.len());
+fn settings_hashes(args: &Args, target: &Target) -> anyhow::Result<(String, String)> {
+    let (model_file, model_bytes) = match target {
+        Target::Local(resolved) => (
+            resolved
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::fs::metadata(&resolved.path).map_or(0, |m| m.len()),
+        ),
+        Target::Remote(..) => (String::new(), 0),
+    };
+    let name = target.name();
     let s = TranslationSettings {
         tarjama: env!("CARGO_PKG_VERSION"),
-        model: &resolved.name,
-        model_file: resolved
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        model: &name,
+        endpoint: target.endpoint(),
+        model_file,
         model_bytes,
         temperature: args.sampling.temperature,
         top_k: args.sampling.top_k,
@@ -199,7 +211,7 @@ fn settings_hashes(args: &Args, resolved: &Resolved) -> anyhow::Result<(String, 
         beam: args.beam,
         batch_sentences: args.batch_sentences,
         batch_tokens: args.batch_tokens,
-        max_context: args.model.max_context,
+        max_context: args.model.run.max_context,
         normalize: &args.normalize,
         int8: args.int8,
     };
@@ -245,6 +257,9 @@ struct Summary {
     /// What the chat model's engine did: requests, batches, memory for keys and values.
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<EngineStats>,
+    /// What the remote engine did: requests, retries by cause, tarjama's own overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<RemoteStats>,
     /// Peak resident memory of the process, bytes (where the OS tells).
     peak_rss_bytes: Option<u64>,
 }
@@ -404,7 +419,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.lines {
         return crate::batch::lines::run(args);
     }
-    common::set_threads(args.model.threads);
+    common::set_threads(args.model.run.threads);
     signal::install();
     let normalizer = common::normalizer(&args.normalize)?;
     let stdin_only = args.inputs.is_empty() || args.inputs.iter().all(|i| i == "-");
@@ -433,20 +448,19 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     let (inputs, list_errors) = inputs::collect(&args.inputs, &selection)?;
 
-    let resolved = common::resolve_model(&args.model, args.quiet)?;
-    if args.beam.is_some() && resolved.kind == ModelKind::Gguf && !args.quiet {
+    let target = common::target(&args.model, args.quiet)?;
+    let model_name = target.name();
+    if args.beam.is_some() && target.is_chat() && !args.quiet {
         eprintln!(
-            "note: --beam is ignored: {} is a chat model, which decodes greedily or samples",
-            resolved.name
+            "note: --beam is ignored: {model_name} is a chat model, which decodes greedily or samples"
         );
     }
-    if args.int8 && resolved.kind == ModelKind::Gguf && !args.quiet {
+    if args.int8 && target.is_chat() && !args.quiet {
         eprintln!(
-            "note: --int8 is ignored: {} is a GGUF model, quantized already",
-            resolved.name
+            "note: --int8 is ignored: {model_name} is a chat model, quantized already or remote"
         );
     }
-    let (translation_settings, settings) = settings_hashes(&args, &resolved)?;
+    let (translation_settings, settings) = settings_hashes(&args, &target)?;
     let tag = args.select.shard.map(|s| s.tag());
 
     let mut manifest = match &sink {
@@ -491,7 +505,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut summary = Summary {
         inputs: inputs.len(),
         format: args.format.name(),
-        model: resolved.name.clone(),
+        model: model_name.clone(),
         output: args.output.as_ref().map(|o| o.display().to_string()),
         ..Summary::default()
     };
@@ -614,7 +628,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
             if translators.is_none() && !held.is_empty() {
                 let t = common::load_translator(
-                    &resolved,
+                    &target,
                     &args.model,
                     args.sampling.params(512),
                     args.batch_tokens,
@@ -717,7 +731,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 Source::Stdin => "<stdin>",
                 Source::File(_) => input.relative.as_str(),
             };
-            let rendered = render::render(&prepared, &doc, args.format, display, &resolved.name)?;
+            let rendered = render::render(&prepared, &doc, args.format, display, &model_name)?;
             match &sink {
                 Sink::Stdout => {
                     stdout.write_all(rendered.as_bytes())?;
@@ -736,7 +750,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                             sha256: sha,
                             settings: settings.clone(),
                             output: rel_out,
-                            model: resolved.name.clone(),
+                            model: model_name.clone(),
+                            endpoint: target.endpoint().map(str::to_string),
                             sentences: doc.sentences.len(),
                             finished: SystemTime::now()
                                 .duration_since(UNIX_EPOCH)
@@ -756,6 +771,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     (summary.cache_hits, summary.model_sentences) = cache.counts();
     if let Some(engine) = translators.as_ref().and_then(|t| t.engine.as_ref()) {
         summary.engine = Some(engine.stats());
+    }
+    if let Some(remote) = translators.as_ref().and_then(|t| t.remote.as_ref()) {
+        summary.remote = Some(remote.stats());
     }
     summary.seconds = start.elapsed().as_secs_f64();
     summary.peak_rss_bytes = crate::benchmark::machine::peak_rss_bytes();
