@@ -24,6 +24,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 
 /// The kinds of thing a test may need, each with its variable.
