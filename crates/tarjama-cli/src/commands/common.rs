@@ -179,7 +179,7 @@ pub fn normalizer(profile: &str) -> anyhow::Result<Option<Normalizer>> {
 /// Where the model runs: here, found by the resolver, or on a server.
 pub enum Target {
     /// A model file or folder on this machine.
-    Local(Resolved),
+    Local(Box<Resolved>),
     /// A model on an OpenAI-compatible server, and the prompts to send it.
     Remote(Arc<RemoteEngine>, PromptSet),
 }
@@ -215,7 +215,7 @@ impl Target {
 pub fn target(args: &ModelArgs, quiet: bool) -> anyhow::Result<Target> {
     let run = &args.run;
     let Some(endpoint) = &run.endpoint else {
-        return Ok(Target::Local(resolve_model(args, quiet)?));
+        return Ok(Target::Local(Box::new(resolve_model(args, quiet)?)));
     };
     let model = args.model.clone().context(
         "--endpoint needs --model: the model as the server names it (its /v1/models list)",

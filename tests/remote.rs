@@ -1,0 +1,427 @@
+//! End-to-end tests of `--endpoint`: the binary against OpenAI-compatible servers on
+//! loopback. The scripted server of the test kit answers instantly and predictably (the
+//! cluster and fault tests need many runs); llama-cpp-python's server runs a real model
+//! (translate FLORES articles through faults, summarize, refuse a wrong key). Every server
+//! and proxy is stopped when its test ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tarjama_testkit::http::{closed_port, socket_addr, FakeServer, Fault, FaultProxy};
+use tarjama_testkit::{require_flores, require_llama_server, require_model};
+
+const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
+
+/// Every file under `dir` but the manifests and caches, as (relative path, bytes).
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn json_line(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {text}");
+    })
+}
+
+/// `n` small Arabic documents, each with its own sentences.
+fn documents(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let text = format!(
+            "قال الوزير إن الاجتماع رقم {i} كان مثمرا.\n\nوأضاف أن المحادثات ستستمر غدا في المدينة {i}.\n"
+        );
+        std::fs::write(dir.join(format!("doc-{i:02}.txt")), text).unwrap();
+    }
+}
+
+fn translate(endpoint: &str, model: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tarjama"));
+    cmd.args([
+        "translate",
+        "--endpoint",
+        endpoint,
+        "--model",
+        model,
+        "--quiet",
+    ])
+    .args(args)
+    .env_remove("TARJAMA_ENDPOINT")
+    .env_remove("TARJAMA_MODEL");
+    cmd
+}
+
+#[test]
+fn shards_run_at_once_into_one_folder_give_what_one_process_gives() {
+    let server = FakeServer::start("fake", None);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    documents(&input, 24);
+    let input = input.to_str().unwrap();
+
+    let one = tmp.path().join("one");
+    let o = translate(
+        &server.endpoint(),
+        "fake",
+        &[input, "-o", one.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Three shard processes at once, as a Kubernetes Indexed Job or a Slurm array runs
+    // them (deploy/), writing into one folder.
+    let many = tmp.path().join("many");
+    let shards: Vec<Child> = (1..=3)
+        .map(|k| {
+            translate(
+                &server.endpoint(),
+                "fake",
+                &[
+                    input,
+                    "-o",
+                    many.to_str().unwrap(),
+                    "--shard",
+                    &format!("{k}/3"),
+                ],
+            )
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in shards {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (outputs(&one), outputs(&many));
+    assert_eq!(a.len(), 24);
+    assert_eq!(a, b, "the shards together wrote what one process wrote");
+    for k in 1..=3 {
+        assert!(many
+            .join(format!(".tarjama-manifest.{k}-of-3.jsonl"))
+            .is_file());
+    }
+
+    // The merged folder is complete: a run without --shard finds nothing left to do.
+    let o = translate(
+        &server.endpoint(),
+        "fake",
+        &[input, "-o", many.to_str().unwrap(), "--json"],
+    )
+    .output()
+    .unwrap();
+    let summary = json_line(&o.stdout);
+    assert_eq!(summary["done"], 0);
+    assert_eq!(summary["skipped"], 24);
+}
+
+#[test]
+fn faults_between_tarjama_and_the_server_change_no_output_byte() {
+    let server = FakeServer::start("fake", None);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    documents(&input, 6);
+    let input = input.to_str().unwrap();
+    let clean = tmp.path().join("clean");
+    let o = translate(
+        &server.endpoint(),
+        "fake",
+        &[input, "-o", clean.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success());
+
+    let proxy = FaultProxy::start(socket_addr(&server.endpoint()), schedule());
+    let faulty = tmp.path().join("faulty");
+    let o = translate(
+        &proxy.endpoint(),
+        "fake",
+        &[
+            input,
+            "-o",
+            faulty.to_str().unwrap(),
+            "--json",
+            "--timeout",
+            "2",
+            "--parallel",
+            "2",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(outputs(&clean), outputs(&faulty));
+    assert_retries_counted(&json_line(&o.stdout), proxy.applied().len());
+}
+
+/// One of each fault, and a second drop.
+fn schedule() -> Vec<Fault> {
+    vec![
+        Fault::Drop,
+        Fault::ServerError,
+        Fault::RateLimited(1),
+        Fault::Slow(Duration::from_secs(4)),
+        Fault::Cut,
+        Fault::Drop,
+    ]
+}
+
+fn assert_retries_counted(summary: &serde_json::Value, applied: usize) {
+    assert_eq!(applied, schedule().len(), "every fault was met");
+    let retries = &summary["remote"]["retries"];
+    let count = |k: &str| retries[k].as_u64().unwrap();
+    assert_eq!(count("connection"), 2, "{retries}");
+    assert_eq!(count("server_error"), 1, "{retries}");
+    assert_eq!(count("rate_limited"), 1, "{retries}");
+    assert_eq!(count("timeout"), 1, "{retries}");
+    assert_eq!(count("cut_short"), 1, "{retries}");
+    assert_eq!(summary["remote"]["failed"], 0);
+}
+
+#[test]
+fn a_server_that_is_down_fails_fast_with_exit_code_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    documents(&tmp.path().join("in"), 1);
+    let endpoint = format!("http://127.0.0.1:{}/v1", closed_port());
+    let start = Instant::now();
+    let o = translate(
+        &endpoint,
+        "fake",
+        &[tmp.path().join("in").to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("cannot reach the server at"), "{stderr}");
+    assert!(stderr.contains(&endpoint), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn the_api_key_comes_from_the_variable_named_and_never_from_the_command_line() {
+    let server = FakeServer::start("fake", Some("s3cret"));
+    let tmp = tempfile::tempdir().unwrap();
+    documents(&tmp.path().join("in"), 1);
+    let input = tmp.path().join("in");
+    let run = |var: Option<&str>| {
+        let mut cmd = translate(&server.endpoint(), "fake", &[input.to_str().unwrap()]);
+        if let Some(value) = var {
+            cmd.args(["--api-key-env", "TEST_KEY"])
+                .env("TEST_KEY", value);
+        }
+        cmd.output().unwrap()
+    };
+    let o = run(Some("wrong"));
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("Invalid API key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong"),
+        "the key is never printed: {stderr}"
+    );
+    assert_eq!(server.refused(), 1, "one refusal, no retries");
+    let o = run(Some("s3cret"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Sentence"));
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1), "no key sent, refused");
+}
+
+/// llama-cpp-python's server on a loopback port, stopped when dropped.
+struct LlamaServer {
+    child: Child,
+    endpoint: String,
+}
+
+impl LlamaServer {
+    fn start(python: &Path, model: &Path, api_key: Option<&str>) -> LlamaServer {
+        let port = closed_port();
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "llama_cpp.server", "--model"])
+            .arg(model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--n_ctx", "4096", "--n_threads", "2", "--model_alias", QWEN])
+            // Prompts evaluated a token at a time: llama.cpp's batched prompt kernels sum
+            // in another order than its one-token ones, so a request repeated after a cut
+            // (its prompt then cached but for the last token) could otherwise answer
+            // differently, and "byte-identical" would test the server, not tarjama.
+            .args(["--n_batch", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(key) = api_key {
+            cmd.args(["--api_key", key]);
+        }
+        let mut server = LlamaServer {
+            child: cmd.spawn().expect("starting llama-cpp-python's server"),
+            endpoint: format!("http://127.0.0.1:{port}/v1"),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("llama-cpp-python's server exited: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(180),
+                "the server never listened"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first `n` FLORES-200 devtest articles (consecutive lines of one URL), one file
+/// each, a sentence a line, as `scripts/flores_to_articles.py` writes them.
+fn flores_articles(flores: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
+    let arabic = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
+    let meta = std::fs::read_to_string(flores.join("metadata_devtest.tsv")).unwrap();
+    let urls: Vec<&str> = meta
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    let mut articles: Vec<Vec<&str>> = Vec::new();
+    let mut last = None;
+    for (line, url) in arabic.lines().zip(urls) {
+        if last != Some(url) {
+            articles.push(Vec::new());
+            last = Some(url);
+        }
+        articles.last_mut().unwrap().push(line);
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    articles
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, lines)| {
+            let path = dir.join(format!("article-{i:03}.txt"));
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
+    let (Some(python), Some(model), Some(flores)) = (
+        require_llama_server(),
+        require_model(QWEN),
+        require_flores(),
+    ) else {
+        return;
+    };
+    let server = LlamaServer::start(&python, &model, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("flores");
+    let articles = flores_articles(&flores, &input, 10);
+    let input = input.to_str().unwrap();
+    let common = ["--max-context", "4096", "--max-tokens", "256", "--json"];
+
+    let clean = tmp.path().join("clean");
+    let o = translate(
+        &server.endpoint,
+        QWEN,
+        &[input, "-o", clean.to_str().unwrap()],
+    )
+    .args(common)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = json_line(&o.stdout);
+    assert_eq!(summary["done"], 10);
+    assert_eq!(summary["remote"]["token_counting"], "llama_cpp_python");
+    let translated = outputs(&clean);
+    assert_eq!(translated.len(), 10);
+    for (name, bytes) in &translated {
+        let text = String::from_utf8_lossy(bytes);
+        let latin = text.chars().filter(char::is_ascii_alphabetic).count();
+        let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+        assert!(
+            latin * 2 > letters,
+            "{name}: {latin} of {letters} letters Latin: {text:?}"
+        );
+    }
+
+    // The same folder through every kind of fault: the same bytes, the retries counted.
+    let proxy = FaultProxy::start(socket_addr(&server.endpoint), schedule());
+    let faulty = tmp.path().join("faulty");
+    let o = translate(
+        &proxy.endpoint(),
+        QWEN,
+        &[input, "-o", faulty.to_str().unwrap()],
+    )
+    .args(common)
+    .args(["--timeout", "3"])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        translated,
+        outputs(&faulty),
+        "byte-identical to the fault-free run"
+    );
+    assert_retries_counted(&json_line(&o.stdout), proxy.applied().len());
+
+    // A summary of one article, through the server.
+    let o = Command::new(env!("CARGO_BIN_EXE_tarjama"))
+        .args(["summarize", "--endpoint", &server.endpoint, "--model", QWEN])
+        .args(["--max-context", "4096", "--sentences", "2", "--quiet"])
+        .arg(&articles[0])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.split_whitespace().count() >= 8, "{summary}");
+    assert!(
+        summary.chars().any(|c| c.is_ascii_alphabetic()),
+        "{summary}"
+    );
+}
+
+#[test]
+fn llama_cpp_python_server_with_a_key_refuses_a_wrong_one_once() {
+    let (Some(python), Some(model)) = (require_llama_server(), require_model(QWEN)) else {
+        return;
+    };
+    let server = LlamaServer::start(&python, &model, Some("right-key"));
+    let tmp = tempfile::tempdir().unwrap();
+    documents(&tmp.path().join("in"), 1);
+    let o = translate(
+        &server.endpoint,
+        QWEN,
+        &[tmp.path().join("in").to_str().unwrap()],
+    )
+    .args(["--api-key-env", "TEST_KEY"])
+    .env("TEST_KEY", "wrong-key")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(stderr.matches("401").count(), 1, "reported once: {stderr}");
+}
