@@ -144,7 +144,7 @@ fn faults_between_tarjama_and_the_server_change_no_output_byte() {
     .unwrap();
     assert!(o.status.success());
 
-    let proxy = FaultProxy::start(socket_addr(&server.endpoint()), schedule());
+    let proxy = FaultProxy::start(socket_addr(&server.endpoint()), schedule(4));
     let faulty = tmp.path().join("faulty");
     let o = translate(
         &proxy.endpoint(),
@@ -167,20 +167,20 @@ fn faults_between_tarjama_and_the_server_change_no_output_byte() {
     assert_retries_counted(&json_line(&o.stdout), proxy.applied().len());
 }
 
-/// One of each fault, and a second drop.
-fn schedule() -> Vec<Fault> {
+/// One of each fault, and a second drop; the slow answer comes `slow` seconds late.
+fn schedule(slow: u64) -> Vec<Fault> {
     vec![
         Fault::Drop,
         Fault::ServerError,
         Fault::RateLimited(1),
-        Fault::Slow(Duration::from_secs(4)),
+        Fault::Slow(Duration::from_secs(slow)),
         Fault::Cut,
         Fault::Drop,
     ]
 }
 
 fn assert_retries_counted(summary: &serde_json::Value, applied: usize) {
-    assert_eq!(applied, schedule().len(), "every fault was met");
+    assert_eq!(applied, schedule(0).len(), "every fault was met");
     let retries = &summary["remote"]["retries"];
     let count = |k: &str| retries[k].as_u64().unwrap();
     assert_eq!(count("connection"), 2, "{retries}");
@@ -244,6 +244,10 @@ fn the_api_key_comes_from_the_variable_named_and_never_from_the_command_line() {
     assert_eq!(o.status.code(), Some(1), "no key sent, refused");
 }
 
+/// One llama-cpp-python server at a time: two would share the 2 cores, and a port one of
+/// them was given could be taken by the other before it listens.
+static ONE_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// llama-cpp-python's server on a loopback port, stopped when dropped.
 struct LlamaServer {
     child: Child,
@@ -263,6 +267,9 @@ impl LlamaServer {
             // (its prompt then cached but for the last token) could otherwise answer
             // differently, and "byte-identical" would test the server, not tarjama.
             .args(["--n_batch", "1"])
+            // By default a new request interrupts the one being streamed, which then
+            // ends, "finished", with whatever text it had.
+            .args(["--interrupt_requests", "False"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(key) = api_key {
@@ -335,12 +342,23 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
     ) else {
         return;
     };
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let server = LlamaServer::start(&python, &model, None);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("flores");
     let articles = flores_articles(&flores, &input, 10);
     let input = input.to_str().unwrap();
-    let common = ["--max-context", "4096", "--max-tokens", "256", "--json"];
+    // The server answers one request at a time: more in flight would only queue there
+    // (and count against the per-request timeout).
+    let common = [
+        "--max-context",
+        "4096",
+        "--max-tokens",
+        "256",
+        "--parallel",
+        "1",
+        "--json",
+    ];
 
     let clean = tmp.path().join("clean");
     let o = translate(
@@ -363,12 +381,15 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
         let letters = text.chars().filter(|c| c.is_alphabetic()).count();
         assert!(
             latin * 2 > letters,
-            "{name}: {latin} of {letters} letters Latin: {text:?}"
+            "{name}: {latin} of {letters} letters Latin: {text:?}\nsource: {:?}\nrun: {summary}",
+            std::fs::read_to_string(Path::new(input).join(name)).unwrap_or_default()
         );
     }
 
     // The same folder through every kind of fault: the same bytes, the retries counted.
-    let proxy = FaultProxy::start(socket_addr(&server.endpoint), schedule());
+    // The timeout must pass every real answer (prompts are evaluated a token at a time)
+    // and fall short of the slow one.
+    let proxy = FaultProxy::start(socket_addr(&server.endpoint), schedule(75));
     let faulty = tmp.path().join("faulty");
     let o = translate(
         &proxy.endpoint(),
@@ -376,7 +397,7 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
         &[input, "-o", faulty.to_str().unwrap()],
     )
     .args(common)
-    .args(["--timeout", "3"])
+    .args(["--timeout", "60"])
     .output()
     .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -408,6 +429,7 @@ fn llama_cpp_python_server_with_a_key_refuses_a_wrong_one_once() {
     let (Some(python), Some(model)) = (require_llama_server(), require_model(QWEN)) else {
         return;
     };
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let server = LlamaServer::start(&python, &model, Some("right-key"));
     let tmp = tempfile::tempdir().unwrap();
     documents(&tmp.path().join("in"), 1);

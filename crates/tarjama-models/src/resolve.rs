@@ -162,7 +162,7 @@ fn pick_gguf(repo: &str) -> Result<String> {
     let info = api
         .model(repo.to_string())
         .info()
-        .map_err(|e| Error::Unavailable(format!("hub {repo}: {e}")))?;
+        .map_err(|e| Error::Unavailable(source::hub_failure(repo, &e)))?;
     let names: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
     let ggufs: Vec<&String> = names.iter().filter(|n| n.ends_with(".gguf")).collect();
     if let Some(q4) = ggufs.iter().find(|n| n.to_lowercase().contains("q4_k_m")) {

@@ -86,7 +86,7 @@ pub fn hub_get(
     let mut adapter = HubProgress(progress);
     api.repo(hub_repo(repo, revision))
         .download_with_progress(file, &mut adapter)
-        .map_err(|e| Error::Unavailable(format!("hub {repo}/{file}: {}", one_line(&e))))
+        .map_err(|e| Error::Unavailable(hub_failure(&format!("{repo}/{file}"), &e)))
 }
 
 struct HubProgress<'a>(&'a mut dyn Progress);
@@ -100,6 +100,30 @@ impl hf_hub::api::Progress for &mut HubProgress<'_> {
     }
     fn finish(&mut self) {
         self.0.finish();
+    }
+}
+
+/// One short line for a failed hub request about `what` (a repository, or repo/file):
+/// the innermost cause, not the URL hf-hub repeats at every layer.
+pub fn hub_failure(what: &str, e: &dyn std::error::Error) -> String {
+    format!(
+        "cannot fetch {what} from the Hugging Face hub: {}",
+        root_cause(e)
+    )
+}
+
+/// The innermost cause of `e` ("Connection refused", "dns error: ..."), on one line: the
+/// outer layers of an hf-hub error repeat the whole URL.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string().replace('\n', " ");
+    if text.trim().is_empty() {
+        one_line(e)
+    } else {
+        text
     }
 }
 

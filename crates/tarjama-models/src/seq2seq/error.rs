@@ -87,15 +87,14 @@ pub enum Error {
         token: String,
     },
     /// A model could not be fetched from the Hugging Face hub.
-    #[error("{repo}: cannot fetch {file} from the Hugging Face hub: {source}")]
+    #[error("{reason}")]
     Hub {
         /// The repository id.
         repo: String,
         /// The file asked for.
         file: String,
-        /// What hf-hub said.
-        #[source]
-        source: hf_hub::api::sync::ApiError,
+        /// Why, in one line (naming repository and file).
+        reason: String,
     },
     /// The model is neither a local directory nor reachable because the hub is off.
     #[error("{0}: not a local model directory, and HF_HUB_OFFLINE is set")]

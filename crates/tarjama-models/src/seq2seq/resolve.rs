@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
+use crate::source;
 
 /// Files a translation checkpoint may need; those missing from a repository are skipped.
 const WANTED: &[&str] = &[
@@ -35,33 +36,29 @@ pub fn resolve_model_dir(spec: &str) -> Result<PathBuf> {
             file: "model directory".into(),
         });
     }
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0");
-    if offline {
-        let cache = hf_hub::Cache::from_env().model(spec.to_string());
-        let config = cache
-            .get("config.json")
+    // The hub rules of every model tarjama loads (`crate::source`): one idea of offline,
+    // one cache (HF_HUB_CACHE, HF_HOME), one short line when the hub cannot be reached.
+    if source::hub_offline() {
+        let config = source::hub_cached(spec, None, "config.json")
             .ok_or_else(|| Error::Offline(spec.to_string()))?;
         return parent_dir(&config, spec);
     }
-    let api = hf_hub::api::sync::Api::new().map_err(|source| Error::Hub {
-        repo: spec.to_string(),
-        file: "config.json".into(),
-        source,
-    })?;
-    let repo = api.model(spec.to_string());
+    let fetch = |file: &str| {
+        source::hub_get(spec, None, file, &mut source::NoProgress).map_err(|e| Error::Hub {
+            repo: spec.to_string(),
+            file: file.to_string(),
+            reason: e.to_string(),
+        })
+    };
     // config.json decides whether the repository is reachable at all: its error is the
     // one reported. The others are optional, and which are needed depends on the model.
-    let config = repo.get("config.json").map_err(|source| Error::Hub {
-        repo: spec.to_string(),
-        file: "config.json".into(),
-        source,
-    })?;
+    let config = fetch("config.json")?;
     let mut have_weights = false;
     for file in WANTED.iter().skip(1) {
         if have_weights && *file == "pytorch_model.bin" {
             continue;
         }
-        if repo.get(file).is_ok() && *file == "model.safetensors" {
+        if fetch(file).is_ok() && *file == "model.safetensors" {
             have_weights = true;
         }
     }
