@@ -496,36 +496,22 @@ impl RemoteEngine {
             first_text.get_or_insert_with(|| start.elapsed());
             // The stop conditions the server does not know are applied here; meeting one
             // ends the request (the connection is dropped, the server stops generating).
-            if let Some(cut) = find_stop(&stream.text, &params.stop) {
-                stream.text.truncate(cut);
-                return Ok(finish_answer(
-                    stream,
-                    Some(StopReason::StopString),
-                    start,
-                    first_text.unwrap_or_default(),
-                    waited,
-                ));
-            }
             if loop_window > 0 {
                 chars.extend(piece.chars());
-                if repeats_earlier(&chars, loop_window) {
-                    return Ok(finish_answer(
-                        stream,
-                        Some(StopReason::Loop),
-                        start,
-                        first_text.unwrap_or_default(),
-                        waited,
-                    ));
-                }
             }
-            if has_sentences(&stream.text, params.stop_after_sentences) {
-                return Ok(finish_answer(
-                    stream,
-                    Some(StopReason::Sentences),
-                    start,
-                    first_text.unwrap_or_default(),
-                    waited,
-                ));
+            let stopped = if let Some(cut) = find_stop(&stream.text, &params.stop) {
+                stream.text.truncate(cut);
+                Some(StopReason::StopString)
+            } else if loop_window > 0 && repeats_earlier(&chars, loop_window) {
+                Some(StopReason::Loop)
+            } else if has_sentences(&stream.text, params.stop_after_sentences) {
+                Some(StopReason::Sentences)
+            } else {
+                None
+            };
+            if stopped.is_some() {
+                let first = first_text.unwrap_or_default();
+                return Ok(finish_answer(stream, stopped, start, first, waited));
             }
         }
         if !stream.complete() {

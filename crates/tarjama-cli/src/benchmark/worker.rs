@@ -362,8 +362,7 @@ fn progress(model: &str, what: &str, i: usize, n: usize) {
 /// One chat request as the bench saw it.
 #[derive(Debug, Clone, Copy)]
 struct Call {
-    /// From the request to its first text: the first streamed piece, or the engine's
-    /// own measure when it passes text on only at the end (a remote engine).
+    /// From the request to its first text.
     ttft: Duration,
     generated: usize,
 }
@@ -396,21 +395,10 @@ impl<E: ChatEngine> ChatEngine for Timed<E> {
         on_text: &mut dyn FnMut(&str),
     ) -> tarjama_models::Result<Completion> {
         let start = Instant::now();
-        let mut first: Option<Duration> = None;
-        let completion = self.inner.chat(messages, params, &mut |text| {
-            first.get_or_insert_with(|| start.elapsed());
-            on_text(text);
-        })?;
-        let latency = start.elapsed();
-        // Text passed on only once the answer is complete (a remote engine does so)
-        // says nothing of the first token: the engine's own measure stands in.
-        let ttft = match first {
-            Some(t) if t < latency.saturating_sub(completion.decode) + Duration::from_millis(1) => {
-                t
-            }
-            Some(t) if completion.prefill.is_zero() => t,
-            _ => completion.prefill,
-        };
+        let completion = self.inner.chat(messages, params, on_text)?;
+        // Every engine's `decode` is the time after the first text (a remote engine
+        // passes its text on only at the end, so a callback could not tell).
+        let ttft = start.elapsed().saturating_sub(completion.decode);
         self.calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
