@@ -15,6 +15,10 @@ pub struct SamplingParams {
     pub top_k: Option<usize>,
     /// Keep the smallest set of tokens whose probability reaches `p`.
     pub top_p: Option<f64>,
+    /// Epsilon sampling (Hewitt et al. 2022): drop every token whose probability, at the
+    /// sampling temperature, is below this (the most likely token always stays), as
+    /// transformers' `epsilon_cutoff` does. Used for MBR candidates with about 0.02.
+    pub epsilon: Option<f64>,
     /// Seed of the sampler's random generator.
     pub seed: u64,
     /// Divides the logits of recently seen tokens (1 = off), as llama.cpp's
@@ -42,6 +46,7 @@ impl Default for SamplingParams {
             temperature: 0.0,
             top_k: None,
             top_p: None,
+            epsilon: None,
             seed: 299_792_458,
             repetition_penalty: 1.0,
             repeat_last_n: 64,
@@ -81,6 +86,8 @@ pub struct Sampler {
     processor: LogitsProcessor,
     penalty: f32,
     last_n: usize,
+    /// (epsilon, temperature) when epsilon sampling is on.
+    epsilon: Option<(f64, f64)>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -98,6 +105,10 @@ impl Sampler {
             processor: LogitsProcessor::from_sampling(params.seed, params.sampling()),
             penalty: params.repetition_penalty,
             last_n: params.repeat_last_n,
+            epsilon: params
+                .epsilon
+                .filter(|&e| e > 0.0 && params.temperature > 0.0)
+                .map(|e| (e, params.temperature)),
         }
     }
 
@@ -113,6 +124,74 @@ impl Sampler {
         } else {
             logits.clone()
         };
+        let logits = match self.epsilon {
+            Some((epsilon, temperature)) => epsilon_cut(&logits, epsilon, temperature)?,
+            None => logits,
+        };
         Ok(self.processor.sample(&logits)?)
+    }
+}
+
+/// `logits` with every token whose probability at `temperature` is below `epsilon` set to
+/// minus infinity; the most likely token is always kept.
+fn epsilon_cut(logits: &Tensor, epsilon: f64, temperature: f64) -> Result<Tensor> {
+    let mut values: Vec<f32> = logits
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return Ok(logits.clone());
+    }
+    let scale = 1.0 / temperature;
+    let total: f64 = values
+        .iter()
+        .map(|&v| (f64::from(v - max) * scale).exp())
+        .sum();
+    // p = exp((v - max) / T) / total < epsilon  <=>  v < max + T * ln(epsilon * total)
+    let cut = f64::from(max) + temperature * (epsilon * total).ln();
+    for v in &mut values {
+        if f64::from(*v) < cut && *v < max {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    Ok(Tensor::from_vec(values, logits.shape(), logits.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epsilon_drops_the_unlikely_tokens_only() {
+        // Probabilities at temperature 1: about 0.665, 0.245, 0.090, 0.0001.
+        let logits = Tensor::new(&[3.0f32, 2.0, 1.0, -6.0], &candle_core::Device::Cpu).unwrap();
+        let cut: Vec<f32> = epsilon_cut(&logits, 0.02, 1.0).unwrap().to_vec1().unwrap();
+        assert_eq!(cut, [3.0, 2.0, 1.0, f32::NEG_INFINITY]);
+        // At a lower temperature the distribution is sharper: 0.1 falls below too.
+        let cut: Vec<f32> = epsilon_cut(&logits, 0.02, 0.5).unwrap().to_vec1().unwrap();
+        assert_eq!(cut, [3.0, 2.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        // The most likely token is kept whatever epsilon is.
+        let cut: Vec<f32> = epsilon_cut(&logits, 0.99, 1.0).unwrap().to_vec1().unwrap();
+        assert_eq!(cut[0], 3.0);
+        assert!(cut[1..].iter().all(|v| *v == f32::NEG_INFINITY));
+    }
+
+    #[test]
+    fn epsilon_sampling_never_picks_a_cut_token() {
+        let logits = Tensor::new(&[3.0f32, 2.0, 1.0, 2.9], &candle_core::Device::Cpu).unwrap();
+        let params = SamplingParams {
+            temperature: 1.0,
+            epsilon: Some(0.2),
+            ..SamplingParams::default()
+        };
+        let mut sampler = Sampler::new(&params);
+        let mut seen = [0usize; 4];
+        for _ in 0..400 {
+            seen[sampler.next(&logits, &[]).unwrap() as usize] += 1;
+        }
+        // p = 0.41, 0.15, 0.06, 0.37: token 2 is under 0.2 and so is token 1.
+        assert_eq!(seen[1] + seen[2], 0, "{seen:?}");
+        assert!(seen[0] > 100 && seen[3] > 100, "{seen:?}");
     }
 }

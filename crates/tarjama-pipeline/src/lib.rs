@@ -6,12 +6,15 @@
 //! engine, on a remote OpenAI-compatible server, or on a scripted fake in tests.
 #![deny(missing_docs)]
 
+pub mod glossary;
+pub mod mbr;
 pub mod prompts;
 pub mod summarize;
 pub mod translate;
 
+pub use glossary::{Glossary, GlossaryError};
 pub use summarize::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
 pub use translate::{
-    run_concurrently, sentences_to_translate, translate_document, ChatTranslator,
+    run_concurrently, sentences_to_translate, translate_document, Candidates, ChatTranslator,
     DocumentTranslation, SentenceOut, Seq2SeqAdapter, TranslateOptions, Translated, Translator,
 };

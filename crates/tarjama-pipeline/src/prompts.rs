@@ -25,6 +25,10 @@ pub const SUMMARIZE_ENGLISH: &str = "Summarize the following English news text i
 Say who did or said what, where and when, naming the people, places and organizations of the \
 text. Output only the summary.\n\n{text}";
 
+/// A glossary's entries found in a request, put before its instruction.
+pub const GLOSSARY: &str = "Write these names and terms in English exactly as given here \
+wherever the Arabic has them:\n{entries}";
+
 /// The prompts in force for one model: its manifest's overrides over the defaults.
 #[derive(Debug, Clone)]
 pub struct PromptSet {
@@ -38,6 +42,8 @@ pub struct PromptSet {
     pub summarize: String,
     /// Summary of English.
     pub summarize_english: String,
+    /// A glossary's entries (`{entries}`: one `Arabic = English` per line).
+    pub glossary: String,
 }
 
 impl Default for PromptSet {
@@ -48,6 +54,7 @@ impl Default for PromptSet {
             translate_numbered: TRANSLATE_NUMBERED.into(),
             summarize: SUMMARIZE.into(),
             summarize_english: SUMMARIZE_ENGLISH.into(),
+            glossary: GLOSSARY.into(),
         }
     }
 }

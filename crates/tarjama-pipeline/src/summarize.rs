@@ -12,11 +12,13 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
+use crate::glossary::Glossary;
 use crate::prompts::{fill, PromptSet};
 use crate::translate::{run_concurrently, translate_document, ChatTranslator, TranslateOptions};
 use tarjama_models::chat::{ChatEngine, Message};
@@ -67,12 +69,16 @@ pub struct SummaryOptions {
     pub strategy: Strategy,
     /// Target length.
     pub length: SummaryLength,
-    /// Sampling (greedy by default); `max_new_tokens` is derived from the length.
+    /// Sampling (greedy by default). The token budget is derived from the length;
+    /// `max_new_tokens` caps it (`usize::MAX`: no cap beyond the length's).
     pub sampling: SamplingParams,
     /// Normalization of the Arabic before it reaches the model.
     pub normalizer: Option<Normalizer>,
     /// Ask for and return the source sentences each summary sentence draws on.
     pub attribute: bool,
+    /// A glossary: its entries found in the article go into every request's prompt,
+    /// and the report lists those the summary does not name.
+    pub glossary: Option<Arc<Glossary>>,
 }
 
 /// A source sentence a summary sentence draws on.
@@ -110,6 +116,10 @@ pub struct SummaryReport {
     pub translation: Option<String>,
     /// Repairs and warnings.
     pub events: Vec<String>,
+    /// With a glossary: the English of its entries found in the article that the summary
+    /// does not name (a summary need not name everyone; a misspelled name shows here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub glossary_absent: Vec<String>,
     /// Wall time.
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
@@ -184,6 +194,7 @@ pub fn summarize(
             source_sentences: 0,
             translation: None,
             events: vec!["the input has no text to summarize".into()],
+            glossary_absent: Vec::new(),
             elapsed: start.elapsed(),
         });
     }
@@ -204,15 +215,19 @@ pub fn summarize(
                 "summarize".into(),
                 prompts.clone(),
                 SamplingParams {
-                    max_new_tokens: 512,
+                    max_new_tokens: 512.min(options.sampling.max_new_tokens),
                     ..options.sampling.clone()
                 },
             );
+            if let Some(glossary) = &options.glossary {
+                translator = translator.with_glossary(glossary.clone());
+            }
             let doc = translate_document(
                 &mut translator,
                 text,
                 &TranslateOptions {
                     normalizer: options.normalizer.clone(),
+                    glossary: None,
                 },
             )?;
             events.extend(doc.events.iter().cloned());
@@ -226,10 +241,19 @@ pub fn summarize(
         }
     };
 
+    // The glossary's entries found in the article lead every request.
+    let lead = options
+        .glossary
+        .as_ref()
+        .and_then(|g| g.hint(text))
+        .map(|entries| fill(&prompts.glossary, &[("entries", &entries)]));
+    let lead = lead.as_deref();
+
     let length = options.length;
     let cite = options.attribute && options.strategy == Strategy::Direct;
     let sampling = SamplingParams {
-        max_new_tokens: length.max_new_tokens() + if cite { 60 } else { 0 },
+        max_new_tokens: (length.max_new_tokens() + if cite { 60 } else { 0 })
+            .min(options.sampling.max_new_tokens),
         // Small models fall into saying the same sentence again; what they repeat is
         // dropped afterwards, so stop decoding it as soon as the loop shows.
         stop_on_loop: LOOP_WINDOW,
@@ -257,7 +281,14 @@ pub fn summarize(
     let (answer, cite_offsets) = if whole_tokens <= budget {
         let user = fill(&template, &[("length", &length.phrase()), ("text", &whole)]);
         if cite {
-            let answer = ask(model, prompts, &format!("{user}{CITE}"), &sampling, on_text)?;
+            let answer = ask(
+                model,
+                prompts,
+                lead,
+                &format!("{user}{CITE}"),
+                &sampling,
+                on_text,
+            )?;
             if !strip_citations(&answer, n).is_empty() {
                 (answer, true)
             } else {
@@ -270,10 +301,13 @@ pub fn summarize(
                     &template,
                     &[("length", &length.phrase()), ("text", &article.plain(0..n))],
                 );
-                (ask(model, prompts, &plain, &sampling, on_text)?, false)
+                (
+                    ask(model, prompts, lead, &plain, &sampling, on_text)?,
+                    false,
+                )
             }
         } else {
-            (ask(model, prompts, &user, &sampling, on_text)?, true)
+            (ask(model, prompts, lead, &user, &sampling, on_text)?, true)
         }
     } else {
         // Map: summarize chunks of sentences that fit, in English.
@@ -288,7 +322,9 @@ pub fn summarize(
              summarized in {chunks} parts, then the parts together"
         ));
         let partial_params = SamplingParams {
-            max_new_tokens: SummaryLength::Sentences(3).max_new_tokens(),
+            max_new_tokens: SummaryLength::Sentences(3)
+                .max_new_tokens()
+                .min(options.sampling.max_new_tokens),
             stop_on_loop: LOOP_WINDOW,
             stop_after_sentences: 3,
             ..options.sampling.clone()
@@ -303,7 +339,7 @@ pub fn summarize(
                     ("text", &part),
                 ],
             );
-            ask(model, prompts, &user, &partial_params, &mut |_| {})
+            ask(model, prompts, lead, &user, &partial_params, &mut |_| {})
         })
         .into_iter()
         .collect::<Result<Vec<String>>>()?;
@@ -312,7 +348,7 @@ pub fn summarize(
             &prompts.summarize_english,
             &[("length", &length.phrase()), ("text", &partials.join("\n"))],
         );
-        (ask(model, prompts, &user, &sampling, on_text)?, false)
+        (ask(model, prompts, lead, &user, &sampling, on_text)?, false)
     };
 
     tracing::debug!(answer = %answer, "model's raw summary");
@@ -354,6 +390,12 @@ pub fn summarize(
     if options.attribute && sentences.iter().all(|s| s.sources.is_empty()) {
         events.push("no source sentences could be tied to the summary".into());
     }
+    let glossary_absent = options.glossary.as_ref().map_or_else(Vec::new, |g| {
+        g.missing(text, &summary)
+            .into_iter()
+            .map(|e| e.english.clone())
+            .collect()
+    });
     Ok(SummaryReport {
         summary,
         sentences,
@@ -362,20 +404,27 @@ pub fn summarize(
         source_sentences: n,
         translation: body,
         events,
+        glossary_absent,
         elapsed: start.elapsed(),
     })
 }
 
+/// One request: `user` after the glossary's `lead`, if any.
 fn ask(
     model: &dyn ChatEngine,
     prompts: &PromptSet,
+    lead: Option<&str>,
     user: &str,
     params: &SamplingParams,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<String> {
+    let user = match lead {
+        Some(lead) => format!("{lead}\n\n{user}"),
+        None => user.to_string(),
+    };
     let messages = [
         Message::new("system", &prompts.system),
-        Message::new("user", user),
+        Message::new("user", &user),
     ];
     Ok(model.chat(&messages, params, on_text)?.text)
 }

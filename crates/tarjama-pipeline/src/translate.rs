@@ -16,6 +16,10 @@ use std::ops::Range;
 use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
+use std::sync::Arc;
+
+use crate::glossary::Glossary;
+use crate::mbr::{self, ChrfUtility, Utility};
 use crate::prompts::{fill, PromptSet};
 use tarjama_models::chat::{ChatEngine, Message};
 use tarjama_models::sampling::SamplingParams;
@@ -23,12 +27,28 @@ use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
 use tarjama_models::Result;
 
 /// One translated sentence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Translated {
     /// The English text.
     pub text: String,
     /// Mean log-probability of the output tokens, when the model gives one.
     pub score: Option<f32>,
+    /// With candidates: how many passed the guards and were compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<usize>,
+    /// With candidates: the winner's mean utility against the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utility: Option<f64>,
+}
+
+impl Translated {
+    /// A translation with nothing known about it but its text.
+    pub fn new(text: String) -> Self {
+        Translated {
+            text,
+            ..Translated::default()
+        }
+    }
 }
 
 /// Anything that turns Arabic sentences into English ones, one output per input, in order.
@@ -48,10 +68,13 @@ pub trait Translator {
 pub struct TranslateOptions {
     /// Normalization applied to Arabic sentences before translation (`None`: as is).
     pub normalizer: Option<Normalizer>,
+    /// A glossary to check the translations against: each sentence reports the entries
+    /// of its source whose English its translation lacks.
+    pub glossary: Option<Arc<Glossary>>,
 }
 
 /// One sentence of a translated document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SentenceOut {
     /// Paragraph index in the document.
     pub paragraph: usize,
@@ -67,6 +90,16 @@ pub struct SentenceOut {
     pub passthrough: bool,
     /// Mean log-probability, when known.
     pub score: Option<f32>,
+    /// With candidates: how many were compared, and the winner's mean utility.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<usize>,
+    /// The winner's mean utility against the other candidates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub utility: Option<f64>,
+    /// With a glossary: the English of the entries in the source that the translation
+    /// lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub glossary_missing: Vec<String>,
 }
 
 /// A translated document.
@@ -157,11 +190,27 @@ pub fn translate_document(
     for (i, t) in todo_index.into_iter().zip(translated) {
         sentences[i].translation = t.text;
         sentences[i].score = t.score;
+        sentences[i].candidates = t.candidates;
+        sentences[i].utility = t.utility;
     }
-    Ok(DocumentTranslation {
-        sentences,
-        events: translator.take_events(),
-    })
+    let mut events = translator.take_events();
+    if let Some(glossary) = &options.glossary {
+        for s in sentences.iter_mut().filter(|s| !s.passthrough) {
+            s.glossary_missing = glossary
+                .missing(&s.source, &s.translation)
+                .into_iter()
+                .map(|e| e.english.clone())
+                .collect();
+            if !s.glossary_missing.is_empty() {
+                events.push(format!(
+                    "glossary: {} missing from the translation of \"{}\"",
+                    s.glossary_missing.join(", "),
+                    preview(&s.source)
+                ));
+            }
+        }
+    }
+    Ok(DocumentTranslation { sentences, events })
 }
 
 /// Every sentence of `text` (translations standing in as the source), and the texts to
@@ -187,6 +236,9 @@ fn plan(text: &str, options: &TranslateOptions) -> (Vec<SentenceOut>, Vec<String
                 translation: sentence.text.to_string(),
                 passthrough: !arabic,
                 score: None,
+                candidates: None,
+                utility: None,
+                glossary_missing: Vec::new(),
             });
         }
     }
@@ -196,7 +248,11 @@ fn plan(text: &str, options: &TranslateOptions) -> (Vec<SentenceOut>, Vec<String
 /// A chat model used as a translator, through any [`ChatEngine`]: the batched GGUF engine
 /// or a remote server (requests of one call run concurrently), or one GGUF model behind a
 /// mutex (one request at a time).
-#[derive(Debug)]
+///
+/// With [`Candidates`] above 1, every request is asked that many times at once (the
+/// greedy answer, then samples), the answers that fail the guards are dropped, and each
+/// sentence keeps the answer chosen by minimum Bayes risk ([`mbr`]); with a glossary,
+/// only the answers that miss the fewest of its terms take part.
 pub struct ChatTranslator<E: ChatEngine> {
     engine: E,
     prompts: PromptSet,
@@ -205,8 +261,44 @@ pub struct ChatTranslator<E: ChatEngine> {
     chunk_tokens: usize,
     /// At most this many sentences per request.
     chunk_sentences: usize,
+    candidates: Candidates,
+    utility: Arc<dyn Utility>,
+    glossary: Option<Arc<Glossary>>,
     name: String,
     events: Vec<String>,
+}
+
+impl<E: ChatEngine + std::fmt::Debug> std::fmt::Debug for ChatTranslator<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTranslator")
+            .field("engine", &self.engine)
+            .field("name", &self.name)
+            .field("candidates", &self.candidates)
+            .field("utility", &self.utility.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many answers a chat translator asks for per request, and how the extra ones are
+/// sampled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidates {
+    /// Answers per request; 1 is the plain greedy (or `params`) answer alone.
+    pub n: usize,
+    /// Temperature of the sampled candidates (every one but the first).
+    pub temperature: f64,
+    /// Epsilon cut of the sampled candidates ([`SamplingParams::epsilon`]).
+    pub epsilon: Option<f64>,
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            n: 1,
+            temperature: 0.7,
+            epsilon: Some(0.02),
+        }
+    }
 }
 
 /// The translations of one request's sentences, and what went wrong on the way.
@@ -221,6 +313,9 @@ impl<E: ChatEngine> ChatTranslator<E> {
             params,
             chunk_tokens: 160,
             chunk_sentences: 6,
+            candidates: Candidates::default(),
+            utility: Arc::new(ChrfUtility::default()),
+            glossary: None,
             name,
             events: Vec::new(),
         }
@@ -232,6 +327,41 @@ impl<E: ChatEngine> ChatTranslator<E> {
         self.chunk_tokens = tokens.max(1);
         self.chunk_sentences = sentences.max(1);
         self
+    }
+
+    /// Asks for several answers per request and keeps the MBR choice.
+    pub fn with_candidates(mut self, candidates: Candidates) -> Self {
+        self.candidates = Candidates {
+            n: candidates.n.max(1),
+            ..candidates
+        };
+        self
+    }
+
+    /// Uses another utility than sentence chrF++ for the MBR choice.
+    pub fn with_utility(mut self, utility: Arc<dyn Utility>) -> Self {
+        self.utility = utility;
+        self
+    }
+
+    /// Tells the model how to write the glossary's terms found in each request, and
+    /// prefers the candidates that follow it.
+    pub fn with_glossary(mut self, glossary: Arc<Glossary>) -> Self {
+        self.glossary = Some(glossary);
+        self
+    }
+
+    /// The user message for `text`: the template filled, after the glossary's entries
+    /// found in `text`, if any.
+    fn user_message(&self, template: &str, text: &str) -> String {
+        let body = fill(template, &[("text", text)]);
+        match self.glossary.as_ref().and_then(|g| g.hint(text)) {
+            Some(entries) => {
+                let lead = fill(&self.prompts.glossary, &[("entries", &entries)]);
+                format!("{lead}\n\n{body}")
+            }
+            None => body,
+        }
     }
 
     fn ask(&self, user: String, max_new: usize, params: &SamplingParams) -> Result<String> {
@@ -247,6 +377,57 @@ impl<E: ChatEngine> ChatTranslator<E> {
         Ok(completion.text)
     }
 
+    /// Every candidate answer to `user`, the first with `params` as they are, the others
+    /// sampled; they go to the engine at once and share its batches and the prompt's
+    /// cached prefix.
+    fn answers(&self, user: &str, max_new: usize) -> Result<Vec<String>> {
+        let n = self.candidates.n;
+        run_concurrently(n, n, |k| {
+            let params = if k == 0 {
+                self.params.clone()
+            } else {
+                SamplingParams {
+                    temperature: self.candidates.temperature,
+                    epsilon: self.candidates.epsilon,
+                    seed: self.params.seed.wrapping_add(k as u64),
+                    ..self.params.clone()
+                }
+            };
+            self.ask(user.to_string(), max_new, &params)
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// The translation of `source` among `good` (answers that passed the guards, the
+    /// greedy one first when it did).
+    fn choose(&self, source: &str, mut good: Vec<String>) -> Translated {
+        if self.candidates.n <= 1 {
+            return Translated::new(good.swap_remove(0));
+        }
+        let compared = good.len();
+        if let Some(glossary) = &self.glossary {
+            let misses: Vec<usize> = good
+                .iter()
+                .map(|t| glossary.missing(source, t).len())
+                .collect();
+            let fewest = misses.iter().copied().min().unwrap_or(0);
+            good = good
+                .into_iter()
+                .zip(misses)
+                .filter(|&(_, m)| m == fewest)
+                .map(|(t, _)| t)
+                .collect();
+        }
+        let choice = mbr::select(&good, &*self.utility).expect("at least one candidate");
+        Translated {
+            text: good.swap_remove(choice.index),
+            score: None,
+            candidates: Some(compared),
+            utility: choice.utility,
+        }
+    }
+
     fn output_budget(&self, source_tokens: usize) -> usize {
         // Arabic takes more tokens than its English translation in Qwen's and Gemma's
         // vocabularies; twice the source plus slack covers verbose translations.
@@ -256,31 +437,36 @@ impl<E: ChatEngine> ChatTranslator<E> {
     fn translate_one(&self, sentence: &str, events: &mut Vec<String>) -> Result<Translated> {
         let tokens = self.engine.count_tokens(sentence)?;
         let budget = self.output_budget(tokens);
-        let user = fill(&self.prompts.translate, &[("text", sentence)]);
-        let params = self.params.clone();
-        let raw = self.ask(user.clone(), budget, &params)?;
-        let text = clean_answer(&raw);
-        if let Some(problem) = problem(&text, sentence) {
-            // Retry once, stricter: a repetition penalty breaks loops, and a reminder of
-            // the target language fixes most answers that stayed in Arabic.
-            let strict = SamplingParams {
-                repetition_penalty: 1.15,
-                ..params
-            };
-            let user = format!("{user}\n\nAnswer in English only.");
-            let retry = clean_answer(&self.ask(user, budget, &strict)?);
-            let fixed = problem_free(&retry, sentence);
-            events.push(format!(
-                "{problem} in the translation of \"{}\"; retried{}",
-                preview(sentence),
-                if fixed { "" } else { ", still wrong" }
-            ));
-            return Ok(Translated {
-                text: retry,
-                score: None,
-            });
+        let user = self.user_message(&self.prompts.translate, sentence);
+        let answers: Vec<String> = self
+            .answers(&user, budget)?
+            .iter()
+            .map(|a| clean_answer(a))
+            .collect();
+        let first_problem = problem(&answers[0], sentence);
+        let good: Vec<String> = answers
+            .into_iter()
+            .filter(|t| problem_free(t, sentence))
+            .collect();
+        if !good.is_empty() {
+            return Ok(self.choose(sentence, good));
         }
-        Ok(Translated { text, score: None })
+        // Retry once, stricter: a repetition penalty breaks loops, and a reminder of the
+        // target language fixes most answers that stayed in Arabic.
+        let strict = SamplingParams {
+            repetition_penalty: 1.15,
+            ..self.params.clone()
+        };
+        let user = format!("{user}\n\nAnswer in English only.");
+        let retry = clean_answer(&self.ask(user, budget, &strict)?);
+        let fixed = problem_free(&retry, sentence);
+        events.push(format!(
+            "{} in the translation of \"{}\"; retried{}",
+            first_problem.unwrap_or("a bad answer"),
+            preview(sentence),
+            if fixed { "" } else { ", still wrong" }
+        ));
+        Ok(Translated::new(retry))
     }
 
     fn translate_chunk(&self, sentences: &[&str]) -> Result<ChunkOut> {
@@ -296,39 +482,52 @@ impl<E: ChatEngine> ChatTranslator<E> {
             .collect();
         let numbered = numbered.join("\n");
         let tokens = self.engine.count_tokens(&numbered)?;
-        let user = fill(&self.prompts.translate_numbered, &[("text", &numbered)]);
-        let params = self.params.clone();
-        let raw = self.ask(user, self.output_budget(tokens), &params)?;
-        match parse_numbered(&raw, sentences.len()) {
-            Some(lines)
-                if lines
-                    .iter()
-                    .zip(sentences)
-                    .all(|(t, s)| problem(t, s).is_none()) =>
-            {
-                let lines = lines
-                    .into_iter()
-                    .map(|text| Translated { text, score: None })
-                    .collect();
-                Ok((lines, events))
-            }
-            parsed => {
-                events.push(format!(
-                    "a batch of {} sentences came back {}; translated them one by one",
-                    sentences.len(),
-                    if parsed.is_none() {
-                        "with sentences missing or merged"
-                    } else {
-                        "with a bad line"
-                    }
-                ));
-                let lines = sentences
-                    .iter()
-                    .map(|s| self.translate_one(s, &mut events))
-                    .collect::<Result<_>>()?;
-                Ok((lines, events))
+        let user = self.user_message(&self.prompts.translate_numbered, &numbered);
+        let answers = self.answers(&user, self.output_budget(tokens))?;
+        // Each sentence's candidates: its line in every answer that numbered its lines
+        // back right, if the line passes the guards.
+        let mut per_sentence: Vec<Vec<String>> = vec![Vec::new(); sentences.len()];
+        let mut parsed_any = false;
+        for lines in answers
+            .iter()
+            .filter_map(|raw| parse_numbered(raw, sentences.len()))
+        {
+            parsed_any = true;
+            for (i, line) in lines.into_iter().enumerate() {
+                if problem_free(&line, sentences[i]) {
+                    per_sentence[i].push(line);
+                }
             }
         }
+        let redo = per_sentence.iter().filter(|c| c.is_empty()).count();
+        if redo > 0 {
+            events.push(format!(
+                "a batch of {} sentences came back {}; translated {} one by one",
+                sentences.len(),
+                if parsed_any {
+                    "with a bad line"
+                } else {
+                    "with sentences missing or merged"
+                },
+                if redo == sentences.len() {
+                    "them".to_string()
+                } else {
+                    format!("{redo} of them")
+                }
+            ));
+        }
+        let lines = per_sentence
+            .into_iter()
+            .zip(sentences)
+            .map(|(good, s)| {
+                if good.is_empty() {
+                    self.translate_one(s, &mut events)
+                } else {
+                    Ok(self.choose(s, good))
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok((lines, events))
     }
 
     /// The sentences of each request: consecutive sentences while their tokens stay
@@ -456,8 +655,8 @@ impl Translator for Seq2SeqAdapter {
             .translate(sentences, &self.options)?
             .into_iter()
             .map(|t| Translated {
-                text: t.text,
                 score: Some(t.score),
+                ..Translated::new(t.text)
             })
             .collect())
     }
@@ -897,10 +1096,7 @@ mod tests {
         }
         fn translate(&mut self, s: &[&str]) -> Result<Vec<Translated>> {
             Ok(s.iter()
-                .map(|t| Translated {
-                    text: format!("<{}>", t.chars().count()),
-                    score: None,
-                })
+                .map(|t| Translated::new(format!("<{}>", t.chars().count())))
                 .collect())
         }
     }
@@ -925,10 +1121,7 @@ mod tests {
         }
         fn translate(&mut self, s: &[&str]) -> Result<Vec<Translated>> {
             Ok(s.iter()
-                .map(|_| Translated {
-                    text: "Well then:\n\nA sentence.\nMore.".into(),
-                    score: None,
-                })
+                .map(|_| Translated::new("Well then:\n\nA sentence.\nMore.".into()))
                 .collect())
         }
     }

@@ -1,33 +1,55 @@
 //! The pipeline's repairs on a scripted chat engine: answers are written by the test, so
 //! each path (retry, batch repair, map-reduce) is taken for certain and checked exactly.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tarjama_models::chat::{ChatEngine, Completion, Message, StopReason};
 use tarjama_models::sampling::SamplingParams;
 use tarjama_pipeline::prompts::PromptSet;
 use tarjama_pipeline::{
-    summarize, ChatTranslator, Strategy, SummaryLength, SummaryOptions, Translator,
+    summarize, translate_document, Candidates, ChatTranslator, Glossary, Strategy, SummaryLength,
+    SummaryOptions, TranslateOptions, Translator,
 };
 
-/// A chat engine whose answer to a request is `script(last user message)`.
+type Script = Box<dyn Fn(&str, &SamplingParams) -> String + Send + Sync>;
+
+/// A chat engine whose answer to a request is `script(last user message, its sampling)`.
 struct Scripted {
-    script: fn(&str) -> String,
+    script: Script,
     max_context: usize,
-    asked: Mutex<Vec<String>>,
+    asked: Mutex<Vec<(String, SamplingParams)>>,
 }
 
 impl Scripted {
     fn new(script: fn(&str) -> String) -> Self {
+        Scripted::sampled(move |user, _| script(user))
+    }
+
+    /// An engine whose answers also depend on the sampling (for candidates).
+    fn sampled(script: impl Fn(&str, &SamplingParams) -> String + Send + Sync + 'static) -> Self {
         Scripted {
-            script,
+            script: Box::new(script),
             max_context: 8192,
             asked: Mutex::new(Vec::new()),
         }
     }
 
     fn asked(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    fn params(&self) -> Vec<SamplingParams> {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 }
 
@@ -35,12 +57,15 @@ impl ChatEngine for Scripted {
     fn chat(
         &self,
         messages: &[Message],
-        _params: &SamplingParams,
+        params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
     ) -> tarjama_models::Result<Completion> {
         let user = &messages.last().expect("a message").content;
-        self.asked.lock().unwrap().push(user.clone());
-        let text = (self.script)(user);
+        self.asked
+            .lock()
+            .unwrap()
+            .push((user.clone(), params.clone()));
+        let text = (self.script)(user, params);
         on_text(&text);
         Ok(Completion {
             text,
@@ -163,6 +188,7 @@ fn an_article_longer_than_the_context_is_summarized_in_parts_then_together() {
         sampling: SamplingParams::default(),
         normalizer: None,
         attribute: false,
+        glossary: None,
     };
     let report = summarize(
         &engine,
@@ -194,5 +220,144 @@ fn an_article_longer_than_the_context_is_summarized_in_parts_then_together() {
     assert_eq!(
         report.summary.trim(),
         "The minister met the envoy. They agreed to meet again."
+    );
+}
+
+/// The n-th candidate of a request: 0 is the greedy one, the others are told apart by
+/// their seed.
+fn candidate(params: &SamplingParams) -> u64 {
+    if params.temperature == 0.0 {
+        0
+    } else {
+        params.seed - SamplingParams::default().seed
+    }
+}
+
+fn four_candidates() -> Candidates {
+    Candidates {
+        n: 4,
+        ..Candidates::default()
+    }
+}
+
+#[test]
+fn candidates_are_drawn_together_and_the_consensus_wins() {
+    let engine = Scripted::sampled(|_, params| {
+        match candidate(params) {
+            0 => "Putin met Witkoff in Petersburg on Friday.",
+            1 | 2 => "Putin met Witkoff in St. Petersburg on Friday.",
+            // Dropped by the guards before the choice.
+            _ => "قال بوتين إن المحادثات كانت مثمرة",
+        }
+        .into()
+    });
+    let mut t = translator(&engine, 1).with_candidates(four_candidates());
+    let out = t.translate(&[S1]).unwrap();
+    assert_eq!(
+        out[0].text,
+        "Putin met Witkoff in St. Petersburg on Friday."
+    );
+    assert_eq!(out[0].candidates, Some(3), "the Arabic one is dropped");
+    let utility = out[0].utility.unwrap();
+    assert!(utility > 80.0 && utility < 100.0, "{utility}");
+    // One greedy request and three sampled ones, epsilon sampling with distinct seeds.
+    let params = engine.params();
+    assert_eq!(params.len(), 4);
+    let mut seeds: Vec<u64> = params.iter().map(candidate).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, [0, 1, 2, 3]);
+    for p in params.iter().filter(|p| p.temperature > 0.0) {
+        assert_eq!(p.temperature, Candidates::default().temperature);
+        assert_eq!(p.epsilon, Some(0.02));
+    }
+    assert!(t.take_events().is_empty());
+}
+
+#[test]
+fn every_candidate_failing_the_guards_falls_back_to_the_retry() {
+    let engine = Scripted::sampled(|user, _| {
+        if user.ends_with("Answer in English only.") {
+            "The minister said the meeting was fruitful.".into()
+        } else {
+            "".into()
+        }
+    });
+    let mut t = translator(&engine, 1).with_candidates(four_candidates());
+    let out = t.translate(&[S1]).unwrap();
+    assert_eq!(out[0].text, "The minister said the meeting was fruitful.");
+    assert_eq!(out[0].candidates, None);
+    assert_eq!(engine.asked().len(), 5, "four candidates, then the retry");
+    let events = t.take_events();
+    assert!(events[0].starts_with("an empty answer"), "{events:?}");
+}
+
+#[test]
+fn batch_candidates_are_chosen_sentence_by_sentence() {
+    let engine = Scripted::sampled(|_, params| {
+        match candidate(params) {
+            0 => "1. The minister said the talks were fruitful.\n2. قال\n3. No details.",
+            1 => "1. The minister said the talks had been fruitful.\n2. He added talks go on.\n3. No details.",
+            2 => "1. The minister said the talks were fruitful.\n2. He added the talks go on.\n3. No details were given.",
+            // Two lines for three sentences: no line of it is used.
+            _ => "1. The minister said the talks were fruitful.\n2. He added the talks go on.",
+        }
+        .into()
+    });
+    let mut t = translator(&engine, 3).with_candidates(four_candidates());
+    let out = t.translate(&[S1, S2, S3]).unwrap();
+    let counts: Vec<Option<usize>> = out.iter().map(|t| t.candidates).collect();
+    assert_eq!(counts, [Some(3), Some(2), Some(3)]);
+    assert_eq!(out[0].text, "The minister said the talks were fruitful.");
+    assert_eq!(out[2].text, "No details.");
+    assert_eq!(engine.asked().len(), 4, "no sentence needed redoing");
+}
+
+const GLOSSARY: &str = "ويتكوف\tWitkoff\nبيسكوف\tPeskov\n";
+const S_WITKOFF: &str = "واجتمع بوتين مع ويتكوف في سانت بطرسبرغ.";
+
+#[test]
+fn the_glossary_goes_into_the_prompt_and_its_followers_win() {
+    let engine = Scripted::sampled(|_, params| {
+        match candidate(params) {
+            3 => "Putin met Witkoff in Saint Petersburg.",
+            _ => "Putin met Whitkoff in Saint Petersburg.",
+        }
+        .into()
+    });
+    let glossary = Arc::new(Glossary::parse(GLOSSARY).unwrap());
+    let mut t = translator(&engine, 1)
+        .with_candidates(four_candidates())
+        .with_glossary(glossary.clone());
+    let out = t.translate(&[S_WITKOFF, S1]).unwrap();
+    // The majority misspells the name; the one candidate that follows the glossary wins.
+    assert_eq!(out[0].text, "Putin met Witkoff in Saint Petersburg.");
+    let asked = engine.asked();
+    let witkoff = asked.iter().find(|u| u.contains(S_WITKOFF)).unwrap();
+    assert!(witkoff.contains("ويتكوف = Witkoff"), "{witkoff}");
+    assert!(
+        !witkoff.contains("Peskov"),
+        "only the entries found: {witkoff}"
+    );
+    let other = asked.iter().find(|u| u.contains(S1)).unwrap();
+    assert!(!other.contains(" = "), "no entry, no glossary: {other}");
+}
+
+#[test]
+fn a_document_reports_the_glossary_terms_its_translation_lacks() {
+    let engine = Scripted::new(|_| "Putin met Whitkoff in Saint Petersburg.".into());
+    let glossary = Arc::new(Glossary::parse(GLOSSARY).unwrap());
+    let mut t = translator(&engine, 1);
+    let options = TranslateOptions {
+        normalizer: None,
+        glossary: Some(glossary),
+    };
+    let doc = translate_document(&mut t, &format!("{S_WITKOFF} {S1}"), &options).unwrap();
+    assert_eq!(doc.sentences[0].glossary_missing, ["Witkoff"]);
+    assert!(doc.sentences[1].glossary_missing.is_empty());
+    assert_eq!(doc.events.len(), 1, "{:?}", doc.events);
+    assert!(
+        doc.events[0].starts_with("glossary: Witkoff missing"),
+        "{:?}",
+        doc.events
     );
 }

@@ -27,6 +27,10 @@ struct Line {
     source: String,
     text: String,
     score: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    candidates: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    utility: Option<f64>,
 }
 
 /// Where the cache lives on disk, and under which settings.
@@ -80,6 +84,8 @@ impl Cache {
                         let t = Translated {
                             text: l.text,
                             score: l.score,
+                            candidates: l.candidates,
+                            utility: l.utility,
                         };
                         entries.map.insert(l.source, t);
                     }
@@ -132,6 +138,8 @@ impl Cache {
                     source,
                     text: t.text.clone(),
                     score: t.score,
+                    candidates: t.candidates,
+                    utility: t.utility,
                 };
                 serde_json::to_writer(&mut buf, &line)?;
                 buf.push(b'\n');
@@ -194,10 +202,10 @@ impl Translator for CachedTranslator {
         Ok(sentences
             .iter()
             .map(|s| {
-                e.map.get(*s).cloned().unwrap_or(Translated {
-                    text: s.to_string(),
-                    score: None,
-                })
+                e.map
+                    .get(*s)
+                    .cloned()
+                    .unwrap_or_else(|| Translated::new(s.to_string()))
             })
             .collect())
     }
@@ -222,10 +230,7 @@ mod tests {
             self.0
                 .fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
             Ok(s.iter()
-                .map(|s| Translated {
-                    text: s.to_uppercase(),
-                    score: None,
-                })
+                .map(|s| Translated::new(s.to_uppercase()))
                 .collect())
         }
     }

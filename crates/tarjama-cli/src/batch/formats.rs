@@ -209,6 +209,7 @@ mod tests {
                     translation: "Welcome.".into(),
                     passthrough: false,
                     score: None,
+                    ..SentenceOut::default()
                 },
                 SentenceOut {
                     paragraph: 1,
@@ -218,6 +219,7 @@ mod tests {
                     translation: "This line and that one.".into(),
                     passthrough: false,
                     score: None,
+                    ..SentenceOut::default()
                 },
             ],
             events: vec![],

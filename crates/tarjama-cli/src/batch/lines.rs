@@ -15,13 +15,13 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 use tarjama_pipeline::translate::one_line;
-use tarjama_pipeline::{Translated, Translator};
+use tarjama_pipeline::{Glossary, Translated, Translator};
 use tarjama_text::{Normalizer, ReadOptions, Script, Source};
 
 use super::cache::{Cache, CachedTranslator};
 use super::render::Format;
 use super::{atomic, signal, Sink, INTERRUPTED};
-use crate::commands::common;
+use crate::commands::common::{self, ChatChoices};
 use crate::commands::translate::{Args, Failure};
 use crate::exit;
 
@@ -45,6 +45,9 @@ struct LineOut {
     translation: String,
     passthrough: bool,
     score: Option<f32>,
+    candidates: Option<usize>,
+    utility: Option<f64>,
+    glossary_missing: Vec<String>,
 }
 
 /// An input's lines, with the Arabic ones normalized and waiting for the model.
@@ -78,6 +81,9 @@ impl Pending {
                 translation: line.to_string(),
                 passthrough: !arabic,
                 score: None,
+                candidates: None,
+                utility: None,
+                glossary_missing: Vec::new(),
             });
         }
         pending
@@ -93,8 +99,13 @@ impl Pending {
         self.todo[k] + 1
     }
 
-    /// Puts the model's answers (one per request, in order) in place.
-    fn finish(mut self, translated: Vec<Translated>) -> anyhow::Result<Vec<LineOut>> {
+    /// Puts the model's answers (one per request, in order) in place, each checked
+    /// against the glossary.
+    fn finish(
+        mut self,
+        translated: Vec<Translated>,
+        glossary: Option<&Glossary>,
+    ) -> anyhow::Result<Vec<LineOut>> {
         anyhow::ensure!(
             translated.len() == self.todo.len(),
             "the translator gave {} translations for {} lines; nothing written",
@@ -102,8 +113,18 @@ impl Pending {
             self.todo.len()
         );
         for (i, t) in self.todo.into_iter().zip(translated) {
-            self.lines[i].translation = one_line(&t.text).into_owned();
-            self.lines[i].score = t.score;
+            let line = &mut self.lines[i];
+            line.translation = one_line(&t.text).into_owned();
+            line.score = t.score;
+            line.candidates = t.candidates;
+            line.utility = t.utility;
+            if let Some(g) = glossary {
+                line.glossary_missing = g
+                    .missing(&line.source, &line.translation)
+                    .into_iter()
+                    .map(|e| e.english.clone())
+                    .collect();
+            }
         }
         Ok(self.lines)
     }
@@ -118,12 +139,28 @@ struct Record<'a> {
     translation: &'a str,
     passthrough: bool,
     score: Option<f32>,
+    /// With --candidates: how many passed the guards, and the winner's mean utility.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utility: Option<f64>,
+    /// With --glossary: the terms of the source whose English the translation lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    glossary_missing: Option<&'a [String]>,
     model: &'a str,
 }
 
 /// Renders translated lines: `txt` one translation a line, `jsonl` one record a line.
 /// Fails rather than return text whose line count is not the input's.
-fn render(lines: &[LineOut], format: Format, file: &str, model: &str) -> anyhow::Result<String> {
+/// `glossary`: whether a glossary was given (each record then lists its missing terms,
+/// even none).
+fn render(
+    lines: &[LineOut],
+    format: Format,
+    file: &str,
+    model: &str,
+    glossary: bool,
+) -> anyhow::Result<String> {
     let mut out = String::new();
     for (k, l) in lines.iter().enumerate() {
         match format {
@@ -135,6 +172,9 @@ fn render(lines: &[LineOut], format: Format, file: &str, model: &str) -> anyhow:
                 translation: &l.translation,
                 passthrough: l.passthrough,
                 score: l.score,
+                candidates: l.candidates,
+                utility: l.utility,
+                glossary_missing: glossary.then_some(l.glossary_missing.as_slice()),
                 model,
             })?),
             Format::Tsv | Format::Html => unsupported(format)?,
@@ -210,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         unsupported(args.format)?;
     }
     let normalizer = common::normalizer(&args.normalize)?;
+    let glossary = args.glossary.load()?;
     let sources: Vec<Source> = if args.inputs.is_empty() {
         vec![Source::Stdin]
     } else {
@@ -317,8 +358,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     &model,
                     &args.model,
                     args.sampling.params(512),
-                    args.batch_tokens,
-                    1,
+                    ChatChoices {
+                        batch_tokens: args.batch_tokens,
+                        batch_sentences: 1,
+                        candidates: args.candidates.candidates(),
+                        glossary: glossary.clone(),
+                    },
                     common::Seq2SeqChoices {
                         beam: args.beam,
                         int8: args.int8,
@@ -354,10 +399,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                                 );
                                 eprintln!("warning: {name}: {event}");
                                 summary.events.push(format!("{name}: {event}"));
-                                out.push(Translated {
-                                    text: String::new(),
-                                    score: None,
-                                });
+                                out.push(Translated::default());
                             }
                         }
                     }
@@ -372,12 +414,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             }
         }
         let n_requests = requests.len();
-        let lines = pending.finish(translated)?;
+        let lines = pending.finish(translated, glossary.as_deref())?;
         let display = match source {
             Source::Stdin => "<stdin>".to_string(),
             Source::File(_) => name.clone(),
         };
-        let rendered = render(&lines, args.format, &display, &summary.model)?;
+        let rendered = render(
+            &lines,
+            args.format,
+            &display,
+            &summary.model,
+            glossary.is_some(),
+        )?;
         match target {
             None => {
                 stdout.write_all(rendered.as_bytes())?;
@@ -441,8 +489,8 @@ mod tests {
             self.0.extend(s.iter().map(|s| s.to_string()));
             Ok(s.iter()
                 .map(|t| Translated {
-                    text: format!("As follows:\n\n<{}>\r\n", t.chars().count()),
                     score: Some(-0.5),
+                    ..Translated::new(format!("As follows:\n\n<{}>\r\n", t.chars().count()))
                 })
                 .collect())
         }
@@ -452,7 +500,7 @@ mod tests {
         let mut t = Chatty(Vec::new());
         let pending = Pending::new(text, normalizer);
         let out = t.translate(&pending.requests()).unwrap();
-        (pending.finish(out).unwrap(), t.0)
+        (pending.finish(out, None).unwrap(), t.0)
     }
 
     #[test]
@@ -471,13 +519,13 @@ mod tests {
     fn one_output_line_per_input_line() {
         let text = "قال بوتين.\n\n  \nHello there.\r\nوأضاف ليفيت.\nقال بوتين.";
         let (lines, asked) = translate(text, None);
-        let txt = render(&lines, Format::Txt, "f", "m").unwrap();
+        let txt = render(&lines, Format::Txt, "f", "m", false).unwrap();
         assert_eq!(
             txt,
             "As follows: <10>\n\n  \nHello there.\nAs follows: <12>\nAs follows: <10>\n"
         );
         assert_eq!(asked, ["قال بوتين.", "وأضاف ليفيت.", "قال بوتين."]);
-        let jsonl = render(&lines, Format::Jsonl, "f", "m").unwrap();
+        let jsonl = render(&lines, Format::Jsonl, "f", "m", false).unwrap();
         let recs: Vec<serde_json::Value> = jsonl
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -488,7 +536,7 @@ mod tests {
         assert_eq!(recs[3]["translation"], "Hello there.");
         assert_eq!(recs[4]["translation"], "As follows: <12>");
         assert_eq!(recs[4]["score"], -0.5);
-        assert!(render(&lines, Format::Tsv, "f", "m").is_err());
+        assert!(render(&lines, Format::Tsv, "f", "m", false).is_err());
     }
 
     #[test]
@@ -503,7 +551,7 @@ mod tests {
     #[test]
     fn a_missing_translation_is_an_error_not_a_shifted_file() {
         let pending = Pending::new("قال\nقال\n", None);
-        assert!(pending.finish(Vec::new()).is_err());
+        assert!(pending.finish(Vec::new(), None).is_err());
     }
 
     #[test]

@@ -50,6 +50,14 @@ struct Record<'a> {
     translation: &'a str,
     passthrough: bool,
     score: Option<f32>,
+    /// With --candidates: how many passed the guards, and the winner's mean utility.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utility: Option<f64>,
+    /// With --glossary: the terms of the source whose English the translation lacks.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    glossary_missing: &'a [String],
     model: &'a str,
 }
 
@@ -78,6 +86,9 @@ pub fn render(
                     translation: &one_line(&s.translation),
                     passthrough: s.passthrough,
                     score: s.score,
+                    candidates: s.candidates,
+                    utility: s.utility,
+                    glossary_missing: &s.glossary_missing,
                     model,
                 };
                 out.push_str(&serde_json::to_string(&record)?);
@@ -190,6 +201,7 @@ mod tests {
             translation: tr.into(),
             passthrough: false,
             score: Some(-0.5),
+            ..SentenceOut::default()
         };
         DocumentTranslation {
             sentences: vec![

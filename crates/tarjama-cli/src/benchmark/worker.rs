@@ -293,9 +293,13 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 let options = SummaryOptions {
                     strategy,
                     length: SummaryLength::Sentences(*sentences),
-                    sampling: SamplingParams::default(),
+                    sampling: SamplingParams {
+                        max_new_tokens: usize::MAX,
+                        ..SamplingParams::default()
+                    },
                     normalizer: normalizer.clone(),
                     attribute: false,
+                    glossary: None,
                 };
                 let mut run = SummarizeRun {
                     strategy: strategy_name.clone(),
@@ -339,6 +343,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     progress(&name, "reference translation", i, articles.len());
                     let options = TranslateOptions {
                         normalizer: normalizer.clone(),
+                        glossary: None,
                     };
                     let doc = translate_document(&mut translator, text, &options)?;
                     translations.push(Some(doc.text()));

@@ -13,7 +13,7 @@ use tarjama_models::seq2seq::{
     GenerateOptions, LoadOptions as Seq2SeqLoadOptions, Seq2SeqTranslator,
 };
 use tarjama_pipeline::prompts::PromptSet;
-use tarjama_pipeline::{ChatTranslator, Seq2SeqAdapter, Translator};
+use tarjama_pipeline::{Candidates, ChatTranslator, Glossary, Seq2SeqAdapter, Translator};
 use tarjama_remote::{RemoteEngine, RemoteOptions};
 use tarjama_text::{Normalizer, Profile};
 
@@ -111,6 +111,71 @@ fn available_memory() -> Option<usize> {
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Several candidates per request, chosen among by minimum Bayes risk.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Quality")]
+pub struct CandidateArgs {
+    /// Candidates per request to a chat model: the greedy answer and N-1 samples, decoded
+    /// together in one batch; each sentence keeps the candidate that agrees most with the
+    /// others (minimum Bayes risk with sentence chrF++). Candidates still in Arabic, empty
+    /// or looping are dropped first. About N times the decoding work.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub candidates: usize,
+    /// Temperature of the sampled candidates.
+    #[arg(long, default_value_t = Candidates::default().temperature, value_name = "T")]
+    pub candidate_temperature: f64,
+    /// Epsilon sampling of the candidates: tokens less likely than this are never drawn
+    /// (0: no cut).
+    #[arg(long, default_value_t = 0.02, value_name = "E")]
+    pub candidate_epsilon: f64,
+}
+
+impl CandidateArgs {
+    /// The pipeline's candidate settings.
+    pub fn candidates(&self) -> Candidates {
+        Candidates {
+            n: self.candidates.max(1),
+            temperature: self.candidate_temperature,
+            epsilon: (self.candidate_epsilon > 0.0).then_some(self.candidate_epsilon),
+        }
+    }
+}
+
+/// A glossary file.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Quality")]
+pub struct GlossaryArgs {
+    /// How names and terms are written in English: a TSV or CSV file of `Arabic term,
+    /// English term` lines (# comments and a header line allowed). The entries found in a
+    /// request go into its prompt, and a term of the source whose English the output lacks
+    /// is reported.
+    #[arg(long, value_name = "FILE")]
+    pub glossary: Option<PathBuf>,
+}
+
+impl GlossaryArgs {
+    /// The glossary, read and checked, if one was given.
+    pub fn load(&self) -> anyhow::Result<Option<Arc<Glossary>>> {
+        match &self.glossary {
+            None => Ok(None),
+            Some(path) => Ok(Some(Arc::new(Glossary::load(path)?))),
+        }
+    }
+}
+
+/// How a chat model is asked to translate: request sizes, candidates, glossary.
+#[derive(Debug, Clone, Default)]
+pub struct ChatChoices {
+    /// Source tokens per request.
+    pub batch_tokens: usize,
+    /// Sentences per request.
+    pub batch_sentences: usize,
+    /// Candidates per request.
+    pub candidates: Candidates,
+    /// Glossary hints and preference.
+    pub glossary: Option<Arc<Glossary>>,
 }
 
 /// How tokens are chosen.
@@ -377,29 +442,32 @@ impl Translators {
 }
 
 /// Loads any model as [`Translators`]: a chat model (local GGUF or remote) asked to
-/// translate, with `batch_tokens`/`batch_sentences` source tokens and sentences per
-/// request, or an encoder-decoder model loaded and decoding as `seq2seq` says.
+/// translate as `choices` says, or an encoder-decoder model loaded and decoding as
+/// `seq2seq` says.
 pub fn load_translator(
     target: &Target,
     args: &ModelArgs,
     params: SamplingParams,
-    batch_tokens: usize,
-    batch_sentences: usize,
+    choices: ChatChoices,
     seq2seq: Seq2SeqChoices,
 ) -> anyhow::Result<Translators> {
     let chat_params = params.clone();
+    let batch_tokens = choices.batch_tokens;
     let chat = |engine: Arc<dyn ChatEngine>, prompts: PromptSet, name: String| {
         let params = chat_params;
         move || -> Option<Box<dyn Translator + Send>> {
-            Some(Box::new(
-                ChatTranslator::new(
-                    engine.clone(),
-                    name.clone(),
-                    prompts.clone(),
-                    params.clone(),
-                )
-                .with_chunking(batch_tokens, batch_sentences),
-            ))
+            let mut translator = ChatTranslator::new(
+                engine.clone(),
+                name.clone(),
+                prompts.clone(),
+                params.clone(),
+            )
+            .with_chunking(choices.batch_tokens, choices.batch_sentences)
+            .with_candidates(choices.candidates.clone());
+            if let Some(glossary) = &choices.glossary {
+                translator = translator.with_glossary(glossary.clone());
+            }
+            Some(Box::new(translator))
         }
     };
     let resolved = match target {

@@ -10,7 +10,7 @@ use tarjama_pipeline::{
 };
 use tarjama_text::ReadOptions;
 
-use super::common::{self, ModelArgs, SamplingArgs};
+use super::common::{self, GlossaryArgs, ModelArgs, SamplingArgs};
 use crate::exit;
 
 /// Flags of `tarjama summarize`.
@@ -43,6 +43,8 @@ pub struct Args {
     /// Normalization of the Arabic before it reaches the model: mt, search or none.
     #[arg(long, default_value = "mt")]
     pub normalize: String,
+    #[command(flatten)]
+    pub glossary: GlossaryArgs,
     /// Replace invalid UTF-8 instead of refusing the input.
     #[arg(long)]
     pub lossy: bool,
@@ -81,6 +83,7 @@ struct JsonOut<'a> {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     common::set_threads(args.model.run.threads);
     let normalizer = common::normalizer(&args.normalize)?;
+    let glossary = args.glossary.load()?;
     let inputs = common::expand_inputs(&args.inputs)?;
     let read = ReadOptions {
         lossy: args.lossy,
@@ -99,9 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             (Some(s), None) => SummaryLength::Sentences(s.max(1)),
             (None, None) => SummaryLength::Sentences(4),
         },
-        sampling: args.sampling.params(400),
+        // The length sets the token budget; --max-tokens only caps it.
+        sampling: args.sampling.params(usize::MAX),
         normalizer,
         attribute: args.format == Format::Json,
+        glossary,
     };
     let many = inputs.len() > 1;
     // One input streams to a terminal, where a person watches; a pipe gets the final
@@ -155,6 +160,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 if !args.quiet {
                     for event in &report.events {
                         eprintln!("note: {event}");
+                    }
+                    if !report.glossary_absent.is_empty() {
+                        eprintln!(
+                            "note: glossary terms of the article the summary does not name: {}",
+                            report.glossary_absent.join(", ")
+                        );
                     }
                     eprintln!(
                         "({} sentences in, {:.1} s, model {})",

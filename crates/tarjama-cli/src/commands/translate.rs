@@ -26,7 +26,9 @@ use tarjama_pipeline::{
 };
 use tarjama_text::{ReadOptions, Source};
 
-use super::common::{self, ModelArgs, SamplingArgs, Target, Translators};
+use super::common::{
+    self, CandidateArgs, ChatChoices, GlossaryArgs, ModelArgs, SamplingArgs, Target, Translators,
+};
 use crate::batch::cache::Cache;
 use crate::batch::formats::Prepared;
 use crate::batch::inputs::{self, Input, Selection, Shard};
@@ -83,6 +85,10 @@ pub struct Args {
     /// quantized already and ignore it.
     #[arg(long)]
     pub int8: bool,
+    #[command(flatten)]
+    pub candidates: CandidateArgs,
+    #[command(flatten)]
+    pub glossary: GlossaryArgs,
     /// Sentences per request to a chat model (1: each sentence alone).
     #[arg(long, default_value_t = 6)]
     pub batch_sentences: usize,
@@ -174,6 +180,12 @@ struct TranslationSettings<'a> {
     /// Absent when off, so caches written before the option existed keep their key.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     int8: bool,
+    /// Candidates per request, with their sampling; absent when 1 (as above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<(usize, f64, f64)>,
+    /// The glossary file's sha256; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    glossary: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -214,6 +226,17 @@ fn settings_hashes(args: &Args, target: &Target) -> anyhow::Result<(String, Stri
         max_context: args.model.run.max_context,
         normalize: &args.normalize,
         int8: args.int8,
+        candidates: (args.candidates.candidates > 1).then_some((
+            args.candidates.candidates,
+            args.candidates.candidate_temperature,
+            args.candidates.candidate_epsilon,
+        )),
+        glossary: match &args.glossary.glossary {
+            Some(path) => Some(sha256_hex(&std::fs::read(path).with_context(|| {
+                format!("{}: cannot read the glossary", path.display())
+            })?)),
+            None => None,
+        },
     };
     let translation = sha256_hex(&serde_json::to_vec(&s)?);
     let output = sha256_hex(
@@ -422,6 +445,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     common::set_threads(args.model.run.threads);
     signal::install();
     let normalizer = common::normalizer(&args.normalize)?;
+    let glossary = args.glossary.load()?;
     let stdin_only = args.inputs.is_empty() || args.inputs.iter().all(|i| i == "-");
     let any_dir = args
         .inputs
@@ -494,7 +518,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         lossy: args.lossy,
         max_bytes: Some(args.max_input_size),
     };
-    let options = TranslateOptions { normalizer };
+    let options = TranslateOptions {
+        normalizer,
+        glossary: glossary.clone(),
+    };
     let cache = match (&sink, args.batch.no_cache) {
         (Sink::Folder(dir), false) => {
             Cache::persistent(dir, tag.as_deref(), &translation_settings)?
@@ -631,8 +658,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     &target,
                     &args.model,
                     args.sampling.params(512),
-                    args.batch_tokens,
-                    args.batch_sentences,
+                    ChatChoices {
+                        batch_tokens: args.batch_tokens,
+                        batch_sentences: args.batch_sentences,
+                        candidates: args.candidates.candidates(),
+                        glossary: glossary.clone(),
+                    },
                     common::Seq2SeqChoices {
                         beam: args.beam,
                         int8: args.int8,
