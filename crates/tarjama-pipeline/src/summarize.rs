@@ -20,7 +20,9 @@ use tarjama_text::{Normalizer, Script};
 
 use crate::glossary::Glossary;
 use crate::prompts::{fill, PromptSet};
-use crate::translate::{run_concurrently, translate_document, ChatTranslator, TranslateOptions};
+use crate::translate::{
+    arabic_share, run_concurrently, translate_document, ChatTranslator, TranslateOptions,
+};
 use tarjama_models::chat::{ChatEngine, Message};
 use tarjama_models::sampling::SamplingParams;
 use tarjama_models::Result;
@@ -183,7 +185,13 @@ pub fn summarize(
     on_text: &mut dyn FnMut(&str),
 ) -> Result<SummaryReport> {
     let start = Instant::now();
-    let article = Article::new(text, options.normalizer.as_ref());
+    let mut article = Article::new(text, options.normalizer.as_ref());
+    if let Some(glossary) = &options.glossary {
+        // The model reads the glossary's English in place of each term (spans unchanged).
+        for (_, sentence) in &mut article.sentences {
+            *sentence = glossary.annotate(sentence);
+        }
+    }
     let mut events = Vec::new();
     if article.sentences.is_empty() {
         return Ok(SummaryReport {
@@ -352,6 +360,24 @@ pub fn summarize(
     };
 
     tracing::debug!(answer = %answer, "model's raw summary");
+    // A small model can answer in Arabic, copying the article (more so when a glossary
+    // has put English names into it): ask once more, reminded of the language.
+    let answer = if arabic_share(&answer) > 0.2 {
+        events.push("the summary came back in Arabic; asked again for English".into());
+        let user = fill(
+            &template,
+            &[("length", &length.phrase()), ("text", &article.plain(0..n))],
+        );
+        let strict = SamplingParams {
+            repetition_penalty: 1.15,
+            ..sampling.clone()
+        };
+        let user = format!("{user}\n\nWrite the summary in English only.");
+        ask(model, prompts, lead, &user, &strict, on_text)?
+    } else {
+        answer
+    };
+    let cite_offsets = cite_offsets && arabic_share(&answer) <= 0.2;
     // The answer as sentences, each with the source sentences it cites (direct strategy).
     let mut parts: Vec<(String, Option<Vec<usize>>)> = if cite && cite_offsets {
         strip_citations(&answer, n)

@@ -351,11 +351,15 @@ impl<E: ChatEngine> ChatTranslator<E> {
         self
     }
 
-    /// The user message for `text`: the template filled, after the glossary's entries
-    /// found in `text`, if any.
+    /// The user message for `text`: the template filled. With a glossary, its entries
+    /// found in `text` are listed first and written into the text in place of their
+    /// Arabic ([`Glossary::annotate`]).
     fn user_message(&self, template: &str, text: &str) -> String {
-        let body = fill(template, &[("text", text)]);
-        match self.glossary.as_ref().and_then(|g| g.hint(text)) {
+        let Some(glossary) = &self.glossary else {
+            return fill(template, &[("text", text)]);
+        };
+        let body = fill(template, &[("text", &glossary.annotate(text))]);
+        match glossary.hint(text) {
             Some(entries) => {
                 let lead = fill(&self.prompts.glossary, &[("entries", &entries)]);
                 format!("{lead}\n\n{body}")
@@ -885,7 +889,7 @@ fn problem_free(translation: &str, source: &str) -> bool {
 }
 
 /// Share of letters that are Arabic.
-fn arabic_share(text: &str) -> f32 {
+pub(crate) fn arabic_share(text: &str) -> f32 {
     let (mut arabic, mut letters) = (0usize, 0usize);
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;

@@ -332,8 +332,10 @@ fn the_glossary_goes_into_the_prompt_and_its_followers_win() {
     // The majority misspells the name; the one candidate that follows the glossary wins.
     assert_eq!(out[0].text, "Putin met Witkoff in Saint Petersburg.");
     let asked = engine.asked();
-    let witkoff = asked.iter().find(|u| u.contains(S_WITKOFF)).unwrap();
+    let witkoff = asked.iter().find(|u| u.contains("بطرسبرغ")).unwrap();
+    // Listed first, and written into the Arabic in place of the term.
     assert!(witkoff.contains("ويتكوف = Witkoff"), "{witkoff}");
+    assert!(witkoff.contains("واجتمع بوتين مع Witkoff في"), "{witkoff}");
     assert!(
         !witkoff.contains("Peskov"),
         "only the entries found: {witkoff}"
