@@ -453,6 +453,7 @@ pub fn load_translator(
 ) -> anyhow::Result<Translators> {
     let chat_params = params.clone();
     let batch_tokens = choices.batch_tokens;
+    let candidates = choices.candidates.n;
     let chat = |engine: Arc<dyn ChatEngine>, prompts: PromptSet, name: String| {
         let params = chat_params;
         move || -> Option<Box<dyn Translator + Send>> {
@@ -499,6 +500,12 @@ pub fn load_translator(
                 Some(repo) => repo.clone(),
                 None => resolved.path.to_string_lossy().into_owned(),
             };
+            if candidates > 1 {
+                eprintln!(
+                    "note: --candidates applies to chat models; {} gives its beam's best",
+                    resolved.name
+                );
+            }
             let load = Seq2SeqLoadOptions { int8: seq2seq.int8 };
             let model = Seq2SeqTranslator::load_with(&spec, &candle_core::Device::Cpu, load)
                 .with_context(|| format!("loading {spec}"))?;
