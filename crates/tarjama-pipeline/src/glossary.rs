@@ -252,12 +252,23 @@ impl Glossary {
         out
     }
 
-    /// The entries that occur in `source` whose English is missing from `translation`.
-    pub fn missing<'a>(&'a self, source: &str, translation: &str) -> Vec<&'a Entry> {
+    /// The English of the entries that occur in `source` and are missing from
+    /// `translation`.
+    pub fn missing(&self, source: &str, translation: &str) -> Vec<String> {
         let english = fold_english(translation);
         self.entries_in(source)
             .into_iter()
             .filter(|e| !english.contains(&fold_english(&e.english)))
+            .map(|e| e.english.clone())
+            .collect()
+    }
+
+    /// What identifies the glossary's effect on a translation: its entries, in order
+    /// (comments, header and layout of the file do not count).
+    pub fn fingerprint(&self) -> String {
+        self.entries
+            .iter()
+            .map(|e| format!("{}\t{}\n", e.arabic, e.english))
             .collect()
     }
 
@@ -430,11 +441,7 @@ mod tests {
     fn missing_terms_are_reported() {
         let g = Glossary::parse(SEED).unwrap();
         let source = "قال كيريل ديمترييف إن ويتكوف وصل.";
-        let missing: Vec<&str> = g
-            .missing(source, "Kirill  dmitriev said that Whitkoff arrived.")
-            .iter()
-            .map(|e| e.english.as_str())
-            .collect();
+        let missing = g.missing(source, "Kirill  dmitriev said that Whitkoff arrived.");
         assert_eq!(missing, ["Witkoff"]);
         assert_eq!(
             g.hint(source).unwrap(),

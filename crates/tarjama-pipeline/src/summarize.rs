@@ -416,12 +416,10 @@ pub fn summarize(
     if options.attribute && sentences.iter().all(|s| s.sources.is_empty()) {
         events.push("no source sentences could be tied to the summary".into());
     }
-    let glossary_absent = options.glossary.as_ref().map_or_else(Vec::new, |g| {
-        g.missing(text, &summary)
-            .into_iter()
-            .map(|e| e.english.clone())
-            .collect()
-    });
+    let glossary_absent = options
+        .glossary
+        .as_ref()
+        .map_or_else(Vec::new, |g| g.missing(text, &summary));
     Ok(SummaryReport {
         summary,
         sentences,

@@ -196,11 +196,7 @@ pub fn translate_document(
     let mut events = translator.take_events();
     if let Some(glossary) = &options.glossary {
         for s in sentences.iter_mut().filter(|s| !s.passthrough) {
-            s.glossary_missing = glossary
-                .missing(&s.source, &s.translation)
-                .into_iter()
-                .map(|e| e.english.clone())
-                .collect();
+            s.glossary_missing = glossary.missing(&s.source, &s.translation);
             if !s.glossary_missing.is_empty() {
                 events.push(format!(
                     "glossary: {} missing from the translation of \"{}\"",

@@ -119,11 +119,7 @@ impl Pending {
             line.candidates = t.candidates;
             line.utility = t.utility;
             if let Some(g) = glossary {
-                line.glossary_missing = g
-                    .missing(&line.source, &line.translation)
-                    .into_iter()
-                    .map(|e| e.english.clone())
-                    .collect();
+                line.glossary_missing = g.missing(&line.source, &line.translation);
             }
         }
         Ok(self.lines)

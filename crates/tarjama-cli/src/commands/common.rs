@@ -128,7 +128,7 @@ pub struct CandidateArgs {
     pub candidate_temperature: f64,
     /// Epsilon sampling of the candidates: tokens less likely than this are never drawn
     /// (0: no cut).
-    #[arg(long, default_value_t = 0.02, value_name = "E")]
+    #[arg(long, default_value_t = Candidates::default().epsilon.unwrap_or(0.0), value_name = "E")]
     pub candidate_epsilon: f64,
 }
 

@@ -22,7 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tarjama_models::gguf::EngineStats;
 use tarjama_pipeline::{
-    sentences_to_translate, translate_document, DocumentTranslation, TranslateOptions,
+    sentences_to_translate, translate_document, DocumentTranslation, Glossary, TranslateOptions,
 };
 use tarjama_text::{ReadOptions, Source};
 
@@ -183,7 +183,7 @@ struct TranslationSettings<'a> {
     /// Candidates per request, with their sampling; absent when 1 (as above).
     #[serde(skip_serializing_if = "Option::is_none")]
     candidates: Option<(usize, f64, f64)>,
-    /// The glossary file's sha256; absent without one.
+    /// The sha256 of the glossary's entries; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     glossary: Option<String>,
 }
@@ -194,7 +194,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// (translation settings hash, output settings hash): the second adds what changes the
 /// output file but not the translation.
-fn settings_hashes(args: &Args, target: &Target) -> anyhow::Result<(String, String)> {
+fn settings_hashes(
+    args: &Args,
+    target: &Target,
+    glossary: Option<&Glossary>,
+) -> anyhow::Result<(String, String)> {
     let (model_file, model_bytes) = match target {
         Target::Local(resolved) => (
             resolved
@@ -231,12 +235,7 @@ fn settings_hashes(args: &Args, target: &Target) -> anyhow::Result<(String, Stri
             args.candidates.candidate_temperature,
             args.candidates.candidate_epsilon,
         )),
-        glossary: match &args.glossary.glossary {
-            Some(path) => Some(sha256_hex(&std::fs::read(path).with_context(|| {
-                format!("{}: cannot read the glossary", path.display())
-            })?)),
-            None => None,
-        },
+        glossary: glossary.map(|g| sha256_hex(g.fingerprint().as_bytes())),
     };
     let translation = sha256_hex(&serde_json::to_vec(&s)?);
     let output = sha256_hex(
@@ -484,7 +483,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             "note: --int8 is ignored: {model_name} is a chat model, quantized already or remote"
         );
     }
-    let (translation_settings, settings) = settings_hashes(&args, &target)?;
+    let (translation_settings, settings) = settings_hashes(&args, &target, glossary.as_deref())?;
     let tag = args.select.shard.map(|s| s.tag());
 
     let mut manifest = match &sink {
