@@ -36,6 +36,7 @@ pub mod bleu;
 pub mod bootstrap;
 pub mod chrf;
 mod error;
+pub mod facts;
 pub mod metric;
 mod pytext;
 pub mod rouge;

@@ -29,6 +29,38 @@ text. Output only the summary.\n\n{text}";
 pub const GLOSSARY: &str = "Write these names and terms in English exactly as given here \
 wherever the Arabic has them:\n{entries}";
 
+/// Worked examples shown to the model before each request to translate, as earlier turns
+/// of the chat: Arabic news, encyclopedia and travel sentences (the kinds of text tarjama
+/// is for) written for tarjama, with their English. They show the register wanted:
+/// idiomatic English that keeps every name, number and date. The first `n` are used
+/// (`ChatTranslator::with_examples`).
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "قال رئيس بلدية المدينة، يوسف الحداد، يوم الأربعاء إن أعمال ترميم الجسر القديم ستنتهي قبل نهاية شهر مارس/آذار.",
+        "The city's mayor, Youssef al-Haddad, said on Wednesday that the restoration of the old bridge would be finished before the end of March.",
+    ),
+    (
+        "وأضاف أن المشروع كلّف نحو 12 مليون دولار، وأن الجسر سيُفتح أمام المشاة فقط.",
+        "He added that the project had cost about $12 million and that the bridge would be open to pedestrians only.",
+    ),
+    (
+        "تعيش معظم أنواع البطاريق في نصف الكرة الجنوبي، ولا يستطيع أيٌّ منها الطيران.",
+        "Most species of penguin live in the Southern Hemisphere, and none of them can fly.",
+    ),
+    (
+        "إذا كنت تخطط لزيارة الصحراء في الصيف، فاحمل معك ما يكفي من الماء وتجنّب المشي في منتصف النهار.",
+        "If you plan to visit the desert in summer, take enough water with you and avoid walking in the middle of the day.",
+    ),
+    (
+        "فاز المنتخب الياباني على نظيره الأسترالي بنتيجة 3-1 في المباراة التي أقيمت في طوكيو مساء الأحد.",
+        "Japan beat Australia 3-1 in the match played in Tokyo on Sunday evening.",
+    ),
+    (
+        "وأكدت وكالة الفضاء الأوروبية أن المسبار أرسل أول صوره من مدار المريخ بعد رحلة استمرت سبعة أشهر.",
+        "The European Space Agency confirmed that the probe had sent its first images from Mars orbit after a seven-month journey.",
+    ),
+];
+
 /// The prompts in force for one model: its manifest's overrides over the defaults.
 #[derive(Debug, Clone)]
 pub struct PromptSet {
@@ -44,6 +76,8 @@ pub struct PromptSet {
     pub summarize_english: String,
     /// A glossary's entries (`{entries}`: one `Arabic = English` per line).
     pub glossary: String,
+    /// Worked examples: (Arabic sentence, English) pairs.
+    pub examples: Vec<(String, String)>,
 }
 
 impl Default for PromptSet {
@@ -55,6 +89,10 @@ impl Default for PromptSet {
             summarize: SUMMARIZE.into(),
             summarize_english: SUMMARIZE_ENGLISH.into(),
             glossary: GLOSSARY.into(),
+            examples: EXAMPLES
+                .iter()
+                .map(|&(ar, en)| (ar.into(), en.into()))
+                .collect(),
         }
     }
 }

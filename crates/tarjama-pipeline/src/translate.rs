@@ -260,6 +260,8 @@ pub struct ChatTranslator<E: ChatEngine> {
     candidates: Candidates,
     utility: Arc<dyn Utility>,
     glossary: Option<Arc<Glossary>>,
+    /// Worked examples shown before each request (the first this many of the prompts').
+    examples: usize,
     name: String,
     events: Vec<String>,
 }
@@ -312,6 +314,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
             candidates: Candidates::default(),
             utility: Arc::new(ChrfUtility::default()),
             glossary: None,
+            examples: 0,
             name,
             events: Vec::new(),
         }
@@ -347,6 +350,52 @@ impl<E: ChatEngine> ChatTranslator<E> {
         self
     }
 
+    /// Shows the model the first `n` of the prompts' worked examples before each request:
+    /// as one numbered exchange before a numbered request, as `n` exchanges of one
+    /// sentence before a single one. They are the same for every request, so the engine
+    /// computes them once and reuses them.
+    pub fn with_examples(mut self, n: usize) -> Self {
+        self.examples = n.min(self.prompts.examples.len());
+        self
+    }
+
+    /// The earlier turns that show the model worked examples in the shape of a request:
+    /// numbered or one sentence.
+    fn example_turns(&self, numbered: bool) -> Vec<Message> {
+        let examples = &self.prompts.examples[..self.examples];
+        if examples.is_empty() {
+            return Vec::new();
+        }
+        if numbered {
+            let number = |pick: fn(&(String, String)) -> &String| {
+                let lines: Vec<String> = examples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| format!("{}. {}", i + 1, pick(e)))
+                    .collect();
+                lines.join("\n")
+            };
+            let arabic = number(|e| &e.0);
+            vec![
+                Message::new(
+                    "user",
+                    fill(&self.prompts.translate_numbered, &[("text", &arabic)]),
+                ),
+                Message::new("assistant", number(|e| &e.1)),
+            ]
+        } else {
+            examples
+                .iter()
+                .flat_map(|(ar, en)| {
+                    [
+                        Message::new("user", fill(&self.prompts.translate, &[("text", ar)])),
+                        Message::new("assistant", en.as_str()),
+                    ]
+                })
+                .collect()
+        }
+    }
+
     /// The user message for `text`: the template filled. With a glossary, its entries
     /// found in `text` are listed first and written into the text in place of their
     /// Arabic ([`Glossary::annotate`]).
@@ -364,11 +413,16 @@ impl<E: ChatEngine> ChatTranslator<E> {
         }
     }
 
-    fn ask(&self, user: String, max_new: usize, params: &SamplingParams) -> Result<String> {
-        let messages = [
-            Message::new("system", &self.prompts.system),
-            Message::new("user", &user),
-        ];
+    fn ask(
+        &self,
+        numbered: bool,
+        user: String,
+        max_new: usize,
+        params: &SamplingParams,
+    ) -> Result<String> {
+        let mut messages = vec![Message::new("system", &self.prompts.system)];
+        messages.extend(self.example_turns(numbered));
+        messages.push(Message::new("user", user));
         let params = SamplingParams {
             max_new_tokens: max_new.min(params.max_new_tokens),
             ..params.clone()
@@ -380,7 +434,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
     /// Every candidate answer to `user`, the first with `params` as they are, the others
     /// sampled; they go to the engine at once and share its batches and the prompt's
     /// cached prefix.
-    fn answers(&self, user: &str, max_new: usize) -> Result<Vec<String>> {
+    fn answers(&self, numbered: bool, user: &str, max_new: usize) -> Result<Vec<String>> {
         let n = self.candidates.n;
         run_concurrently(n, n, |k| {
             let params = if k == 0 {
@@ -393,7 +447,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
                     ..self.params.clone()
                 }
             };
-            self.ask(user.to_string(), max_new, &params)
+            self.ask(numbered, user.to_string(), max_new, &params)
         })
         .into_iter()
         .collect()
@@ -439,7 +493,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
         let budget = self.output_budget(tokens);
         let user = self.user_message(&self.prompts.translate, sentence);
         let answers: Vec<String> = self
-            .answers(&user, budget)?
+            .answers(false, &user, budget)?
             .iter()
             .map(|a| clean_answer(a))
             .collect();
@@ -458,7 +512,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
             ..self.params.clone()
         };
         let user = format!("{user}\n\nAnswer in English only.");
-        let retry = clean_answer(&self.ask(user, budget, &strict)?);
+        let retry = clean_answer(&self.ask(false, user, budget, &strict)?);
         let fixed = problem_free(&retry, sentence);
         events.push(format!(
             "{} in the translation of \"{}\"; retried{}",
@@ -483,7 +537,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
         let numbered = numbered.join("\n");
         let tokens = self.engine.count_tokens(&numbered)?;
         let user = self.user_message(&self.prompts.translate_numbered, &numbered);
-        let answers = self.answers(&user, self.output_budget(tokens))?;
+        let answers = self.answers(true, &user, self.output_budget(tokens))?;
         // Each sentence's candidates: its line in every answer that numbered its lines
         // back right, if the line passes the guards.
         let mut per_sentence: Vec<Vec<String>> = vec![Vec::new(); sentences.len()];

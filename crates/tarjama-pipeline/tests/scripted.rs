@@ -18,6 +18,8 @@ struct Scripted {
     script: Script,
     max_context: usize,
     asked: Mutex<Vec<(String, SamplingParams)>>,
+    /// Every request's whole conversation.
+    conversations: Mutex<Vec<Vec<Message>>>,
 }
 
 impl Scripted {
@@ -31,6 +33,7 @@ impl Scripted {
             script: Box::new(script),
             max_context: 8192,
             asked: Mutex::new(Vec::new()),
+            conversations: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,6 +64,7 @@ impl ChatEngine for Scripted {
         on_text: &mut dyn FnMut(&str),
     ) -> tarjama_models::Result<Completion> {
         let user = &messages.last().expect("a message").content;
+        self.conversations.lock().unwrap().push(messages.to_vec());
         self.asked
             .lock()
             .unwrap()
@@ -99,6 +103,59 @@ fn translator(engine: &Scripted, sentences_per_request: usize) -> ChatTranslator
         SamplingParams::greedy(64),
     )
     .with_chunking(10_000, sentences_per_request)
+}
+
+#[test]
+fn worked_examples_come_before_the_request_in_its_shape() {
+    let engine = Scripted::new(|user| {
+        if user.contains("1. ") {
+            "1. The minister said the meeting was fruitful.\n2. He added that talks go on.".into()
+        } else {
+            "The minister said the meeting was fruitful.".into()
+        }
+    });
+    let examples = PromptSet::default().examples;
+    let mut t = translator(&engine, 2).with_examples(2);
+    t.translate(&[S1, S2]).unwrap();
+    t.translate(&[S1]).unwrap();
+    let conversations = engine.conversations.lock().unwrap().clone();
+    assert_eq!(conversations.len(), 2);
+    let roles = |c: &[Message]| c.iter().map(|m| m.role.clone()).collect::<Vec<_>>();
+
+    // A numbered request: one numbered exchange of both examples first.
+    let numbered = &conversations[0];
+    assert_eq!(
+        roles(numbered),
+        ["system", "user", "assistant", "user"],
+        "{numbered:?}"
+    );
+    assert!(numbered[1]
+        .content
+        .contains(&format!("1. {}\n2. {}", examples[0].0, examples[1].0)));
+    assert_eq!(
+        numbered[2].content,
+        format!("1. {}\n2. {}", examples[0].1, examples[1].1)
+    );
+    assert!(numbered[3].content.contains(&format!("1. {S1}\n2. {S2}")));
+
+    // One sentence: an exchange per example, each one sentence.
+    let single = &conversations[1];
+    assert_eq!(
+        roles(single),
+        ["system", "user", "assistant", "user", "assistant", "user"],
+        "{single:?}"
+    );
+    assert!(single[1].content.ends_with(&examples[0].0));
+    assert_eq!(single[4].content, examples[1].1);
+    assert!(single[5].content.ends_with(S1));
+
+    // None asked for, none shown.
+    let engine = Scripted::new(|_| "The minister said the meeting was fruitful.".into());
+    translator(&engine, 1).translate(&[S1]).unwrap();
+    assert_eq!(
+        roles(&engine.conversations.lock().unwrap()[0]),
+        ["system", "user"]
+    );
 }
 
 #[test]

@@ -359,6 +359,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         batch_sentences: 1,
                         candidates: args.candidates.candidates(),
                         glossary: glossary.clone(),
+                        examples: args.examples,
                     },
                     common::Seq2SeqChoices {
                         beam: args.beam,

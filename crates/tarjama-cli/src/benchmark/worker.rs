@@ -206,7 +206,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
     let args = ModelArgs {
         model: Some(job.model.clone()),
         run: RunArgs {
-            parallel: most_parallel,
+            parallel: Some(most_parallel),
             ..job.run.clone()
         },
     };

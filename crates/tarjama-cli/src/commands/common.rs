@@ -80,10 +80,12 @@ pub struct RunArgs {
     pub threads: Option<usize>,
     /// Requests a chat model works on at once, decoded together in one batch (1: one
     /// after the other). A decoding step reads every weight once whatever the batch, so
-    /// on a CPU 8 sequences cost little more time per step than one. With --endpoint: the
-    /// requests in flight to the server.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub parallel: usize,
+    /// on a CPU 8 sequences cost little more time per step than one. Default: 4 per
+    /// thread, between 4 and 16, fewer if the KV budget cannot hold that many requests
+    /// of 1024 tokens (8 on 2 cores). With --endpoint: the requests in flight to the
+    /// server (default 8).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
     /// Memory for the keys and values of the requests in flight, in MiB; requests wait
     /// rather than go over it. Default: a quarter of the available memory, at most 4096.
     #[arg(long, value_name = "MIB")]
@@ -98,7 +100,8 @@ impl RunArgs {
             None => (available_memory().unwrap_or(8 << 30) / 4).clamp(256 << 20, 4 << 30),
         };
         EngineOptions {
-            parallel: self.parallel.max(1),
+            // 0: the engine chooses from the model, the budget and the threads.
+            parallel: self.parallel.map_or(0, |n| n.max(1)),
             kv_budget: budget,
             ..EngineOptions::default()
         }
@@ -106,6 +109,9 @@ impl RunArgs {
 }
 
 /// Bytes of memory available to new work (Linux: `MemAvailable`).
+/// Requests in flight to a server when --parallel is not given.
+const REMOTE_PARALLEL: usize = 8;
+
 fn available_memory() -> Option<usize> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -176,6 +182,8 @@ pub struct ChatChoices {
     pub candidates: Candidates,
     /// Glossary hints and preference.
     pub glossary: Option<Arc<Glossary>>,
+    /// Worked examples shown before each request.
+    pub examples: usize,
 }
 
 /// How tokens are chosen.
@@ -315,7 +323,7 @@ pub fn target(args: &ModelArgs, quiet: bool) -> anyhow::Result<Target> {
         endpoint: endpoint.clone(),
         model,
         api_key,
-        parallel: run.parallel.max(1),
+        parallel: run.parallel.unwrap_or(REMOTE_PARALLEL).max(1),
         timeout: std::time::Duration::from_secs_f64(run.timeout),
         policy: tarjama_remote::retry::Policy {
             retries: run.retries,
@@ -464,7 +472,8 @@ pub fn load_translator(
                 params.clone(),
             )
             .with_chunking(choices.batch_tokens, choices.batch_sentences)
-            .with_candidates(choices.candidates.clone());
+            .with_candidates(choices.candidates.clone())
+            .with_examples(choices.examples);
             if let Some(glossary) = &choices.glossary {
                 translator = translator.with_glossary(glossary.clone());
             }
@@ -485,9 +494,8 @@ pub fn load_translator(
     match resolved.kind {
         ModelKind::Gguf => {
             let loaded = load_chat(resolved, args)?;
-            let options = args.run.engine_options();
-            let parallel = options.parallel;
-            let engine = Arc::new(Engine::new(loaded.model, options)?);
+            let engine = Arc::new(Engine::new(loaded.model, args.run.engine_options())?);
+            let parallel = engine.options().parallel;
             Ok(Translators {
                 parallel,
                 engine: Some(engine.clone()),

@@ -16,7 +16,9 @@
 //!                    "bleu": { counts, totals, precisions, bp, ratio, sys_len, ref_len, verbose },
 //!                    "rouge": { precision, recall, fmeasure },            // means
 //!                    "bootstrap": { mean, ci, p_value } } ],  // p_value null for the baseline
-//!     "segments": [ [ { "name", "score", "rouge"? } ] ] } ] }     // with --sentence-level
+//!     "segments": [ [ { "name", "score", "rouge"? } ] ],          // with --sentence-level
+//!     "glossary": { terms, present, percent, missing: [[LINE, EN]] },  // with --glossary
+//!     "facts": { facts, found, percent, not_found: [[LINE, FACT]] } } ] }  // with --facts
 //! ```
 //!
 //! Why one file of over 700 lines: its text and JSON outputs mirror sacreBLEU's own, line
@@ -37,6 +39,7 @@ use tarjama_eval::rouge::{RougeMetric, RougeScore, RougeScorer, RougeType};
 use tarjama_eval::tokenize::Tokenizer;
 use tarjama_eval::{CorpusMetric, Signature};
 
+use super::eval_checks;
 use crate::exit;
 
 /// Flags of `tarjama eval`.
@@ -44,7 +47,9 @@ use crate::exit;
 #[command(after_help = "Examples:
   tarjama eval --ref en.txt --hyp out.txt                       BLEU and chrF, as sacreBLEU prints them
   tarjama eval --ref en.txt --hyp a.txt --hyp b.txt --paired-bs  is b better than a? (paired bootstrap)
-  tarjama eval --ref summary.txt --hyp ours.txt --metrics rouge --json")]
+  tarjama eval --ref summary.txt --hyp ours.txt --metrics rouge --json
+  tarjama eval --ref en.txt --hyp out.txt --glossary names.tsv --src ar.txt   are the names as the glossary says?
+  tarjama eval --ref translation.txt --hyp summaries.txt --facts   names and numbers the source lacks")]
 pub struct Args {
     /// Reference file, one segment per line (UTF-8). Repeat for several references per
     /// segment (sacreBLEU's multi-reference BLEU and chrF, rouge-score's score_multi).
@@ -91,6 +96,20 @@ pub struct Args {
     /// file cannot hold, so without a marker ROUGE-Lsum equals ROUGE-L.
     #[arg(long, value_name = "MARKER")]
     rouge_sentence_sep: Option<String>,
+
+    /// Glossary adherence: of the glossary's terms found in each --src line, the share
+    /// whose English the hypothesis line has (a glossary as `translate --glossary` takes).
+    #[arg(long, value_name = "FILE", requires = "src")]
+    glossary: Option<PathBuf>,
+
+    /// The source (Arabic) file, one segment per line, for --glossary.
+    #[arg(long, value_name = "SRC", requires = "glossary")]
+    src: Option<PathBuf>,
+
+    /// Facts check, for summaries: the share of the hypotheses' names and numbers that the
+    /// reference line has (give the source's translation as --ref).
+    #[arg(long)]
+    facts: bool,
 }
 
 /// BLEU options, named as sacreBLEU names them.
@@ -251,6 +270,12 @@ struct SystemResult {
     metrics: Vec<MetricResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     segments: Option<Vec<Vec<SegmentScore>>>,
+    /// With --glossary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    glossary: Option<eval_checks::GlossaryCheck>,
+    /// With --facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facts: Option<eval_checks::FactsCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -531,6 +556,23 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         seed: args.bootstrap.seed,
     });
 
+    let checks = match (&args.glossary, &args.src) {
+        (Some(glossary), Some(src)) => {
+            let glossary = tarjama_pipeline::Glossary::load(glossary)?;
+            let sources = read_segments(src)?;
+            if sources.len() != n {
+                bail!(
+                    "line counts differ: source {} has {} lines, reference {} has {n}",
+                    src.display(),
+                    sources.len(),
+                    args.references[0].display()
+                );
+            }
+            Some((glossary, sources))
+        }
+        _ => None,
+    };
+
     let mut results = Vec::new();
     for (i, (path, hyps)) in args.hyps.iter().zip(&views).enumerate() {
         results.push(SystemResult {
@@ -542,6 +584,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             } else {
                 None
             },
+            glossary: checks
+                .as_ref()
+                .map(|(g, sources)| eval_checks::glossary(g, &as_strs(sources), hyps)),
+            facts: args
+                .facts
+                .then(|| eval_checks::facts(hyps, &refs_by_segment)),
         });
     }
     if let Some(config) = &bootstrap_config {
@@ -660,6 +708,26 @@ fn render_text(report: &Report, width: usize) -> String {
         out.push_str(&render_table(report, width));
     }
     for system in &report.systems {
+        if let Some(g) = &system.glossary {
+            let _ = writeln!(
+                out,
+                "Glossary terms in {}: {} of {} ({:.1}%)",
+                system.hyp, g.present, g.terms, g.percent
+            );
+            for (line, english) in &g.missing {
+                let _ = writeln!(out, "  line {line}: no \"{english}\"");
+            }
+        }
+        if let Some(f) = &system.facts {
+            let _ = writeln!(
+                out,
+                "Names and numbers of {} found in the reference: {} of {} ({:.1}%)",
+                system.hyp, f.found, f.facts, f.percent
+            );
+            for (line, fact) in &f.not_found {
+                let _ = writeln!(out, "  line {line}: {fact}");
+            }
+        }
         if let Some(segments) = &system.segments {
             render_segments(&mut out, &system.hyp, segments, width);
         }

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod common;
 pub mod completions;
 pub mod eval;
+mod eval_checks;
 pub mod man;
 pub mod models;
 pub mod prep;

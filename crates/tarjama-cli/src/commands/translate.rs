@@ -95,6 +95,11 @@ pub struct Args {
     /// Source tokens per request to the model.
     #[arg(long, default_value_t = 160)]
     pub batch_tokens: usize,
+    /// Worked examples (Arabic sentences with their English) a chat model is shown before
+    /// each request, to set the register; 0: none. They are the same for every request,
+    /// so they are computed once.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub examples: usize,
     /// Normalization of the Arabic before translation: mt, search or none.
     #[arg(long, default_value = "mt")]
     pub normalize: String,
@@ -175,6 +180,9 @@ struct TranslationSettings<'a> {
     beam: Option<usize>,
     batch_sentences: usize,
     batch_tokens: usize,
+    /// Worked examples shown; absent when none (as below).
+    #[serde(skip_serializing_if = "is_zero")]
+    examples: usize,
     max_context: usize,
     normalize: &'a str,
     /// Absent when off, so caches written before the option existed keep their key.
@@ -186,6 +194,10 @@ struct TranslationSettings<'a> {
     /// The sha256 of the glossary's entries; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     glossary: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -227,6 +239,7 @@ fn settings_hashes(
         beam: args.beam,
         batch_sentences: args.batch_sentences,
         batch_tokens: args.batch_tokens,
+        examples: args.examples,
         max_context: args.model.run.max_context,
         normalize: &args.normalize,
         int8: args.int8,
@@ -662,6 +675,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         batch_sentences: args.batch_sentences,
                         candidates: args.candidates.candidates(),
                         glossary: glossary.clone(),
+                        examples: args.examples,
                     },
                     common::Seq2SeqChoices {
                         beam: args.beam,
