@@ -51,6 +51,28 @@ pub struct Choice {
     pub utility: Option<f64>,
 }
 
+/// Each candidate's mean utility against the others (its agreement with the rest); 0
+/// for a lone candidate.
+pub fn consensus<S: AsRef<str>>(candidates: &[S], utility: &dyn Utility) -> Vec<f64> {
+    let n = candidates.len();
+    if n < 2 {
+        return vec![0.0; n];
+    }
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, hypothesis)| {
+            let total: f64 = candidates
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, reference)| utility.score(hypothesis.as_ref(), reference.as_ref()))
+                .sum();
+            total / (n - 1) as f64
+        })
+        .collect()
+}
+
 /// Picks among `candidates` the one with the highest mean utility against the others.
 /// Ties go to the earliest candidate (put the greedy one first). `None` when there is no
 /// candidate.
@@ -66,25 +88,19 @@ pub fn select<S: AsRef<str>>(candidates: &[S], utility: &dyn Utility) -> Option<
         }
         _ => {}
     }
-    let mut best = Choice {
-        index: 0,
-        utility: Some(f64::NEG_INFINITY),
+    let means = consensus(candidates, utility);
+    let (index, &mean) = means
+        .iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, &f64)>, (i, m)| match best {
+            Some((_, b)) if b >= m => best,
+            _ => Some((i, m)),
+        })
+        .expect("two or more candidates");
+    let best = Choice {
+        index,
+        utility: Some(mean),
     };
-    for (i, hypothesis) in candidates.iter().enumerate() {
-        let total: f64 = candidates
-            .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, reference)| utility.score(hypothesis.as_ref(), reference.as_ref()))
-            .sum();
-        let mean = total / (n - 1) as f64;
-        if mean > best.utility.unwrap_or(f64::NEG_INFINITY) {
-            best = Choice {
-                index: i,
-                utility: Some(mean),
-            };
-        }
-    }
     Some(best)
 }
 

@@ -19,10 +19,13 @@ use serde::Serialize;
 use tarjama_text::{Normalizer, Script};
 
 use crate::glossary::Glossary;
+use crate::mbr::{self, ChrfUtility};
 use crate::prompts::{fill, PromptSet};
 use crate::translate::{
-    arabic_share, run_concurrently, translate_document, ChatTranslator, TranslateOptions,
+    arabic_share, run_concurrently, translate_document, Candidates, ChatTranslator,
+    TranslateOptions,
 };
+use tarjama_eval::facts::{self, Backing};
 use tarjama_models::chat::{ChatEngine, Message};
 use tarjama_models::sampling::SamplingParams;
 use tarjama_models::Result;
@@ -81,6 +84,32 @@ pub struct SummaryOptions {
     /// A glossary: its entries found in the article go into every request's prompt,
     /// and the report lists those the summary does not name.
     pub glossary: Option<Arc<Glossary>>,
+    /// Candidate summaries: with more than one, the final request is asked that many
+    /// times (the greedy answer and samples) and the candidate with the best consensus
+    /// plus faithfulness wins ([`SummaryChoice`]).
+    pub candidates: Candidates,
+}
+
+/// How the summary was chosen among candidates.
+///
+/// - *Consensus*: the candidate's mean sentence chrF++ against the other candidates,
+///   0 to 1 (what most candidates say).
+/// - *Faithfulness*: the share of the candidate's names and numbers
+///   ([`tarjama_eval::facts`]) that the sentence translations of the article, the
+///   glossary's English or another candidate have; a name or number found nowhere else
+///   is likely invented or garbled.
+///
+/// The winner has the highest sum of the two; ties go to the greedy candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryChoice {
+    /// Candidates compared (those in Arabic or empty are dropped first).
+    pub compared: usize,
+    /// The winner's consensus, 0 to 1.
+    pub consensus: f64,
+    /// The winner's faithfulness, 0 to 1.
+    pub faithfulness: f64,
+    /// The winner's names and numbers found nowhere else.
+    pub unsupported: Vec<String>,
 }
 
 /// A source sentence a summary sentence draws on.
@@ -122,6 +151,9 @@ pub struct SummaryReport {
     /// does not name (a summary need not name everyone; a misspelled name shows here).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub glossary_absent: Vec<String>,
+    /// With candidates: how the summary was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice: Option<SummaryChoice>,
     /// Wall time.
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
@@ -203,6 +235,7 @@ pub fn summarize(
             translation: None,
             events: vec!["the input has no text to summarize".into()],
             glossary_absent: Vec::new(),
+            choice: None,
             elapsed: start.elapsed(),
         });
     }
@@ -218,33 +251,7 @@ pub fn summarize(
     let (english_sentences, body, template) = match options.strategy {
         Strategy::Direct => (None, None, prompts.summarize.clone()),
         Strategy::Translate => {
-            let mut translator = ChatTranslator::new(
-                model,
-                "summarize".into(),
-                prompts.clone(),
-                SamplingParams {
-                    max_new_tokens: 512.min(options.sampling.max_new_tokens),
-                    ..options.sampling.clone()
-                },
-            );
-            if let Some(glossary) = &options.glossary {
-                translator = translator.with_glossary(glossary.clone());
-            }
-            let doc = translate_document(
-                &mut translator,
-                text,
-                &TranslateOptions {
-                    normalizer: options.normalizer.clone(),
-                    glossary: None,
-                },
-            )?;
-            events.extend(doc.events.iter().cloned());
-            let english: Vec<String> = doc
-                .sentences
-                .iter()
-                .map(|s| s.translation.clone())
-                .collect();
-            let body = doc.text();
+            let (english, body) = translate_article(model, prompts, text, options, &mut events)?;
             (Some(english), Some(body), prompts.summarize_english.clone())
         }
     };
@@ -279,6 +286,42 @@ pub fn summarize(
         .max(64);
 
     let n = article.sentences.len();
+    // With candidates, what backs a candidate's names and numbers: the sentence
+    // translations (made for that when the strategy did not make them) and the
+    // glossary's English for the article.
+    let mut evidence = None;
+    if options.candidates.n > 1 {
+        let english = match &english_sentences {
+            Some(english) => english.clone(),
+            None => translate_article(model, prompts, text, options, &mut events)?.0,
+        };
+        let mut backing = Backing::new(english.iter().map(String::as_str));
+        if let Some(glossary) = &options.glossary {
+            for entry in glossary.entries_in(text) {
+                backing.add(&entry.english);
+            }
+        }
+        evidence = Some(backing);
+    }
+    let mut choice = None;
+    let mut final_ask =
+        |user: &str, params: &SamplingParams, on_text: &mut dyn FnMut(&str)| match &evidence {
+            Some(backing) => {
+                let (answer, chosen) = ask_candidates(
+                    model,
+                    prompts,
+                    lead,
+                    user,
+                    params,
+                    &options.candidates,
+                    backing,
+                )?;
+                on_text(&answer);
+                choice = chosen;
+                Ok(answer)
+            }
+            None => ask(model, prompts, lead, user, params, on_text),
+        };
     let whole = match &english_sentences {
         Some(_) => body.clone().unwrap_or_default(),
         None if cite => article.numbered(0..n),
@@ -289,14 +332,7 @@ pub fn summarize(
     let (answer, cite_offsets) = if whole_tokens <= budget {
         let user = fill(&template, &[("length", &length.phrase()), ("text", &whole)]);
         if cite {
-            let answer = ask(
-                model,
-                prompts,
-                lead,
-                &format!("{user}{CITE}"),
-                &sampling,
-                on_text,
-            )?;
+            let answer = final_ask(&format!("{user}{CITE}"), &sampling, on_text)?;
             if !strip_citations(&answer, n).is_empty() {
                 (answer, true)
             } else {
@@ -309,13 +345,10 @@ pub fn summarize(
                     &template,
                     &[("length", &length.phrase()), ("text", &article.plain(0..n))],
                 );
-                (
-                    ask(model, prompts, lead, &plain, &sampling, on_text)?,
-                    false,
-                )
+                (final_ask(&plain, &sampling, on_text)?, false)
             }
         } else {
-            (ask(model, prompts, lead, &user, &sampling, on_text)?, true)
+            (final_ask(&user, &sampling, on_text)?, true)
         }
     } else {
         // Map: summarize chunks of sentences that fit, in English.
@@ -356,7 +389,7 @@ pub fn summarize(
             &prompts.summarize_english,
             &[("length", &length.phrase()), ("text", &partials.join("\n"))],
         );
-        (ask(model, prompts, lead, &user, &sampling, on_text)?, false)
+        (final_ask(&user, &sampling, on_text)?, false)
     };
 
     tracing::debug!(answer = %answer, "model's raw summary");
@@ -429,8 +462,171 @@ pub fn summarize(
         translation: body,
         events,
         glossary_absent,
+        choice,
         elapsed: start.elapsed(),
     })
+}
+
+/// The article translated sentence by sentence: the sentences' English and the whole text.
+fn translate_article(
+    model: &dyn ChatEngine,
+    prompts: &PromptSet,
+    text: &str,
+    options: &SummaryOptions,
+    events: &mut Vec<String>,
+) -> Result<(Vec<String>, String)> {
+    let mut translator = ChatTranslator::new(
+        model,
+        "summarize".into(),
+        prompts.clone(),
+        SamplingParams {
+            max_new_tokens: 512.min(options.sampling.max_new_tokens),
+            ..options.sampling.clone()
+        },
+    );
+    if let Some(glossary) = &options.glossary {
+        translator = translator.with_glossary(glossary.clone());
+    }
+    let doc = translate_document(
+        &mut translator,
+        text,
+        &TranslateOptions {
+            normalizer: options.normalizer.clone(),
+            glossary: None,
+        },
+    )?;
+    events.extend(doc.events.iter().cloned());
+    let english = doc
+        .sentences
+        .iter()
+        .map(|s| s.translation.clone())
+        .collect();
+    Ok((english, doc.text()))
+}
+
+/// Asks for `candidates.n` answers at once (the first with `params`, the others
+/// sampled) and keeps the one with the best consensus plus faithfulness
+/// ([`SummaryChoice`]), its names and numbers checked against `evidence`.
+fn ask_candidates(
+    model: &dyn ChatEngine,
+    prompts: &PromptSet,
+    lead: Option<&str>,
+    user: &str,
+    params: &SamplingParams,
+    candidates: &Candidates,
+    evidence: &Backing,
+) -> Result<(String, Option<SummaryChoice>)> {
+    let n = candidates.n;
+    let answers = run_concurrently(n, n, |k| {
+        let params = if k == 0 {
+            params.clone()
+        } else {
+            SamplingParams {
+                temperature: candidates.temperature,
+                epsilon: candidates.epsilon,
+                seed: params.seed.wrapping_add(k as u64),
+                ..params.clone()
+            }
+        };
+        ask(model, prompts, lead, user, &params, &mut |_| {})
+    })
+    .into_iter()
+    .collect::<Result<Vec<String>>>()?;
+    let mut good: Vec<String> = answers
+        .iter()
+        .filter(|a| !a.trim().is_empty() && arabic_share(a) <= 0.2)
+        .cloned()
+        .collect();
+    if good.len() < 2 {
+        // Nothing to compare: the greedy answer goes on to the usual repairs.
+        let answer = good.pop().unwrap_or_else(|| answers[0].clone());
+        return Ok((answer, None));
+    }
+    let scored = score_candidates(&good, evidence);
+    let best = (0..good.len()).fold(0, |best, i| {
+        if scored[i].0 > scored[best].0 {
+            i
+        } else {
+            best
+        }
+    });
+    let (_, consensus, faithfulness, unsupported) = scored[best].clone();
+    Ok((
+        good.swap_remove(best),
+        Some(SummaryChoice {
+            compared: good.len() + 1,
+            consensus,
+            faithfulness,
+            unsupported,
+        }),
+    ))
+}
+
+/// (score, consensus, faithfulness, unsupported facts) of each candidate.
+fn score_candidates(
+    candidates: &[String],
+    evidence: &Backing,
+) -> Vec<(f64, f64, f64, Vec<String>)> {
+    // Citations ("[2][5]") are not part of what is compared.
+    let plain: Vec<String> = candidates.iter().map(|c| without_citations(c)).collect();
+    let consensus = mbr::consensus(&plain, &ChrfUtility::default());
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let others = Backing::new(
+                plain
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, t)| t.as_str()),
+            );
+            let all = facts::facts(text);
+            let mut unsupported: Vec<String> = all
+                .iter()
+                .filter(|f| !evidence.backs(f) && !others.backs(f))
+                .map(|f| f.text.clone())
+                .collect();
+            let faithfulness = if all.is_empty() {
+                1.0
+            } else {
+                1.0 - unsupported.len() as f64 / all.len() as f64
+            };
+            unsupported.dedup();
+            let consensus = consensus[i] / 100.0;
+            (
+                consensus + faithfulness,
+                consensus,
+                faithfulness,
+                unsupported,
+            )
+        })
+        .collect()
+}
+
+/// `text` without bracketed citation numbers.
+fn without_citations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let close = rest[open..].find(']').map(|c| open + c);
+        match close {
+            Some(close)
+                if rest[open + 1..close]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ') =>
+            {
+                out.push_str(&rest[..open]);
+                rest = &rest[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One request: `user` after the glossary's `lead`, if any.

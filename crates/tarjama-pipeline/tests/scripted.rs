@@ -246,6 +246,7 @@ fn an_article_longer_than_the_context_is_summarized_in_parts_then_together() {
         normalizer: None,
         attribute: false,
         glossary: None,
+        candidates: Candidates::default(),
     };
     let report = summarize(
         &engine,
@@ -418,5 +419,61 @@ fn a_document_reports_the_glossary_terms_its_translation_lacks() {
         doc.events[0].starts_with("glossary: Witkoff missing"),
         "{:?}",
         doc.events
+    );
+}
+
+#[test]
+fn summary_candidates_lose_for_names_the_source_lacks() {
+    let engine = Scripted::sampled(|user, params| {
+        if user.starts_with("Translate") {
+            return "Putin met Witkoff in St. Petersburg.".into();
+        }
+        // The greedy summary garbles a name; the samples mostly agree on the right one.
+        let sample = params.seed.wrapping_sub(SamplingParams::default().seed);
+        match (params.temperature > 0.0, sample) {
+            (false, _) => "Putin met Whitkoff and Kerry Demetrief in St. Petersburg.",
+            (true, 1) => "Putin met Witkoff in St. Petersburg.",
+            (true, 2) => "بوتين التقى ويتكوف.",
+            _ => "Putin met Witkoff in St. Petersburg.",
+        }
+        .into()
+    });
+    let options = SummaryOptions {
+        strategy: Strategy::Direct,
+        length: SummaryLength::Sentences(1),
+        sampling: SamplingParams::default(),
+        normalizer: None,
+        attribute: false,
+        glossary: None,
+        candidates: Candidates {
+            n: 4,
+            ..Candidates::default()
+        },
+    };
+    let mut streamed = String::new();
+    let report = summarize(
+        &engine,
+        &PromptSet::default(),
+        S_WITKOFF,
+        &options,
+        &mut |t| streamed.push_str(t),
+    )
+    .unwrap();
+    assert_eq!(report.summary, "Putin met Witkoff in St. Petersburg.");
+    assert_eq!(streamed, report.summary, "the winner alone is streamed");
+    let choice = report.choice.expect("a choice among candidates");
+    assert_eq!(choice.compared, 3, "the Arabic candidate is dropped");
+    assert_eq!(choice.faithfulness, 1.0);
+    assert!(choice.unsupported.is_empty());
+    assert!(
+        choice.consensus > 0.5 && choice.consensus < 1.0,
+        "{choice:?}"
+    );
+    // One translation for the evidence, four candidates.
+    let asked = engine.asked();
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert_eq!(
+        asked.iter().filter(|u| u.starts_with("Translate")).count(),
+        1
     );
 }

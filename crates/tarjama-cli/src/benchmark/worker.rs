@@ -300,6 +300,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     normalizer: normalizer.clone(),
                     attribute: false,
                     glossary: None,
+                    candidates: Default::default(),
                 };
                 let mut run = SummarizeRun {
                     strategy: strategy_name.clone(),

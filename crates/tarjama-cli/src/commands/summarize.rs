@@ -10,7 +10,7 @@ use tarjama_pipeline::{
 };
 use tarjama_text::ReadOptions;
 
-use super::common::{self, GlossaryArgs, ModelArgs, SamplingArgs};
+use super::common::{self, CandidateArgs, GlossaryArgs, ModelArgs, SamplingArgs};
 use crate::exit;
 
 /// Flags of `tarjama summarize`.
@@ -43,6 +43,8 @@ pub struct Args {
     /// Normalization of the Arabic before it reaches the model: mt, search or none.
     #[arg(long, default_value = "mt")]
     pub normalize: String,
+    #[command(flatten)]
+    pub candidates: CandidateArgs,
     #[command(flatten)]
     pub glossary: GlossaryArgs,
     /// Replace invalid UTF-8 instead of refusing the input.
@@ -107,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         normalizer,
         attribute: args.format == Format::Json,
         glossary,
+        candidates: args.candidates.candidates(),
     };
     let many = inputs.len() > 1;
     // One input streams to a terminal, where a person watches; a pipe gets the final
@@ -165,6 +168,22 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         eprintln!(
                             "note: glossary terms of the article the summary does not name: {}",
                             report.glossary_absent.join(", ")
+                        );
+                    }
+                    if let Some(c) = &report.choice {
+                        eprintln!(
+                            "note: chosen among {} candidates: consensus {:.2}, faithfulness {:.2}{}",
+                            c.compared,
+                            c.consensus,
+                            c.faithfulness,
+                            if c.unsupported.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " (found nowhere else: {})",
+                                    c.unsupported.join(", ")
+                                )
+                            }
                         );
                     }
                     eprintln!(
