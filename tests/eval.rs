@@ -461,3 +461,67 @@ fn tokenized_output_is_warned_about_on_stderr() {
             "120 lines that end in a tokenized period",
         ));
 }
+
+#[test]
+fn glossary_adherence_and_facts_are_counted_per_line() {
+    let dir = TempDir::new().unwrap();
+    let src = write(
+        &dir,
+        "src.txt",
+        "قال بوتين في الكرملين\nوصل بوتين\nلا شيء\n".as_bytes(),
+    );
+    let glossary = write(
+        &dir,
+        "names.tsv",
+        "arabic\tenglish\nبوتين\tPutin\nالكرملين\tKremlin\n".as_bytes(),
+    );
+    let r = write(
+        &dir,
+        "ref.txt",
+        b"Putin spoke in the Kremlin.\nPutin arrived.\nNothing.\n",
+    );
+    let h = write(
+        &dir,
+        "hyp.txt",
+        b"Putin said in the Kremlin on 3 May.\nPoutine arrived.\nnothing\n",
+    );
+    let report = json(eval(
+        &r,
+        &[&h],
+        &[
+            "--glossary",
+            glossary.to_str().unwrap(),
+            "--src",
+            src.to_str().unwrap(),
+            "--facts",
+            "--json",
+        ],
+    ));
+    let system = &report["systems"][0];
+    assert_eq!(system["glossary"]["terms"], 3);
+    assert_eq!(system["glossary"]["present"], 2);
+    assert_eq!(
+        system["glossary"]["missing"],
+        serde_json::json!([[2, "Putin"]])
+    );
+    // Putin, Kremlin (found), 3, May, Poutine (not).
+    assert_eq!(system["facts"]["facts"], 5);
+    assert_eq!(system["facts"]["found"], 2);
+    // Text output names the misses; --glossary without --src is a usage error.
+    eval(
+        &r,
+        &[&h],
+        &[
+            "--glossary",
+            glossary.to_str().unwrap(),
+            "--src",
+            src.to_str().unwrap(),
+        ],
+    )
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("Glossary terms in").and(predicate::str::contains("2 of 3")));
+    eval(&r, &[&h], &["--glossary", glossary.to_str().unwrap()])
+        .assert()
+        .code(2);
+}

@@ -194,3 +194,30 @@ fn candidates_and_glossary_in_line_mode_are_recorded_per_line() {
     // Same command, same bytes: the samples are seeded.
     assert_eq!(run("4"), four);
 }
+
+#[test]
+fn summary_candidates_report_consensus_and_faithfulness() {
+    if require_model(QWEN).is_none() {
+        return;
+    }
+    let out = tarjama()
+        .args(["summarize", "--model", QWEN, "--format", "json", SEED])
+        .args(["--candidates", "3", "--sentences", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = report["summary"].as_str().unwrap();
+    let choice = &report["choice"];
+    let compared = choice["compared"].as_u64().expect("a choice was made");
+    assert!((2..=3).contains(&compared), "{report}");
+    for score in ["consensus", "faithfulness"] {
+        let s = choice[score].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{score}: {report}");
+    }
+    // What the winner names that nothing backs is its own.
+    for name in choice["unsupported"].as_array().unwrap() {
+        assert!(summary.contains(name.as_str().unwrap()), "{report}");
+    }
+}

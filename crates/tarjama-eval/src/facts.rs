@@ -7,8 +7,9 @@
 //! capitalized word that opens a sentence is a name only when it is not one of the
 //! function words that start sentences (`The`, `According`, ...); such a word is backed
 //! by the same word in any case, since a backing text may use it mid-sentence. A *number*
-//! is a run of digits, with the thousands commas dropped and a decimal point kept
-//! (`1,245` and `1245` are the same number).
+//! is a run of digits, with the thousands commas dropped and a decimal point or a time's
+//! colon kept as a point (`1,245` and `1245` are the same number, `12:00` and `12.00` the
+//! same time).
 //!
 //! ```
 //! use tarjama_eval::facts::{facts, Backing};
@@ -154,13 +155,15 @@ pub fn facts(text: &str) -> Vec<Fact> {
             let mut number = String::new();
             while i < chars.len() {
                 let c = chars[i];
-                let between = (c == ',' || c == '.')
+                let between = (c == ',' || c == '.' || c == ':')
                     && chars.get(i + 1).is_some_and(char::is_ascii_digit)
                     && !number.is_empty();
                 if c.is_ascii_digit() {
                     number.push(c);
                 } else if between {
-                    if c == '.' {
+                    // Thousands commas go; a decimal point and a time's colon
+                    // ("12:00", also written "12.00") are kept as a point.
+                    if c != ',' {
                         number.push('.');
                     }
                 } else {
@@ -339,6 +342,8 @@ mod tests {
         assert_eq!(check("Kirill Dmitriev"), [true, true]);
         assert_eq!(check("Kerry Demetrief"), [false, false]);
         assert_eq!(check("About 1,200 came on May 4"), [true, true, false]);
+        let backing = Backing::new(["at 12.00 GMT"]);
+        assert_eq!(backed("At 12:00 GMT.", &backing), (2, 2));
         // An opener's capital may be the sentence's: "Officials" backs "officials" too.
         let backing = Backing::new(["the officials left"]);
         assert_eq!(

@@ -9,6 +9,9 @@
 //! Each summary sentence can name the source sentences it draws on. With `translate` this
 //! comes from word overlap with the sentence translations; with `direct` the model is
 //! asked to cite the numbered source sentences, and the citations are parsed and removed.
+//!
+//! With [`Candidates`], the final request is asked several times at once and the summary
+//! with the best consensus plus faithfulness is kept ([`SummaryChoice`]).
 
 use std::collections::HashSet;
 use std::ops::Range;

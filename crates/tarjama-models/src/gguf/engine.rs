@@ -106,6 +106,8 @@ pub struct EngineStats {
     pub peak_kv_bytes: usize,
     /// The budget they were held to.
     pub kv_budget: usize,
+    /// Sequences allowed at once (`EngineOptions::parallel`, resolved).
+    pub parallel: usize,
     /// Time spent in forward steps.
     pub busy: Duration,
 }
@@ -179,6 +181,7 @@ impl Engine {
             wake: Condvar::new(),
             stats: Mutex::new(EngineStats {
                 kv_budget: options.kv_budget,
+                parallel: options.parallel,
                 ..EngineStats::default()
             }),
         });
