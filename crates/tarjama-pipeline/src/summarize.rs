@@ -521,16 +521,7 @@ fn ask_candidates(
 ) -> Result<(String, Option<SummaryChoice>)> {
     let n = candidates.n;
     let answers = run_concurrently(n, n, |k| {
-        let params = if k == 0 {
-            params.clone()
-        } else {
-            SamplingParams {
-                temperature: candidates.temperature,
-                epsilon: candidates.epsilon,
-                seed: params.seed.wrapping_add(k as u64),
-                ..params.clone()
-            }
-        };
+        let params = candidates.params(params, k);
         ask(model, prompts, lead, user, &params, &mut |_| {})
     })
     .into_iter()

@@ -299,6 +299,22 @@ impl Default for Candidates {
     }
 }
 
+impl Candidates {
+    /// The sampling of candidate `k` of a request: `base` itself for the first, epsilon
+    /// samples (each seeded on its own) for the others.
+    pub fn params(&self, base: &SamplingParams, k: usize) -> SamplingParams {
+        if k == 0 {
+            return base.clone();
+        }
+        SamplingParams {
+            temperature: self.temperature,
+            epsilon: self.epsilon,
+            seed: base.seed.wrapping_add(k as u64),
+            ..base.clone()
+        }
+    }
+}
+
 /// The translations of one request's sentences, and what went wrong on the way.
 type ChunkOut = (Vec<Translated>, Vec<String>);
 
@@ -437,16 +453,7 @@ impl<E: ChatEngine> ChatTranslator<E> {
     fn answers(&self, numbered: bool, user: &str, max_new: usize) -> Result<Vec<String>> {
         let n = self.candidates.n;
         run_concurrently(n, n, |k| {
-            let params = if k == 0 {
-                self.params.clone()
-            } else {
-                SamplingParams {
-                    temperature: self.candidates.temperature,
-                    epsilon: self.candidates.epsilon,
-                    seed: self.params.seed.wrapping_add(k as u64),
-                    ..self.params.clone()
-                }
-            };
+            let params = self.candidates.params(&self.params, k);
             self.ask(numbered, user.to_string(), max_new, &params)
         })
         .into_iter()
@@ -927,9 +934,21 @@ fn problem(translation: &str, source: &str) -> Option<&'static str> {
     if is_looping(translation) {
         return Some("a repetition loop");
     }
+    let w = words(translation);
+    if !w.is_empty()
+        && w.iter()
+            .all(|w| is_translate_word(w) || matches!(w.as_str(), "english" | "text" | "the"))
+    {
+        // "English translation", "Translated text": a label in place of the text.
+        return Some("a label instead of a translation");
+    }
     let (src, out) = (source.chars().count(), translation.chars().count());
     if out > src * 4 + 80 {
         return Some("an answer far longer than the source");
+    }
+    // Written Arabic leaves out short vowels: its English is rarely much shorter.
+    if src >= 40 && out * 3 < src {
+        return Some("an answer far shorter than the source");
     }
     None
 }
@@ -1128,6 +1147,23 @@ mod tests {
         );
         assert_eq!(
             problem("Putin met Witkoff in Saint Petersburg.", "قال"),
+            None
+        );
+        // Seen on FLORES with a glossary: every line of a batch answered with a label.
+        let source = "أُنشئت طرق العربات في إنجلترا في وقت يرجع إلى القرن السادس عشر.";
+        assert_eq!(
+            problem("English translation", source),
+            Some("a label instead of a translation")
+        );
+        assert_eq!(
+            problem("Wagonways.", source),
+            Some("an answer far shorter than the source")
+        );
+        assert_eq!(
+            problem(
+                "Wagonways were built in England as early as the 16th century.",
+                source
+            ),
             None
         );
     }
