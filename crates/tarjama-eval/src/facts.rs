@@ -88,7 +88,6 @@ const OPENERS: &[&str] = &[
     "Moreover",
     "Most",
     "Many",
-    "Meanwhile",
     "Much",
     "My",
     "Neither",
