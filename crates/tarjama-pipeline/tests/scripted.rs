@@ -403,6 +403,50 @@ fn the_glossary_goes_into_the_prompt_and_its_followers_win() {
 }
 
 #[test]
+fn a_translation_that_misses_a_glossary_term_is_asked_for_again() {
+    // The numbered batch respells the name; asked again with the term named, the model
+    // writes it as the glossary says.
+    let engine = Scripted::new(|user| {
+        if user.contains("must contain: Witkoff.") {
+            "Putin met Witkoff in Saint Petersburg.".into()
+        } else if user.contains("1. ") {
+            "1. Putin met Whitkoff in Saint Petersburg.\n2. The minister said the meeting was fruitful."
+                .into()
+        } else {
+            "Putin met Whitkoff in Saint Petersburg.".into()
+        }
+    });
+    let glossary = Arc::new(Glossary::parse(GLOSSARY).unwrap());
+    let mut t = translator(&engine, 2).with_glossary(glossary);
+    let out = t.translate(&[S_WITKOFF, S1]).unwrap();
+    assert_eq!(out[0].text, "Putin met Witkoff in Saint Petersburg.");
+    assert_eq!(out[1].text, "The minister said the meeting was fruitful.");
+    let asked = engine.asked();
+    assert_eq!(
+        asked.len(),
+        2,
+        "the batch, then the one sentence: {asked:?}"
+    );
+    assert!(
+        !asked[1].contains(S1),
+        "only the sentence that missed: {}",
+        asked[1]
+    );
+    let events = t.take_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("Witkoff missing"), "{events:?}");
+
+    // An answer that is no better is not taken.
+    let engine = Scripted::new(|_| "Putin met Whitkoff in Saint Petersburg.".into());
+    let glossary = Arc::new(Glossary::parse(GLOSSARY).unwrap());
+    let mut t = translator(&engine, 1).with_glossary(glossary);
+    let out = t.translate(&[S_WITKOFF]).unwrap();
+    assert_eq!(out[0].text, "Putin met Whitkoff in Saint Petersburg.");
+    assert_eq!(engine.asked().len(), 2);
+    assert!(t.take_events()[0].ends_with("kept the first answer"));
+}
+
+#[test]
 fn a_document_reports_the_glossary_terms_its_translation_lacks() {
     let engine = Scripted::new(|_| "Putin met Whitkoff in Saint Petersburg.".into());
     let glossary = Arc::new(Glossary::parse(GLOSSARY).unwrap());
