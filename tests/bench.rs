@@ -147,6 +147,71 @@ fn translation_json_and_html_report_everything() {
 }
 
 #[test]
+fn candidate_levels_are_rows_of_their_own() {
+    if require_model(MODEL).is_none() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let (src, reference) = parallel(dir.path());
+    let html = dir.path().join("report.html");
+    let out = tarjama()
+        .args(["bench", "-m", MODEL, "--limit", "2", "--runs", "0"])
+        .args(["--max-tokens", "6", "--threads", "1", "--json"])
+        .args(["--candidates", "1,3,1", "--parallel-levels", "2"])
+        .arg("--src")
+        .arg(&src)
+        .arg("--ref")
+        .arg(&reference)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["settings"]["decoding"]
+        .as_str()
+        .unwrap()
+        .contains("temperature 0.7"));
+    let models = v["models"].as_array().unwrap();
+    let names: Vec<&str> = models
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [MODEL, &format!("{MODEL} --candidates 3")],
+        "each level once"
+    );
+    let (one, three) = (&models[0]["translate"], &models[1]["translate"]);
+    assert_eq!(three["hypotheses"].as_array().unwrap().len(), 2);
+    assert!(number(three, "/chrf_pp") >= 0.0);
+    // Throughput belongs to the engine, measured once, on the greedy row.
+    assert_eq!(one["throughput"].as_array().unwrap().len(), 1);
+    assert!(three["throughput"].as_array().unwrap().is_empty());
+    // Its speed is measured like any row's (every candidate's tokens count).
+    assert!(
+        number(three, "/speed/target_tokens_per_s") > 0.0,
+        "{three:#}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(&format!("{MODEL} --candidates 3")));
+
+    tarjama()
+        .args(["bench", "-m", MODEL, "--candidates", "0"])
+        .arg("--src")
+        .arg(&src)
+        .arg("--ref")
+        .arg(&reference)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--candidates: 0"));
+}
+
+#[test]
 fn table_names_the_model_and_the_load() {
     if require_model(MODEL).is_none() {
         return;

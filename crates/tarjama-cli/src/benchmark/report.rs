@@ -62,7 +62,7 @@ pub struct Settings {
     pub speed_subset: usize,
     /// Cap on generated tokens per request.
     pub max_tokens: usize,
-    /// Decoding: always greedy.
+    /// Decoding: greedy, and how the `--candidates` rows sample theirs.
     pub decoding: String,
 }
 

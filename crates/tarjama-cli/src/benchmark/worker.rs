@@ -18,12 +18,12 @@ use tarjama_models::gguf::{ChatModel, Engine, EngineOptions};
 use tarjama_models::sampling::SamplingParams;
 use tarjama_pipeline::prompts::PromptSet;
 use tarjama_pipeline::{
-    run_concurrently, summarize, translate_document, ChatTranslator, Strategy, SummaryLength,
-    SummaryOptions, TranslateOptions, Translator,
+    run_concurrently, summarize, translate_document, Candidates, ChatTranslator, Strategy,
+    SummaryLength, SummaryOptions, TranslateOptions, Translator,
 };
 
 use super::machine;
-use crate::commands::common::{self, ModelArgs, RunArgs, Target};
+use crate::commands::common::{self, CandidateSampling, ModelArgs, RunArgs, Target};
 
 /// What the parent asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,8 +46,19 @@ pub struct Job {
     /// Translate: sentences (the first ones) in each throughput run.
     #[serde(default)]
     pub throughput_sentences: usize,
+    /// Translate: answers per sentence, the MBR choice kept (1: the greedy answer alone).
+    pub candidates: usize,
+    /// How the answers after the greedy one are sampled.
+    pub candidate_sampling: CandidateSampling,
     /// The work.
     pub task: TaskJob,
+}
+
+impl Job {
+    /// The pipeline's candidate settings of this job.
+    fn candidates(&self) -> Candidates {
+        self.candidate_sampling.candidates(self.candidates)
+    }
 }
 
 /// The work of a job.
@@ -260,22 +271,39 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                     None => s.clone(),
                 })
                 .collect();
-            let timed = Timed::new(runner.single());
-            let mut run = translate_run(&timed, &name, &prompts, &greedy, &sources, job)?;
-            drop(timed);
-            if !job.parallel_levels.is_empty() {
-                let n = job.throughput_sentences.clamp(1, sources.len().max(1));
-                let engine = runner.batched(most_parallel)?;
-                for &parallel in &job.parallel_levels {
-                    run.throughput.push(throughput(
-                        &*engine,
-                        &prompts,
-                        &greedy,
-                        &sources[..n.min(sources.len())],
-                        parallel,
-                    )?);
+            let candidates = job.candidates().n;
+            let run = if candidates > 1 {
+                // A sentence's candidates are decoded together, so the pass runs on the
+                // batched engine; the name carries the setting into the report.
+                let engine = runner.batched(candidates)?;
+                result.model = format!("{name} --candidates {candidates}");
+                translate_run(
+                    &Timed::new(&*engine),
+                    &name,
+                    &prompts,
+                    &greedy,
+                    &sources,
+                    job,
+                )?
+            } else {
+                let timed = Timed::new(runner.single());
+                let mut run = translate_run(&timed, &name, &prompts, &greedy, &sources, job)?;
+                drop(timed);
+                if !job.parallel_levels.is_empty() {
+                    let n = job.throughput_sentences.clamp(1, sources.len().max(1));
+                    let engine = runner.batched(most_parallel)?;
+                    for &parallel in &job.parallel_levels {
+                        run.throughput.push(throughput(
+                            &*engine,
+                            &prompts,
+                            &greedy,
+                            &sources[..n.min(sources.len())],
+                            parallel,
+                        )?);
+                    }
                 }
-            }
+                run
+            };
             result.translate = Some(run);
         }
         TaskJob::Summarize {
@@ -438,9 +466,11 @@ fn sentence_translator<E: ChatEngine>(
     engine: E,
     prompts: &PromptSet,
     params: &SamplingParams,
+    candidates: Candidates,
 ) -> ChatTranslator<E> {
     ChatTranslator::new(engine, "bench".into(), prompts.clone(), params.clone())
         .with_chunking(usize::MAX, 1)
+        .with_candidates(candidates)
 }
 
 /// Translates one sentence in its own request, timing it (retries of a bad answer
@@ -475,7 +505,7 @@ fn translate_run<E: ChatEngine>(
     sources: &[String],
     job: &Job,
 ) -> anyhow::Result<TranslateRun> {
-    let mut translator = sentence_translator(timed, prompts, params);
+    let mut translator = sentence_translator(timed, prompts, params, job.candidates());
     // Warm-up: the first request pays for allocations and cold caches.
     if let Some(first) = sources.first() {
         translate_one(&mut translator, timed, first)?;
@@ -538,7 +568,8 @@ fn throughput(
     let timed = Timed::new(engine);
     let start = Instant::now();
     run_concurrently(sources.len(), parallel.max(1), |i| {
-        sentence_translator(&timed, prompts, params).translate(&[sources[i].as_str()])
+        sentence_translator(&timed, prompts, params, Candidates::default())
+            .translate(&[sources[i].as_str()])
     })
     .into_iter()
     .collect::<tarjama_models::Result<Vec<_>>>()?;

@@ -74,6 +74,19 @@ pub struct Args {
         value_name = "N,N,..."
     )]
     pub parallel_levels: Vec<usize>,
+    /// Translate: candidates per sentence, each level measured as a model of its own
+    /// (a row of the table, a point of the HTML plot): the greedy answer and N-1 samples,
+    /// the minimum-Bayes-risk choice kept, as `translate --candidates` does. Levels above
+    /// 1 skip the throughput runs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1",
+        value_name = "N,N,..."
+    )]
+    pub candidates: Vec<usize>,
+    #[command(flatten)]
+    pub candidate_sampling: super::common::CandidateSampling,
     /// Translate: sentences in each throughput run.
     #[arg(long, default_value_t = 32)]
     pub throughput_sentences: usize,
@@ -151,8 +164,18 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let dir = tempfile::tempdir().context("creating a temporary folder for the workers")?;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for (i, model) in models.iter().enumerate() {
-        eprintln!("bench: model {}/{}: {model}", i + 1, models.len());
+    let levels = candidate_levels(&args)?;
+    let jobs: Vec<(&String, usize)> = models
+        .iter()
+        .flat_map(|m| levels.iter().map(move |&n| (m, n)))
+        .collect();
+    for (i, &(model, candidates)) in jobs.iter().enumerate() {
+        let what = if candidates > 1 {
+            format!("{model} --candidates {candidates}")
+        } else {
+            model.clone()
+        };
+        eprintln!("bench: run {}/{}: {what}", i + 1, jobs.len());
         let job = Job {
             model: model.clone(),
             run: args.run.clone(),
@@ -164,9 +187,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 .parallel_levels
                 .iter()
                 .copied()
-                .filter(|&n| n > 0)
+                .filter(|&n| n > 0 && candidates == 1)
                 .collect(),
             throughput_sentences: args.throughput_sentences,
+            candidates,
+            candidate_sampling: args.candidate_sampling.clone(),
             task: task.clone(),
         };
         let outcome = run_worker(&job, &dir.path().join(format!("job-{i}.json")))
@@ -174,9 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         match outcome {
             Ok(r) => reports.push(r),
             Err(e) => {
-                eprintln!("error: {model}: {e:#}");
+                eprintln!("error: {what}: {e:#}");
                 failures.push(Failure {
-                    model: model.clone(),
+                    model: what,
                     error: format!("{e:#}"),
                 });
             }
@@ -195,7 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             runs: args.runs,
             speed_subset: args.speed_subset.max(1).min(dataset.items),
             max_tokens: args.max_tokens,
-            decoding: "greedy".into(),
+            decoding: decoding(&args),
         },
         dataset,
         machine,
@@ -222,6 +247,41 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             (false, true) => exit::SUCCESS,
         },
     )
+}
+
+/// How the runs decode: greedy, and for `--candidates` rows the sampling of the others.
+fn decoding(args: &Args) -> String {
+    if args.candidates.iter().all(|&n| n <= 1) {
+        return "greedy".into();
+    }
+    let c = args.candidate_sampling.candidates(2);
+    format!(
+        "greedy; --candidates rows: the greedy answer and samples at temperature {}{}, \
+         minimum Bayes risk with sentence chrF++",
+        c.temperature,
+        c.epsilon
+            .map(|e| format!(", epsilon {e}"))
+            .unwrap_or_default()
+    )
+}
+
+/// The `--candidates` levels, in order and each once; above 1 only for translation.
+fn candidate_levels(args: &Args) -> anyhow::Result<Vec<usize>> {
+    let mut levels: Vec<usize> = Vec::new();
+    for &n in &args.candidates {
+        if n == 0 {
+            anyhow::bail!(
+                "--candidates: 0 is not a number of candidates (1 is the greedy answer alone)"
+            );
+        }
+        if !levels.contains(&n) {
+            levels.push(n);
+        }
+    }
+    if args.task == Task::Summarize && levels.iter().any(|&n| n > 1) {
+        anyhow::bail!("--candidates above 1 is measured for --task translate only");
+    }
+    Ok(levels)
 }
 
 /// Reads the data: the dataset description, the reference translations (translate),
@@ -327,8 +387,9 @@ fn run_worker(job: &Job, job_path: &Path) -> anyhow::Result<WorkerResult> {
 
 fn notes(args: &Args) -> Vec<String> {
     let mut notes = vec![
-        "decoding is greedy, one sentence per request (batch 1); no retries or repairs, \
-         so quality is the model's own"
+        "one sentence per request, greedy, with translate's prompt and checks (an answer \
+         still in Arabic, empty or looping is asked for once more); `--candidates N` rows \
+         decode N answers per sentence together and keep the MBR choice"
             .to_string(),
         format!(
             "quality is over every sentence of one pass; speed figures are medians over that \

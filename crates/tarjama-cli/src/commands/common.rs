@@ -131,6 +131,22 @@ pub struct CandidateArgs {
     /// checked against a translation of the article, made for that).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub candidates: usize,
+    #[command(flatten)]
+    pub sampling: CandidateSampling,
+}
+
+impl CandidateArgs {
+    /// The pipeline's candidate settings.
+    pub fn candidates(&self) -> Candidates {
+        self.sampling.candidates(self.candidates)
+    }
+}
+
+/// How the candidates after the greedy one are sampled (`translate`, `summarize` and
+/// `bench` share these flags).
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+#[command(next_help_heading = "Quality")]
+pub struct CandidateSampling {
     /// Temperature of the sampled candidates.
     #[arg(long, default_value_t = Candidates::default().temperature, value_name = "T")]
     pub candidate_temperature: f64,
@@ -140,11 +156,11 @@ pub struct CandidateArgs {
     pub candidate_epsilon: f64,
 }
 
-impl CandidateArgs {
-    /// The pipeline's candidate settings.
-    pub fn candidates(&self) -> Candidates {
+impl CandidateSampling {
+    /// The pipeline's settings for `n` candidates sampled this way.
+    pub fn candidates(&self, n: usize) -> Candidates {
         Candidates {
-            n: self.candidates.max(1),
+            n: n.max(1),
             temperature: self.candidate_temperature,
             epsilon: (self.candidate_epsilon > 0.0).then_some(self.candidate_epsilon),
         }

@@ -245,8 +245,8 @@ fn settings_hashes(
         int8: args.int8,
         candidates: (args.candidates.candidates > 1).then_some((
             args.candidates.candidates,
-            args.candidates.candidate_temperature,
-            args.candidates.candidate_epsilon,
+            args.candidates.sampling.candidate_temperature,
+            args.candidates.sampling.candidate_epsilon,
         )),
         glossary: glossary.map(|g| sha256_hex(g.fingerprint().as_bytes())),
     };
