@@ -260,6 +260,69 @@ fn translate_with_a_marian_folder_prints_what_transformers_decodes() {
     assert_eq!(translate_marian(&dir, &inputs, &[]), expected);
 }
 
+/// An encoder-decoder with a glossary: the sentences that hold a term are decoded by
+/// constrained beam search and write its English; the others decode exactly as without
+/// it. `--candidates` picks among the beam's n-best and says so per sentence.
+#[test]
+fn marian_glossary_terms_are_written_and_candidates_recorded() {
+    let (dir, inputs, expected) = marian_fixture();
+    let tmp = tempfile::TempDir::new().unwrap();
+    let glossary = tmp.path().join("g.tsv");
+    // "the minister" (first input) and "prices" (second) with English the tiny random
+    // model never writes unasked.
+    std::fs::write(&glossary, "الوزير\tBush\nالأسعار\tnuclear\n").unwrap();
+    assert!(!expected[0].contains("Bush") && !expected[1].contains("nuclear"));
+    let g = glossary.to_str().unwrap();
+    let got = translate_marian(&dir, &inputs, &["--glossary", g]);
+    assert_eq!(got.len(), expected.len());
+    assert!(got[0].contains("Bush"), "{:?}", got[0]);
+    assert!(got[1].contains("nuclear"), "{:?}", got[1]);
+    assert_eq!(
+        got[2..],
+        expected[2..],
+        "sentences without a term are untouched"
+    );
+
+    let stdin: String = inputs.iter().map(|l| format!("{l}\n\n")).collect();
+    let out = tarjama()
+        .args(["translate", "--model"])
+        .arg(&dir)
+        .args([
+            "--normalize",
+            "none",
+            "--max-tokens",
+            "23",
+            "--format",
+            "jsonl",
+        ])
+        .args(["--candidates", "3", "-q"])
+        .write_stdin(stdin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), inputs.len());
+    let compared: Vec<u64> = records
+        .iter()
+        .filter_map(|r| r["candidates"].as_u64())
+        .collect();
+    // The random model's answers are mostly Arabic-looking, which the guards drop; a
+    // sentence with no candidate left keeps the beam's best and records none.
+    assert!(!compared.is_empty(), "{records:?}");
+    assert!(
+        compared.iter().all(|&n| (1..=3).contains(&n)),
+        "{compared:?}"
+    );
+}
+
 /// `--int8` loads the same model with 8-bit linear layers: every input still gets a
 /// translation, most of them the f32 one (the library's tests measure the agreement).
 #[test]

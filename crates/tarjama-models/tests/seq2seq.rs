@@ -556,3 +556,56 @@ fn missing_embeddings_and_lm_head_are_tied_to_shared() {
     let (a, b) = (logits(tied.path()), logits(explicit.path()));
     assert_eq!(a, b);
 }
+
+#[test]
+fn constrained_beam_writes_every_term_and_leaves_other_sentences_alone() {
+    for name in ["marian", "nllb"] {
+        let t = load(name);
+        let r = reference(name);
+        let inputs: Vec<&str> = r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(3)
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let opts = GenerateOptions {
+            beam: Some(2),
+            max_tokens: Some(24),
+            ..GenerateOptions::default()
+        };
+        let plain = t.translate(&inputs, &opts).unwrap();
+        let terms = ["Bush", "nuclear"];
+        for term in terms {
+            let ids = t.tokenizer().encode_target(term).unwrap();
+            assert!(!ids.is_empty(), "{name}: {term}");
+        }
+        assert!(
+            plain
+                .iter()
+                .any(|p| terms.iter().any(|w| !p.text.contains(w))),
+            "{name}: the plain decode already has every term, so the test shows nothing"
+        );
+        // The first two sentences must contain the terms; the third is free.
+        let wanted: Vec<Vec<String>> = vec![
+            terms.iter().map(|s| s.to_string()).collect(),
+            vec!["nuclear".into()],
+            vec![],
+        ];
+        let out = t.translate_constrained(&inputs, &opts, &wanted).unwrap();
+        assert_eq!(out.len(), 3);
+        for (tr, must) in out.iter().zip(&wanted) {
+            for w in must {
+                assert!(
+                    tr.text.contains(w.as_str()),
+                    "{name}: no {w} in {:?}",
+                    tr.text
+                );
+            }
+        }
+        assert_eq!(
+            out[2], plain[2],
+            "{name}: a sentence without terms decodes as before"
+        );
+    }
+}

@@ -126,7 +126,8 @@ pub struct CandidateArgs {
     /// Candidates per request to a chat model: the greedy answer and N-1 samples, decoded
     /// together in one batch; each sentence keeps the candidate that agrees most with the
     /// others (minimum Bayes risk with sentence chrF++). Candidates still in Arabic, empty
-    /// or looping are dropped first. About N times the decoding work. Summaries: the
+    /// or looping are dropped first. About N times the decoding work. Encoder-decoders:
+    /// the beam's N best hypotheses (at least N beams) are chosen among. Summaries: the
     /// candidate with the best agreement plus faithfulness wins (its names and numbers
     /// checked against a translation of the article, made for that).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -172,9 +173,11 @@ impl CandidateSampling {
 #[command(next_help_heading = "Quality")]
 pub struct GlossaryArgs {
     /// How names and terms are written in English: a TSV or CSV file of `Arabic term,
-    /// English term` lines (# comments and a header line allowed). The entries found in a
-    /// request go into its prompt, and a term of the source whose English the output lacks
-    /// is reported.
+    /// English term` lines (# comments and a header line allowed). Chat models: the
+    /// entries found in a request go into its prompt, and a sentence that still misses a
+    /// term is asked for once more. Encoder-decoders: a sentence with terms is decoded by
+    /// constrained beam search, which writes them. A term of the source whose English
+    /// the output lacks is reported.
     #[arg(long, value_name = "FILE")]
     pub glossary: Option<PathBuf>,
 }
@@ -480,6 +483,7 @@ pub fn load_translator(
     let chat_params = params.clone();
     let batch_tokens = choices.batch_tokens;
     let candidates = choices.candidates.n;
+    let glossary = choices.glossary.clone();
     let chat = |engine: Arc<dyn ChatEngine>, prompts: PromptSet, name: String| {
         let params = chat_params;
         move || -> Option<Box<dyn Translator + Send>> {
@@ -526,12 +530,6 @@ pub fn load_translator(
                 Some(repo) => repo.clone(),
                 None => resolved.path.to_string_lossy().into_owned(),
             };
-            if candidates > 1 {
-                eprintln!(
-                    "note: --candidates applies to chat models; {} gives its beam's best",
-                    resolved.name
-                );
-            }
             let load = Seq2SeqLoadOptions { int8: seq2seq.int8 };
             let model = Seq2SeqTranslator::load_with(&spec, &candle_core::Device::Cpu, load)
                 .with_context(|| format!("loading {spec}"))?;
@@ -545,11 +543,12 @@ pub fn load_translator(
                 batch_tokens: batch_tokens.max(1024),
                 ..GenerateOptions::default()
             };
-            let mut one: Option<Box<dyn Translator + Send>> = Some(Box::new(Seq2SeqAdapter::new(
-                model,
-                resolved.name.clone(),
-                options,
-            )));
+            let mut adapter = Seq2SeqAdapter::new(model, resolved.name.clone(), options)
+                .with_candidates(candidates)?;
+            if let Some(glossary) = glossary {
+                adapter = adapter.with_glossary(glossary);
+            }
+            let mut one: Option<Box<dyn Translator + Send>> = Some(Box::new(adapter));
             Ok(Translators {
                 parallel: 1,
                 engine: None,

@@ -329,15 +329,58 @@ impl Seq2SeqTranslator {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let limit = self.config.max_position_embeddings;
-        if let Some(long) = batch.iter().find(|r| r.len() > limit) {
-            return Err(Error::BadOptions(format!(
-                "a sentence of {} tokens is longer than the model's {limit} positions",
-                long.len()
-            )));
-        }
+        self.check_lengths(batch)?;
         let (encoded, mask) = self.encode_batch(batch)?;
         Ok(generate::search(&self.model, &encoded, &mask, params)?)
+    }
+
+    fn check_lengths(&self, batch: &[Vec<u32>]) -> Result<()> {
+        let limit = self.config.max_position_embeddings;
+        match batch.iter().find(|r| r.len() > limit) {
+            Some(long) => Err(Error::BadOptions(format!(
+                "a sentence of {} tokens is longer than the model's {limit} positions",
+                long.len()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Seq2SeqTranslator::translate`] where some sentences must contain given English
+    /// terms (`terms[i]` for sentence `i`: the glossary entries found in it). Those are
+    /// decoded one at a time by constrained beam search ([`generate::constrained`]), at
+    /// least as many beams as terms plus one; the others as `translate` does. A term the
+    /// target vocabulary cannot write (a piece it lacks) is not enforced.
+    pub fn translate_constrained(
+        &self,
+        sentences: &[&str],
+        opts: &GenerateOptions,
+        terms: &[Vec<String>],
+    ) -> crate::Result<Vec<Translation>> {
+        let constrained: Vec<usize> = (0..sentences.len())
+            .filter(|&i| terms.get(i).is_some_and(|t| !t.is_empty()))
+            .collect();
+        let free: Vec<usize> = (0..sentences.len())
+            .filter(|i| !constrained.contains(i))
+            .collect();
+        let free_text: Vec<&str> = free.iter().map(|&i| sentences[i]).collect();
+        let mut out: Vec<Option<Translation>> = vec![None; sentences.len()];
+        for (i, t) in free.iter().zip(self.translate(&free_text, opts)?) {
+            out[*i] = Some(t);
+        }
+        let params = self.search_params(opts)?;
+        for i in constrained {
+            let targets: Vec<Vec<u32>> = terms[i]
+                .iter()
+                .filter_map(|term| self.tokenizer.encode_target(term).ok())
+                .collect();
+            let ids = vec![self.encode_source(sentences[i], opts)?];
+            self.check_lengths(&ids)?;
+            let (encoded, mask) = self.encode_batch(&ids)?;
+            let hyps = generate::constrained(&self.model, &encoded, &mask, &params, &targets)
+                .map_err(Error::from)?;
+            out[i] = Some(self.to_translation(hyps)?);
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Translates sentences: tokenizes, sorts them by length, packs batches of at most

@@ -40,6 +40,15 @@ impl Seq2SeqTokenizer {
         }
     }
 
+    /// Target-side token ids of a piece of English as it reads inside a sentence, after a
+    /// space (no special tokens): what the decoder must write to put it in the output.
+    pub fn encode_target(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Seq2SeqTokenizer::Marian(t) => t.encode_target(text),
+            Seq2SeqTokenizer::Nllb(t) => t.encode_target(text),
+        }
+    }
+
     /// Id of a token (e.g. a language code), if the vocabulary has it.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         match self {
@@ -68,6 +77,10 @@ struct MarianTokenizerConfig {
 #[derive(Debug, Clone)]
 pub struct MarianTokenizer {
     pieces: SpmUnigram,
+    /// `target.spm`, when the checkpoint has it (to write glossary terms as the decoder
+    /// would).
+    target_pieces: Option<SpmUnigram>,
+    target_vocab: HashMap<String, u32>,
     vocab: HashMap<String, u32>,
     id_to_piece: HashMap<u32, String>,
     special: HashSet<u32>,
@@ -118,9 +131,21 @@ impl MarianTokenizer {
             path: spm_path.clone(),
             reason,
         })?;
+        let target_pieces = match existing(dir, "target.spm") {
+            Some(path) => {
+                let spm = SentencePieceModel::from_file(&path)?;
+                Some(
+                    SpmUnigram::new(&spm)
+                        .map_err(|reason| Error::BadSentencePiece { path, reason })?,
+                )
+            }
+            None => None,
+        };
         Ok(MarianTokenizer {
             pieces,
+            target_pieces,
             id_to_piece: target_vocab.iter().map(|(k, &v)| (v, k.clone())).collect(),
+            target_vocab,
             vocab,
             special: [unk_id, eos_id, pad_id].into_iter().collect(),
             unk_id,
@@ -154,6 +179,32 @@ impl MarianTokenizer {
         );
         ids.push(self.eos_id);
         Ok(ids)
+    }
+
+    /// Target ids of `text` (`target.spm` pieces looked up in the target vocabulary),
+    /// as the decoder writes it after a space. Fails when the checkpoint has no
+    /// `target.spm` or a piece is not in the target vocabulary.
+    pub fn encode_target(&self, text: &str) -> Result<Vec<u32>> {
+        let Some(spm) = &self.target_pieces else {
+            return Err(Error::BadOptions(
+                "the model has no target.spm to write target text with".into(),
+            ));
+        };
+        let pieces = spm.encode(text).map_err(|source| Error::Tokenizer {
+            context: "target.spm".into(),
+            source,
+        })?;
+        pieces
+            .iter()
+            .map(|p| {
+                self.target_vocab.get(&p.text).copied().ok_or_else(|| {
+                    Error::BadOptions(format!(
+                        "\"{text}\": the piece \"{}\" is not in the target vocabulary",
+                        p.text
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Text of target ids, special tokens (`</s>`, `<unk>`, `<pad>`) skipped.
@@ -248,6 +299,18 @@ impl NllbTokenizer {
             ids.extend(lang);
         }
         Ok(ids)
+    }
+
+    /// Ids of `text` as it reads after a space, no language code or `</s>`.
+    pub fn encode_target(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|source| Error::Tokenizer {
+                context: self.path.display().to_string(),
+                source,
+            })?;
+        Ok(encoding.get_ids().to_vec())
     }
 
     /// Id of a language code such as `eng_Latn`.
