@@ -278,22 +278,16 @@ impl NllbTokenizer {
 
     /// Token ids of a sentence with its language code and `</s>`.
     pub fn encode(&self, text: &str, src_lang: Option<&str>) -> Result<Vec<u32>> {
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|source| Error::Tokenizer {
-                context: self.path.display().to_string(),
-                source,
-            })?;
+        let pieces = self.encode_target(text)?;
         let lang = match src_lang.or(self.src_lang.as_deref()) {
             Some(lang) => Some(self.lang_id(lang)?),
             None => None,
         };
-        let mut ids = Vec::with_capacity(encoding.len() + 2);
+        let mut ids = Vec::with_capacity(pieces.len() + 2);
         if !self.legacy_behaviour {
             ids.extend(lang);
         }
-        ids.extend_from_slice(encoding.get_ids());
+        ids.extend(pieces);
         ids.push(self.eos_id);
         if self.legacy_behaviour {
             ids.extend(lang);
@@ -301,7 +295,8 @@ impl NllbTokenizer {
         Ok(ids)
     }
 
-    /// Ids of `text` as it reads after a space, no language code or `</s>`.
+    /// Ids of `text` as it reads after a space, no language code or `</s>` (the pieces
+    /// of a source sentence, and of a target term: the vocabulary is shared).
     pub fn encode_target(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .tokenizer
