@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     pub speed_subset: usize,
     /// Translate: also time the first --throughput-sentences with this many requests in
-    /// flight at once on the batched engine (comma-separated levels; empty: skip).
+    /// flight at once on the batched engine (comma-separated levels; 0: skip).
     #[arg(
         long,
         value_delimiter = ',',
