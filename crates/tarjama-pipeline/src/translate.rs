@@ -563,8 +563,13 @@ impl<E: ChatEngine> ChatTranslator<E> {
                 ", kept the first answer"
             }
         ));
+        // The new answer was not among the candidates compared: their count stays on
+        // record, a winner's utility does not.
         Ok(if better {
-            Translated::new(retry)
+            Translated {
+                candidates: chosen.candidates,
+                ..Translated::new(retry)
+            }
         } else {
             chosen
         })
