@@ -13,8 +13,9 @@
 
 /// Rows per panel: the 16 i32 lanes of an AVX-512 register.
 pub const PANEL: usize = 16;
-/// Input rows multiplied per pass over a panel: each weight vector loaded serves them all.
-pub const ROWS: usize = 4;
+/// Input rows multiplied per pass over a panel at most: each weight vector loaded serves
+/// them all. Each tier takes as many as its registers allow ([`Lanes::ROWS`]).
+pub const ROWS: usize = 8;
 
 use crate::cpu::Tier;
 use crate::simd::{self, Lanes, WithLanes};
@@ -303,6 +304,10 @@ impl<M: PanelMatrix> WithLanes for Tasks<'_, M> {
                 unsafe {
                     let out = self.outs[i].0.add(m0 * stride + p * PANEL);
                     match n {
+                        8 => w.kernel::<L, 8>(lanes, p, self.x, m0, out, stride, valid),
+                        7 => w.kernel::<L, 7>(lanes, p, self.x, m0, out, stride, valid),
+                        6 => w.kernel::<L, 6>(lanes, p, self.x, m0, out, stride, valid),
+                        5 => w.kernel::<L, 5>(lanes, p, self.x, m0, out, stride, valid),
                         4 => w.kernel::<L, 4>(lanes, p, self.x, m0, out, stride, valid),
                         3 => w.kernel::<L, 3>(lanes, p, self.x, m0, out, stride, valid),
                         2 => w.kernel::<L, 2>(lanes, p, self.x, m0, out, stride, valid),

@@ -15,7 +15,8 @@
 //! by 16 rows at once (the input broadcast, the 16 rows' nibbles in the lanes): a panel
 //! block is 2368 bytes against the file's 16 x 144 = 2304 (the 6-bit scales and mins
 //! spread to a byte each). The same kernel serves one input row (decoding) and many
-//! (prompt processing, four rows per pass over the weights).
+//! (prompt processing and many sequences' decoding, up to eight rows per pass over the
+//! weights).
 
 use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
 use crate::simd::{self, Lanes, WithLanes};
@@ -344,13 +345,15 @@ mod tests {
     #[test]
     fn kernel_equals_dequantized_product_on_every_tier() {
         // Rows not a multiple of the panel; inputs of one and of several blocks; input
-        // row counts that leave every remainder of the 4-row passes.
+        // row counts that leave every remainder of the 8-row (AVX-512) and 4-row passes.
         for (m, rows, cols) in [
             (1, 16, 256),
             (1, 40, 512),
             (3, 33, 768),
             (6, 64, 256),
             (9, 8, 1024),
+            (13, 16, 256),
+            (23, 24, 512),
         ] {
             let (data, w) = q4k(rows, cols);
             let mat = Q4kMatrix::from_blocks(&data, rows, cols).unwrap();

@@ -212,6 +212,8 @@ mod tests {
             (3, 33, 768),
             (6, 64, 256),
             (9, 8, 1024),
+            (13, 16, 256),
+            (23, 24, 512),
         ] {
             let (data, w) = q6k(rows, cols);
             let mat = Q6kMatrix::from_blocks(&data, rows, cols).unwrap();

@@ -48,7 +48,10 @@ impl Lanes for Avx512 {
     type Bytes = __m512i;
     type Int = __m512i;
     type Float = __m512;
-    const ROWS: usize = 4;
+    // Eight rows: the weights loaded and unpacked once serve twice as many rows as with
+    // four. Eight sequences' decoding of Qwen2.5 1.5B went from 74-75 to 94-95 tokens/s
+    // (interleaved runs); one sequence and prompts are unchanged.
+    const ROWS: usize = 8;
     const REGISTERS: usize = 32;
 
     #[inline(always)]
