@@ -180,6 +180,64 @@ fn outputs_do_not_depend_on_the_batch() {
 }
 
 #[test]
+fn answers_to_one_prompt_compute_it_once() {
+    let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
+        return;
+    };
+    let load = LoadOptions {
+        max_context: 2048,
+        chat_template: None,
+    };
+    let options = EngineOptions {
+        parallel: 8,
+        ..EngineOptions::default()
+    };
+    // Four answers to one prompt, as `--candidates 4` asks: the greedy one and three
+    // seeded samples.
+    let all_params: Vec<SamplingParams> = (0..4u64)
+        .map(|k| match k {
+            0 => SamplingParams::greedy(16),
+            _ => SamplingParams {
+                temperature: 0.7,
+                seed: k,
+                ..SamplingParams::greedy(16)
+            },
+        })
+        .collect();
+    let m = messages(&sentences()[2]);
+    let alone = Engine::load(&path, &load, options.clone()).unwrap();
+    let want: Vec<String> = all_params
+        .iter()
+        .map(|p| alone.chat(&m, p, &mut |_| {}).unwrap().text)
+        .collect();
+    drop(alone);
+
+    let engine = Engine::load(&path, &load, options).unwrap();
+    let prompt = engine.prompt_tokens(&m).unwrap().len();
+    let got: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all_params
+            .iter()
+            .map(|p| {
+                let (engine, m) = (&engine, &m);
+                scope.spawn(move || engine.chat(m, p, &mut |_| {}).unwrap().text)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, want, "the same answers as one at a time");
+    let stats = engine.stats();
+    // The first computes the prompt; the other three read all of it but its last token.
+    assert!(
+        stats.reused >= 3 * (prompt - 1),
+        "{prompt}-token prompt computed once: {stats:?}"
+    );
+    assert!(
+        stats.rows <= prompt + 3 + stats.generated,
+        "rows fed: {stats:?}"
+    );
+}
+
+#[test]
 fn streaming_stop_strings_and_budget() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;

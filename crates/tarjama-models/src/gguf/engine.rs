@@ -13,6 +13,9 @@
 //! A prompt prefix that requests share (the system prompt and instructions) is computed
 //! once: the engine keeps the caches of a few recent prompts and a new request whose
 //! prompt starts the same way reads those positions from there ([`SeqCache::with_prefix`]).
+//! A request whose prompt shares more with one still being computed than with any kept
+//! one waits for it (a few steps at most): N candidate answers to one prompt compute it
+//! once, not N times.
 //!
 //! Memory is bounded: each running request reserves the keys and values of its prompt
 //! and its longest answer, and a request waits in the queue while the reservations would
@@ -314,6 +317,8 @@ struct Running<'t> {
     /// Bytes reserved against the budget.
     reserved: usize,
     reused: usize,
+    /// A queued request waits for this prompt: keep it once computed.
+    wanted: bool,
     admitted: Instant,
     first_token: Option<Instant>,
 }
@@ -344,9 +349,15 @@ impl Prefixes {
         self.kept.iter().map(|(_, c)| c.own_bytes()).sum()
     }
 
-    /// Keeps the prompt of a request that got less than half of it from a kept one.
+    /// How many positions a prompt could read from the longest kept one.
+    fn longest(&self, ids: &[u32]) -> usize {
+        self.best(ids).map_or(0, |(_, n)| n)
+    }
+
+    /// Keeps the prompt of a request that got less than half of it from a kept one, or
+    /// that a queued request waits for.
     fn offer(&mut self, r: &Running<'_>) {
-        if self.capacity == 0 || r.reused * 2 >= r.ids.len() {
+        if self.capacity == 0 || (r.reused * 2 >= r.ids.len() && !r.wanted) {
             return;
         }
         if self.kept.len() == self.capacity {
@@ -432,11 +443,40 @@ impl<'m> Scheduler<'m> {
             if !self.running.is_empty() && reserved + need > self.options.kv_budget {
                 break;
             }
+            if self.wait_for_prompt(&front.ids) {
+                break;
+            }
             let req = q.waiting.pop_front().expect("front exists");
             reserved += need;
             self.start(req, need);
         }
         true
+    }
+
+    /// Whether a request with prompt `ids` should wait for a running sequence whose
+    /// prompt is still being computed and would give it at least 16 more positions than
+    /// the kept prompts do; marks that sequence's prompt to be kept.
+    fn wait_for_prompt(&mut self, ids: &[u32]) -> bool {
+        if self.prefixes.capacity == 0 {
+            return false;
+        }
+        let kept = self.prefixes.longest(ids);
+        let common = |r: &Running<'_>| {
+            let n = r.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
+            n.min(ids.len() - 1)
+        };
+        let computing = self
+            .running
+            .iter_mut()
+            .filter(|r| r.fed < r.ids.len())
+            .max_by_key(|r| common(r));
+        match computing {
+            Some(r) if common(r) >= kept + 16 => {
+                r.wanted = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn start(&mut self, req: Request, reserved: usize) {
@@ -459,6 +499,7 @@ impl<'m> Scheduler<'m> {
             tx: req.tx,
             reserved,
             reused,
+            wanted: false,
             ids: req.ids,
             admitted: Instant::now(),
             first_token: None,
