@@ -63,6 +63,14 @@ fn messages(sentence: &str) -> Vec<Message> {
 }
 
 /// Every request's text, sent from one thread each (all queued at once) in `order`.
+/// How every test here loads the model.
+fn load_options() -> LoadOptions {
+    LoadOptions {
+        max_context: 2048,
+        chat_template: None,
+    }
+}
+
 fn run_all(engine: &Engine, order: &[usize], params: &SamplingParams) -> Vec<String> {
     let sentences = sentences();
     let mut out = vec![String::new(); sentences.len()];
@@ -90,10 +98,7 @@ fn outputs_do_not_depend_on_the_batch() {
         return;
     };
     let params = SamplingParams::greedy(24);
-    let load = LoadOptions {
-        max_context: 2048,
-        chat_template: None,
-    };
+    let load = load_options();
 
     // The single-sequence model, one request after the other.
     let mut single = ChatModel::load(&path, &load).unwrap();
@@ -184,10 +189,7 @@ fn answers_to_one_prompt_compute_it_once() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
-    let load = LoadOptions {
-        max_context: 2048,
-        chat_template: None,
-    };
+    let load = load_options();
     let options = EngineOptions {
         parallel: 8,
         ..EngineOptions::default()
@@ -242,10 +244,7 @@ fn streaming_stop_strings_and_budget() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;
     };
-    let load = LoadOptions {
-        max_context: 2048,
-        chat_template: None,
-    };
+    let load = load_options();
     // A budget that fits one request at a time: the others wait, none fails.
     let per_position = 24 * 2 * 128 * 4; // Qwen2.5 0.5B: 24 layers, 2 kv heads of 64 x 2
     let options = EngineOptions {

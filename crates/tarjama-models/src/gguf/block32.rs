@@ -404,7 +404,8 @@ mod tests {
     fn kernel_equals_dequantized_product_on_every_tier() {
         for (kind, dtype) in KINDS {
             // Rows not a multiple of the panel; one block and several; every remainder
-            // of the 8-row and 4-row passes; a width that is no multiple of 256 (Qwen2.5 0.5B: 896).
+            // of the 8-row and 4-row passes; a width that is no multiple of 256 (Qwen2.5
+            // 0.5B: 896).
             for (m, rows, cols) in [
                 (1, 16, 32),
                 (1, 40, 896),

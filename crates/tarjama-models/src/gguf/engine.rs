@@ -323,6 +323,14 @@ struct Running<'t> {
     first_token: Option<Instant>,
 }
 
+/// How many positions a request with prompt `ids` can read from a cache of prompt
+/// `other`: their common start, short of the whole of `ids` (its last token must be fed
+/// for logits).
+fn readable(other: &[u32], ids: &[u32]) -> usize {
+    let common = other.iter().zip(ids).take_while(|(a, b)| a == b).count();
+    common.min(ids.len() - 1)
+}
+
 /// Prompts kept for requests that start the same way.
 struct Prefixes {
     kept: VecDeque<(Vec<u32>, Arc<SeqCache>)>,
@@ -331,15 +339,11 @@ struct Prefixes {
 
 impl Prefixes {
     /// The kept cache sharing the longest prefix with `ids` (at least 16 tokens, and
-    /// short of the whole prompt: its last token must be fed for logits), and that
-    /// length.
+    /// short of the whole prompt, see [`readable`]), and that length.
     fn best(&self, ids: &[u32]) -> Option<(Arc<SeqCache>, usize)> {
         self.kept
             .iter()
-            .map(|(toks, cache)| {
-                let common = toks.iter().zip(ids).take_while(|(a, b)| a == b).count();
-                (cache, common.min(ids.len() - 1))
-            })
+            .map(|(toks, cache)| (cache, readable(toks, ids)))
             .filter(|&(_, n)| n >= 16)
             .max_by_key(|&(_, n)| n)
             .map(|(c, n)| (c.clone(), n))
@@ -461,17 +465,14 @@ impl<'m> Scheduler<'m> {
             return false;
         }
         let kept = self.prefixes.longest(ids);
-        let common = |r: &Running<'_>| {
-            let n = r.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
-            n.min(ids.len() - 1)
-        };
         let computing = self
             .running
             .iter_mut()
             .filter(|r| r.fed < r.ids.len())
-            .max_by_key(|r| common(r));
+            .map(|r| (readable(&r.ids, ids), r))
+            .max_by_key(|&(n, _)| n);
         match computing {
-            Some(r) if common(r) >= kept + 16 => {
+            Some((n, r)) if n >= kept + 16 => {
                 r.wanted = true;
                 true
             }
