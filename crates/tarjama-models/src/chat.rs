@@ -95,6 +95,31 @@ pub trait ChatEngine: Send + Sync {
         1
     }
 
+    /// Answers to `messages`, one per entry of `params` (candidates: the same request with
+    /// different sampling), in that order. Asked for concurrently; the batched engine
+    /// starts them together, so that they compute the prompt once and share every step
+    /// until their tokens differ.
+    fn chat_many(
+        &self,
+        messages: &[Message],
+        params: &[SamplingParams],
+    ) -> Vec<Result<Completion>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = params
+                .iter()
+                .map(|p| scope.spawn(move || self.chat(messages, p, &mut |_| {})))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Unsupported("a request's thread panicked".into()))
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Drops what is kept of earlier prompts for reuse, so the next prompt is computed in
     /// full (benchmarks time cold prompts this way). Engines that keep nothing, or cannot
     /// say, do nothing.
@@ -123,6 +148,14 @@ impl ChatEngine for Engine {
 
     fn parallel(&self) -> usize {
         self.options().parallel.max(1)
+    }
+
+    fn chat_many(
+        &self,
+        messages: &[Message],
+        params: &[SamplingParams],
+    ) -> Vec<Result<Completion>> {
+        Engine::chat_many(self, messages, params)
     }
 }
 
@@ -180,6 +213,14 @@ impl<E: ChatEngine + ?Sized> ChatEngine for Arc<E> {
         (**self).parallel()
     }
 
+    fn chat_many(
+        &self,
+        messages: &[Message],
+        params: &[SamplingParams],
+    ) -> Vec<Result<Completion>> {
+        (**self).chat_many(messages, params)
+    }
+
     fn forget(&self) -> Result<()> {
         (**self).forget()
     }
@@ -205,6 +246,14 @@ impl<E: ChatEngine + ?Sized> ChatEngine for &E {
 
     fn parallel(&self) -> usize {
         (**self).parallel()
+    }
+
+    fn chat_many(
+        &self,
+        messages: &[Message],
+        params: &[SamplingParams],
+    ) -> Vec<Result<Completion>> {
+        (**self).chat_many(messages, params)
     }
 
     fn forget(&self) -> Result<()> {

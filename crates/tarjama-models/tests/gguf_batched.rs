@@ -240,6 +240,58 @@ fn answers_to_one_prompt_compute_it_once() {
 }
 
 #[test]
+fn candidates_ride_on_one_sequence_until_their_tokens_differ() {
+    let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
+        return;
+    };
+    let load = load_options();
+    // The greedy answer and five seeded samples at a low temperature (mostly the greedy
+    // token), one with a shorter limit and one with a stop string: each must be what it
+    // is alone, whichever sequence it rode on and whenever it left.
+    let all_params: Vec<SamplingParams> = (0..6u64)
+        .map(|k| match k {
+            0 => SamplingParams::greedy(24),
+            _ => SamplingParams {
+                temperature: 0.3,
+                seed: k,
+                max_new_tokens: if k == 4 { 9 } else { 24 },
+                stop: if k == 5 { vec![",".into()] } else { Vec::new() },
+                ..SamplingParams::greedy(24)
+            },
+        })
+        .collect();
+    let m = messages(&sentences()[4]);
+    let alone = Engine::load(&path, &load, EngineOptions::default()).unwrap();
+    let want: Vec<String> = all_params
+        .iter()
+        .map(|p| alone.chat(&m, p, &mut |_| {}).unwrap().text)
+        .collect();
+    drop(alone);
+
+    let engine = Engine::load(&path, &load, EngineOptions::default()).unwrap();
+    let prompt = engine.prompt_tokens(&m).unwrap().len();
+    let got: Vec<String> = engine
+        .chat_many(&m, &all_params)
+        .into_iter()
+        .map(|c| c.unwrap().text)
+        .collect();
+    assert_eq!(got, want, "the same answers as one at a time");
+    let stats = engine.stats();
+    // Each step a rider spent on another sequence is a row it did not feed: the rows
+    // fed and ridden add up to what six sequences of their own would have fed.
+    assert!(stats.rode > 0, "no answer rode: {stats:?}");
+    assert!(
+        stats.rows + stats.rode <= prompt + 5 + stats.generated,
+        "rows fed and ridden: {stats:?}"
+    );
+    assert!(
+        stats.rows < prompt + stats.generated,
+        "fewer rows than tokens: {stats:?}"
+    );
+    assert_eq!(stats.requests, 6);
+}
+
+#[test]
 fn streaming_stop_strings_and_budget() {
     let Some(path) = tarjama_testkit::require_model_file(MODEL) else {
         return;

@@ -519,13 +519,14 @@ fn ask_candidates(
     candidates: &Candidates,
     evidence: &Backing,
 ) -> Result<(String, Option<SummaryChoice>)> {
-    let n = candidates.n;
-    let answers = run_concurrently(n, n, |k| {
-        let params = candidates.params(params, k);
-        ask(model, prompts, lead, user, &params, &mut |_| {})
-    })
-    .into_iter()
-    .collect::<Result<Vec<String>>>()?;
+    let all: Vec<SamplingParams> = (0..candidates.n)
+        .map(|k| candidates.params(params, k))
+        .collect();
+    let answers = model
+        .chat_many(&messages(prompts, lead, user), &all)
+        .into_iter()
+        .map(|a| a.map(|c| c.text))
+        .collect::<Result<Vec<String>>>()?;
     let mut good: Vec<String> = answers
         .iter()
         .filter(|a| !a.trim().is_empty() && arabic_share(a) <= 0.2)
@@ -632,15 +633,21 @@ fn ask(
     params: &SamplingParams,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<String> {
+    Ok(model
+        .chat(&messages(prompts, lead, user), params, on_text)?
+        .text)
+}
+
+/// The system prompt and the request (after its lead, if any).
+fn messages(prompts: &PromptSet, lead: Option<&str>, user: &str) -> [Message; 2] {
     let user = match lead {
         Some(lead) => format!("{lead}\n\n{user}"),
         None => user.to_string(),
     };
-    let messages = [
+    [
         Message::new("system", &prompts.system),
-        Message::new("user", &user),
-    ];
-    Ok(model.chat(&messages, params, on_text)?.text)
+        Message::new("user", user),
+    ]
 }
 
 fn group_by_tokens(

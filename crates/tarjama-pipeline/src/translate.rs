@@ -436,28 +436,45 @@ impl<E: ChatEngine> ChatTranslator<E> {
         max_new: usize,
         params: &SamplingParams,
     ) -> Result<String> {
+        self.ask_many(numbered, user, max_new, std::slice::from_ref(params))
+            .remove(0)
+    }
+
+    /// Answers to one request, one per entry of `params`, asked for together.
+    fn ask_many(
+        &self,
+        numbered: bool,
+        user: String,
+        max_new: usize,
+        params: &[SamplingParams],
+    ) -> Vec<Result<String>> {
         let mut messages = vec![Message::new("system", &self.prompts.system)];
         messages.extend(self.example_turns(numbered));
         messages.push(Message::new("user", user));
-        let params = SamplingParams {
-            max_new_tokens: max_new.min(params.max_new_tokens),
-            ..params.clone()
+        let params: Vec<SamplingParams> = params
+            .iter()
+            .map(|p| SamplingParams {
+                max_new_tokens: max_new.min(p.max_new_tokens),
+                ..p.clone()
+            })
+            .collect();
+        let answers = match params.as_slice() {
+            [one] => vec![self.engine.chat(&messages, one, &mut |_| {})],
+            many => self.engine.chat_many(&messages, many),
         };
-        let completion = self.engine.chat(&messages, &params, &mut |_| {})?;
-        Ok(completion.text)
+        answers.into_iter().map(|a| a.map(|c| c.text)).collect()
     }
 
     /// Every candidate answer to `user`, the first with `params` as they are, the others
-    /// sampled; they go to the engine at once and share its batches and the prompt's
-    /// cached prefix.
+    /// sampled; they go to the engine together and share its batches, the prompt and
+    /// the steps on which they choose alike.
     fn answers(&self, numbered: bool, user: &str, max_new: usize) -> Result<Vec<String>> {
-        let n = self.candidates.n;
-        run_concurrently(n, n, |k| {
-            let params = self.candidates.params(&self.params, k);
-            self.ask(numbered, user.to_string(), max_new, &params)
-        })
-        .into_iter()
-        .collect()
+        let params: Vec<SamplingParams> = (0..self.candidates.n)
+            .map(|k| self.candidates.params(&self.params, k))
+            .collect();
+        self.ask_many(numbered, user.to_string(), max_new, &params)
+            .into_iter()
+            .collect()
     }
 
     /// The translation of `source` among `good` (answers that passed the guards, the

@@ -14,8 +14,12 @@
 //! once: the engine keeps the caches of a few recent prompts and a new request whose
 //! prompt starts the same way reads those positions from there ([`SeqCache::with_prefix`]).
 //! A request whose prompt shares more with one still being computed than with any kept
-//! one waits for it (a few steps at most): N candidate answers to one prompt compute it
-//! once, not N times.
+//! one waits for it (a few steps at most). Answers to the same prompt started together
+//! ([`Engine::generate_many`], as `--candidates` asks) go further: they ride on one
+//! sequence, each choosing its tokens from that sequence's logits with its own sampler,
+//! and a rider gets a sequence of its own (a copy of the cache so far) only once it
+//! chooses a token the sequence did not. Until then its tokens cost no row: at a low
+//! temperature, most of a sample's tokens are the greedy one's.
 //!
 //! Memory is bounded: each running request reserves the keys and values of its prompt
 //! and its longest answer, and a request waits in the queue while the reservations would
@@ -40,7 +44,7 @@ use super::chat_template::ChatTemplate;
 use super::kv::SeqCache;
 use super::model::{Step, Transformer};
 use super::tokenizer::GgufTokenizer;
-use crate::chat::{Completion, Message};
+use crate::chat::{Completion, Message, StopReason};
 use crate::sampling::SamplingParams;
 use crate::{Error, Result};
 
@@ -48,7 +52,10 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Sequences advanced together in one step, at most; 0: chosen from the model, the
-    /// budget and the threads ([`auto_parallel`]).
+    /// budget and the threads ([`auto_parallel`]). Answers to one prompt started
+    /// together ride on one sequence without a slot of their own; one whose tokens
+    /// differ takes a sequence even past this number (its memory is reserved already),
+    /// and no new request starts until the running ones are back under it.
     pub parallel: usize,
     /// Bytes of keys and values the running requests may reserve together (shared
     /// prompt prefixes included). A request that alone needs more runs alone.
@@ -103,6 +110,9 @@ pub struct EngineStats {
     pub generated: usize,
     /// Prompt tokens read from a shared prefix instead of computed.
     pub reused: usize,
+    /// Rows not fed because a request rode on another sequence that had chosen the same
+    /// tokens (its logits served both).
+    pub rode: usize,
     /// Most sequences running in one step.
     pub peak_running: usize,
     /// Most bytes of keys and values held at once (running sequences and kept prefixes).
@@ -264,28 +274,79 @@ impl Engine {
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion> {
+        let rx = self.enqueue(ids, std::slice::from_ref(params))?.remove(0);
+        wait(rx, on_text)
+    }
+
+    /// Several answers to one prompt, one per entry of `params`, started together: they
+    /// compute the prompt once and share every step until their tokens differ (see the
+    /// module docs). Each answer is the one [`Engine::generate`] gives for its settings.
+    pub fn generate_many(&self, ids: &[u32], params: &[SamplingParams]) -> Vec<Result<Completion>> {
+        match self.enqueue(ids, params) {
+            Ok(rxs) => rxs.into_iter().map(|rx| wait(rx, &mut |_| {})).collect(),
+            Err(e) => every_one_fails(e, params.len()),
+        }
+    }
+
+    /// [`Engine::generate_many`] for chat messages.
+    pub fn chat_many(
+        &self,
+        messages: &[Message],
+        params: &[SamplingParams],
+    ) -> Vec<Result<Completion>> {
+        match self.prompt_tokens(messages) {
+            Ok(ids) => self.generate_many(&ids, params),
+            Err(e) => every_one_fails(e, params.len()),
+        }
+    }
+
+    /// Queues one request per entry of `params`, together (no other request comes
+    /// between them); returns where each one's events arrive.
+    fn enqueue(
+        &self,
+        ids: &[u32],
+        params: &[SamplingParams],
+    ) -> Result<Vec<mpsc::Receiver<Event>>> {
         super::chat::check_prompt(ids, self.max_context)?;
-        let (tx, rx) = mpsc::channel();
+        let mut receivers = Vec::with_capacity(params.len());
         {
             let mut q = self.shared.queue.lock().map_err(|_| stopped())?;
             if q.shutdown {
                 return Err(stopped());
             }
-            q.waiting.push_back(Request {
-                ids: ids.to_vec(),
-                params: params.clone(),
-                tx,
-            });
-        }
-        self.shared.wake.notify_one();
-        for event in rx {
-            match event {
-                Event::Text(t) => on_text(&t),
-                Event::Done(result) => return result,
+            for params in params {
+                let (tx, rx) = mpsc::channel();
+                q.waiting.push_back(Request {
+                    ids: ids.to_vec(),
+                    params: params.clone(),
+                    tx,
+                });
+                receivers.push(rx);
             }
         }
-        Err(stopped())
+        self.shared.wake.notify_one();
+        Ok(receivers)
     }
+}
+
+/// `n` answers that all failed with `e` (the first gets `e` itself).
+fn every_one_fails(e: Error, n: usize) -> Vec<Result<Completion>> {
+    let msg = e.to_string();
+    let mut all = vec![Err(e)];
+    all.extend((1..n).map(|_| Err(Error::Unsupported(msg.clone()))));
+    all.truncate(n);
+    all
+}
+
+/// Streams a request's text to `on_text` and returns its outcome.
+fn wait(rx: mpsc::Receiver<Event>, on_text: &mut dyn FnMut(&str)) -> Result<Completion> {
+    for event in rx {
+        match event {
+            Event::Text(t) => on_text(&t),
+            Event::Done(result) => return result,
+        }
+    }
+    Err(stopped())
 }
 
 impl Drop for Engine {
@@ -321,6 +382,35 @@ struct Running<'t> {
     wanted: bool,
     admitted: Instant,
     first_token: Option<Instant>,
+    /// Requests with the same prompt that have chosen the same tokens so far.
+    riders: Vec<Rider<'t>>,
+}
+
+impl Running<'_> {
+    /// Bytes reserved by this sequence and its riders.
+    fn reserved(&self) -> usize {
+        self.reserved + self.riders.iter().map(|r| r.reserved).sum::<usize>()
+    }
+}
+
+/// A request answered from another's sequence: same prompt, same tokens so far, so that
+/// sequence's keys, values and logits are its own too. It samples with its own settings
+/// from those logits, and leaves with a copy of the cache when it chooses another token.
+struct Rider<'t> {
+    decoding: Decoding<'t>,
+    tx: mpsc::Sender<Event>,
+    /// Bytes reserved against the budget (its own sequence's, once it leaves).
+    reserved: usize,
+    admitted: Instant,
+    first_token: Option<Instant>,
+}
+
+/// How a request ended, for [`Scheduler::finish`].
+enum Outcome {
+    Stopped(StopReason),
+    Failed(Error),
+    /// The caller is gone: nobody to answer.
+    Abandoned,
 }
 
 /// How many positions a request with prompt `ids` can read from a cache of prompt
@@ -436,25 +526,51 @@ impl<'m> Scheduler<'m> {
             q = shared.wake.wait(q).expect("queue lock");
         }
         let mut reserved: usize =
-            self.running.iter().map(|r| r.reserved).sum::<usize>() + self.prefixes.bytes();
-        while self.running.len() < self.options.parallel.max(1) {
-            let Some(front) = q.waiting.front() else {
-                break;
-            };
+            self.running.iter().map(Running::reserved).sum::<usize>() + self.prefixes.bytes();
+        while let Some(front) = q.waiting.front() {
             let positions =
                 (front.ids.len() + front.params.max_new_tokens).min(self.model.max_context());
             let need = positions * self.bytes_per_position;
             if !self.running.is_empty() && reserved + need > self.options.kv_budget {
                 break;
             }
-            if self.wait_for_prompt(&front.ids) {
+            // A sequence with the same prompt that has chosen no token yet: ride on it
+            // (it takes no slot until it leaves).
+            let host = self
+                .running
+                .iter()
+                .position(|r| r.fed < r.ids.len() && r.ids == front.ids);
+            if host.is_none()
+                && (self.running.len() >= self.options.parallel.max(1)
+                    || self.wait_for_prompt(&front.ids))
+            {
                 break;
             }
             let req = q.waiting.pop_front().expect("front exists");
             reserved += need;
-            self.start(req, need);
+            match host {
+                Some(h) => self.ride(h, req, need),
+                None => self.start(req, need),
+            }
         }
         true
+    }
+
+    /// Makes `req` a rider of running sequence `host` (same prompt, no token yet).
+    fn ride(&mut self, host: usize, req: Request, reserved: usize) {
+        let decoding = Decoding::new(
+            self.tokenizer,
+            &req.ids,
+            &req.params,
+            self.model.max_context(),
+        );
+        self.running[host].riders.push(Rider {
+            decoding,
+            tx: req.tx,
+            reserved,
+            admitted: Instant::now(),
+            first_token: None,
+        });
     }
 
     /// Whether a request with prompt `ids` should wait for a running sequence whose
@@ -504,6 +620,7 @@ impl<'m> Scheduler<'m> {
             ids: req.ids,
             admitted: Instant::now(),
             first_token: None,
+            riders: Vec::new(),
         });
     }
 
@@ -543,17 +660,23 @@ impl<'m> Scheduler<'m> {
             Err(e) => {
                 // Unexpected (contexts are checked before): the step's sequences fail.
                 let msg = e.to_string();
+                let failed = || Error::Unsupported(format!("generation failed: {msg}"));
                 for &i in which.iter().rev() {
                     let r = self.running.swap_remove(i);
+                    for rider in r.riders {
+                        self.count_done(0, 0);
+                        let _ = rider.tx.send(Event::Done(Err(failed())));
+                    }
                     self.count_done(0, 0);
-                    let _ = r.tx.send(Event::Done(Err(Error::Unsupported(format!(
-                        "generation failed: {msg}"
-                    )))));
+                    let _ = r.tx.send(Event::Done(Err(failed())));
                 }
                 return rows;
             }
         };
         let mut finished = Vec::new();
+        let mut riders_done = Vec::new();
+        let mut leaving = Vec::new();
+        let mut rode = 0;
         for ((&i, n), logits) in which.iter().zip(fed).zip(logits) {
             let r = &mut self.running[i];
             let prompt_done_before = r.fed >= r.ids.len();
@@ -568,27 +691,114 @@ impl<'m> Scheduler<'m> {
             let tx = &r.tx;
             let mut gone = false;
             let mut send = |t: &str| gone |= tx.send(Event::Text(t.to_string())).is_err();
-            match r.decoding.next(&logits, &mut send) {
+            let next = r.decoding.next(&logits, &mut send);
+            let stays = match next {
+                Ok(Next::Feed(t)) if !gone => Some(t),
+                _ => None,
+            };
+            // The riders choose from the same logits; one whose token differs leaves,
+            // with a copy of the cache (riders that chose alike leave together).
+            rode += r.riders.len();
+            let mut left: Vec<(u32, Running<'m>)> = Vec::new();
+            for mut rider in std::mem::take(&mut r.riders) {
+                rider
+                    .first_token
+                    .get_or_insert(r.first_token.unwrap_or_else(Instant::now));
+                let tx = &rider.tx;
+                let mut gone = false;
+                let mut send = |t: &str| gone |= tx.send(Event::Text(t.to_string())).is_err();
+                match rider.decoding.next(&logits, &mut send) {
+                    Ok(Next::Feed(t)) if !gone && stays == Some(t) => r.riders.push(rider),
+                    Ok(Next::Feed(t)) if !gone => match left.iter_mut().find(|(u, _)| *u == t) {
+                        Some((_, own)) => own.riders.push(rider),
+                        None => {
+                            let mut cache = r.cache.clone();
+                            let positions = rider.reserved / self.bytes_per_position.max(1);
+                            cache.reserve(positions.saturating_sub(cache.len()));
+                            left.push((
+                                t,
+                                Running {
+                                    ids: r.ids.clone(),
+                                    fed: r.ids.len(),
+                                    next: t,
+                                    cache,
+                                    decoding: rider.decoding,
+                                    tx: rider.tx,
+                                    reserved: rider.reserved,
+                                    reused: r.ids.len() - 1,
+                                    wanted: false,
+                                    admitted: rider.admitted,
+                                    first_token: rider.first_token,
+                                    riders: Vec::new(),
+                                },
+                            ));
+                        }
+                    },
+                    Ok(Next::Feed(_)) => riders_done.push((rider, r.ids.len(), Outcome::Abandoned)),
+                    Ok(Next::Stop(reason)) => {
+                        riders_done.push((rider, r.ids.len(), Outcome::Stopped(reason)))
+                    }
+                    Err(e) => riders_done.push((rider, r.ids.len(), Outcome::Failed(e))),
+                }
+            }
+            leaving.extend(left.into_iter().map(|(_, own)| own));
+            match next {
                 Ok(Next::Feed(t)) if !gone => r.next = t,
-                // The caller is gone: nobody to answer.
-                Ok(Next::Feed(_)) => finished.push((i, Err(None))),
-                Ok(Next::Stop(reason)) => finished.push((i, Ok(reason))),
-                Err(e) => finished.push((i, Err(Some(e)))),
+                Ok(Next::Feed(_)) => finished.push((i, Outcome::Abandoned)),
+                Ok(Next::Stop(reason)) => finished.push((i, Outcome::Stopped(reason))),
+                Err(e) => finished.push((i, Outcome::Failed(e))),
             }
         }
         // Highest index first, so swap_remove leaves the others' indices valid.
         finished.sort_by_key(|&(i, _)| std::cmp::Reverse(i));
         for (i, outcome) in finished {
             let r = self.running.swap_remove(i);
-            let generated = r.decoding.generated();
-            let reused = r.reused;
-            if let Ok(stop) = outcome {
-                let first = r.first_token.unwrap_or_else(Instant::now);
-                let tx = r.tx.clone();
-                let (prompt_tokens, admitted) = (r.ids.len(), r.admitted);
-                let (text, generated) = r
-                    .decoding
-                    .finish(stop, &mut |t| drop(tx.send(Event::Text(t.to_string()))));
+            debug_assert!(r.riders.is_empty(), "riders leave a finished sequence");
+            let prompt = r.ids.len();
+            self.finish(
+                r.decoding,
+                &r.tx,
+                prompt,
+                r.reused,
+                r.admitted,
+                r.first_token,
+                outcome,
+            );
+        }
+        for (rider, prompt, outcome) in riders_done {
+            self.finish(
+                rider.decoding,
+                &rider.tx,
+                prompt,
+                prompt - 1,
+                rider.admitted,
+                rider.first_token,
+                outcome,
+            );
+        }
+        self.running.extend(leaving);
+        self.shared.stats.lock().expect("stats lock").rode += rode;
+        rows
+    }
+
+    /// Answers a request that has stopped (or failed, or whose caller is gone).
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        decoding: Decoding<'_>,
+        tx: &mpsc::Sender<Event>,
+        prompt_tokens: usize,
+        reused: usize,
+        admitted: Instant,
+        first_token: Option<Instant>,
+        outcome: Outcome,
+    ) {
+        let generated = decoding.generated();
+        match outcome {
+            Outcome::Stopped(stop) => {
+                let first = first_token.unwrap_or_else(Instant::now);
+                let (text, generated) =
+                    decoding.finish(stop, &mut |t| drop(tx.send(Event::Text(t.to_string()))));
                 // Counted before the caller hears back, so its next look at the
                 // statistics includes its own request.
                 self.count_done(generated, reused);
@@ -601,14 +811,13 @@ impl<'m> Scheduler<'m> {
                     prefill: first - admitted,
                     decode: first.elapsed(),
                 })));
-            } else {
-                self.count_done(generated, reused);
-                if let Err(Some(e)) = outcome {
-                    let _ = r.tx.send(Event::Done(Err(e)));
-                }
             }
+            Outcome::Failed(e) => {
+                self.count_done(generated, reused);
+                let _ = tx.send(Event::Done(Err(e)));
+            }
+            Outcome::Abandoned => self.count_done(generated, reused),
         }
-        rows
     }
 
     fn count_done(&self, generated: usize, reused: usize) {
