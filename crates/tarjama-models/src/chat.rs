@@ -96,14 +96,17 @@ pub trait ChatEngine: Send + Sync {
     }
 
     /// Answers to `messages`, one per entry of `params` (candidates: the same request with
-    /// different sampling), in that order. Asked for concurrently; the batched engine
-    /// starts them together, so that they compute the prompt once and share every step
-    /// until their tokens differ.
+    /// different sampling), in that order. Asked for concurrently (one alone on this
+    /// thread); the batched engine starts them together, so that they compute the prompt
+    /// once and share every step until their tokens differ.
     fn chat_many(
         &self,
         messages: &[Message],
         params: &[SamplingParams],
     ) -> Vec<Result<Completion>> {
+        if let [one] = params {
+            return vec![self.chat(messages, one, &mut |_| {})];
+        }
         std::thread::scope(|scope| {
             let handles: Vec<_> = params
                 .iter()

@@ -62,7 +62,6 @@ fn messages(sentence: &str) -> Vec<Message> {
     ]
 }
 
-/// Every request's text, sent from one thread each (all queued at once) in `order`.
 /// How every test here loads the model.
 fn load_options() -> LoadOptions {
     LoadOptions {
@@ -71,6 +70,7 @@ fn load_options() -> LoadOptions {
     }
 }
 
+/// Every request's text, sent from one thread each (all queued at once) in `order`.
 fn run_all(engine: &Engine, order: &[usize], params: &SamplingParams) -> Vec<String> {
     let sentences = sentences();
     let mut out = vec![String::new(); sentences.len()];

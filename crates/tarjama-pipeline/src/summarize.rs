@@ -519,11 +519,8 @@ fn ask_candidates(
     candidates: &Candidates,
     evidence: &Backing,
 ) -> Result<(String, Option<SummaryChoice>)> {
-    let all: Vec<SamplingParams> = (0..candidates.n)
-        .map(|k| candidates.params(params, k))
-        .collect();
     let answers = model
-        .chat_many(&messages(prompts, lead, user), &all)
+        .chat_many(&messages(prompts, lead, user), &candidates.params(params))
         .into_iter()
         .map(|a| a.map(|c| c.text))
         .collect::<Result<Vec<String>>>()?;

@@ -300,18 +300,18 @@ impl Default for Candidates {
 }
 
 impl Candidates {
-    /// The sampling of candidate `k` of a request: `base` itself for the first, epsilon
-    /// samples (each seeded on its own) for the others.
-    pub fn params(&self, base: &SamplingParams, k: usize) -> SamplingParams {
-        if k == 0 {
-            return base.clone();
-        }
-        SamplingParams {
+    /// The sampling of each of a request's `n` candidates: `base` itself for the first,
+    /// epsilon samples (each seeded on its own) for the others.
+    pub fn params(&self, base: &SamplingParams) -> Vec<SamplingParams> {
+        let sample = |k: usize| SamplingParams {
             temperature: self.temperature,
             epsilon: self.epsilon,
             seed: base.seed.wrapping_add(k as u64),
             ..base.clone()
-        }
+        };
+        std::iter::once(base.clone())
+            .chain((1..self.n).map(sample))
+            .collect()
     }
 }
 
@@ -458,20 +458,18 @@ impl<E: ChatEngine> ChatTranslator<E> {
                 ..p.clone()
             })
             .collect();
-        let answers = match params.as_slice() {
-            [one] => vec![self.engine.chat(&messages, one, &mut |_| {})],
-            many => self.engine.chat_many(&messages, many),
-        };
-        answers.into_iter().map(|a| a.map(|c| c.text)).collect()
+        self.engine
+            .chat_many(&messages, &params)
+            .into_iter()
+            .map(|a| a.map(|c| c.text))
+            .collect()
     }
 
     /// Every candidate answer to `user`, the first with `params` as they are, the others
     /// sampled; they go to the engine together and share its batches, the prompt and
     /// the steps on which they choose alike.
     fn answers(&self, numbered: bool, user: &str, max_new: usize) -> Result<Vec<String>> {
-        let params: Vec<SamplingParams> = (0..self.candidates.n)
-            .map(|k| self.candidates.params(&self.params, k))
-            .collect();
+        let params = self.candidates.params(&self.params);
         self.ask_many(numbered, user.to_string(), max_new, &params)
             .into_iter()
             .collect()
