@@ -142,6 +142,11 @@ pub struct Prompts {
     /// User message that asks for a translation of `{text}`.
     #[serde(default)]
     pub translate: Option<String>,
+    /// User message that asks for the translation of several numbered sentences
+    /// (`{text}`: one `N. sentence` per line), answered one `N. translation` per line:
+    /// what `translate` sends for most chunks.
+    #[serde(default)]
+    pub translate_numbered: Option<String>,
     /// User message that asks for a summary of `{text}` in `{length}`.
     #[serde(default)]
     pub summarize: Option<String>,

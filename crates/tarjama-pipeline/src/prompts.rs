@@ -107,6 +107,9 @@ impl PromptSet {
         if let Some(s) = &overrides.translate {
             set.translate = s.clone();
         }
+        if let Some(s) = &overrides.translate_numbered {
+            set.translate_numbered = s.clone();
+        }
         if let Some(s) = &overrides.summarize {
             set.summarize = s.clone();
         }
@@ -121,4 +124,31 @@ pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
         out = out.replace(&format!("{{{name}}}"), value);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use tarjama_models::registry::Manifest;
+
+    #[test]
+    fn a_manifest_overrides_each_prompt_it_names() {
+        // A user's copy of a shipped manifest with prompts of its own.
+        let text = format!(
+            "{}\n[prompts]\nsystem = 'Be brief.'\n\
+             translate_numbered = \"Arabic, numbered:\\n{{text}}\\nEnglish, numbered:\"\n",
+            include_str!("../../../models/qwen2.5-coder-0.5b-instruct.toml")
+        );
+        let manifest = Manifest::parse(&text, Path::new("x.toml")).unwrap();
+        let set = PromptSet::with_overrides(&manifest.prompts);
+        assert_eq!(set.system, "Be brief.");
+        assert_eq!(
+            fill(&set.translate_numbered, &[("text", "1. نص")]),
+            "Arabic, numbered:\n1. نص\nEnglish, numbered:"
+        );
+        // What it does not name keeps tarjama's default.
+        assert_eq!(set.translate, TRANSLATE);
+        assert_eq!(set.summarize, SUMMARIZE);
+    }
 }
