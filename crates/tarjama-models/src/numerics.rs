@@ -72,6 +72,14 @@ unsafe impl<T> Sync for SendPtr<T> {}
 // elements of a buffer that outlives the loop.
 unsafe impl<T> Send for SendPtr<T> {}
 
+impl<T> SendPtr<T> {
+    /// The pointer (a closure that calls this captures the whole `SendPtr`, which is
+    /// `Sync`, where one that reads `.0` would capture the bare pointer, which is not).
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

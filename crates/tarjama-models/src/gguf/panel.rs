@@ -104,17 +104,32 @@ impl Panels {
         self.blocks() * self.layout.file_block
     }
 
-    /// Stores rows `first..` from their file data (whole rows, into rows still zero).
+    /// Stores rows `first..` from their file data (whole rows, into rows still zero), the
+    /// panels shared out over candle's pool.
     pub fn pack_rows(&mut self, first: usize, data: &[u8]) {
-        let (nb, pb) = (self.blocks(), self.layout.panel_block);
-        for (i, row) in data.chunks_exact(self.row_bytes()).enumerate() {
-            let r = first + i;
-            assert!(r < self.rows, "row {r} of {}", self.rows);
-            let (panel, lane) = (r / PANEL, r % PANEL);
-            for (b, block) in row.chunks_exact(self.layout.file_block).enumerate() {
-                (self.layout.pack)(block, &mut self.packed[(panel * nb + b) * pb..][..pb], lane);
+        let row_bytes = self.row_bytes();
+        let end = first + data.len() / row_bytes;
+        assert!(end <= self.rows, "rows {first}..{end} of {}", self.rows);
+        let (layout, panel_len) = (self.layout, self.blocks() * self.layout.panel_block);
+        let packed = SendPtr(self.packed.as_mut_ptr());
+        let panels = first / PANEL..end.div_ceil(PANEL);
+        crate::runtime::parallel_chunks(panels.len(), 1, |range| {
+            for panel in range.start + panels.start..range.end + panels.start {
+                // SAFETY: each panel's bytes are visited by one thread only, and the
+                // panel lies in `packed`, which outlives the parallel loop (`end` is at
+                // most `rows`).
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(packed.get().add(panel * panel_len), panel_len)
+                };
+                for r in (panel * PANEL).max(first)..(panel * PANEL + PANEL).min(end) {
+                    let row = &data[(r - first) * row_bytes..][..row_bytes];
+                    let blocks = row.chunks_exact(layout.file_block);
+                    for (block, out) in blocks.zip(out.chunks_exact_mut(layout.panel_block)) {
+                        (layout.pack)(block, out, r % PANEL);
+                    }
+                }
             }
-        }
+        });
     }
 
     /// Block `b` of panel `p`.
@@ -383,5 +398,38 @@ pub(crate) mod testing {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::quantized;
+    use super::*;
+    use candle_core::quantized::GgmlDType;
+
+    #[test]
+    fn rows_packed_in_uneven_pieces_land_in_their_panels_and_lanes() {
+        // 70 rows: four whole panels and a last one of 6; pieces of 7 rows start and end
+        // inside panels, as a loader reading a few rows at a time may.
+        let layout = crate::gguf::q4k::LAYOUT;
+        let (rows, cols) = (70, 512);
+        let (data, _) = quantized(GgmlDType::Q4K, rows, cols);
+        let mut panels = Panels::zeros(layout, rows, cols).unwrap();
+        let (row_bytes, nb) = (panels.row_bytes(), panels.blocks());
+        for (i, piece) in data.chunks(7 * row_bytes).enumerate() {
+            panels.pack_rows(7 * i, piece);
+        }
+        // Row r's block b goes to lane r % 16 of block b of panel r / 16.
+        let mut want = vec![0u8; rows.div_ceil(PANEL) * nb * layout.panel_block];
+        for (r, row) in data.chunks(row_bytes).enumerate() {
+            for (b, block) in row.chunks(layout.file_block).enumerate() {
+                let at = ((r / PANEL) * nb + b) * layout.panel_block;
+                (layout.pack)(block, &mut want[at..][..layout.panel_block], r % PANEL);
+            }
+        }
+        let got: Vec<u8> = (0..rows.div_ceil(PANEL))
+            .flat_map(|p| panels.panel(p).to_vec())
+            .collect();
+        assert!(got == want);
     }
 }
