@@ -2,7 +2,7 @@
 //! does it lift a chat model's one-sentence translations?
 //!
 //! ```text
-//! cargo run --release -p tarjama-models --example contrastive_probe -- \
+//! cargo run --release -p tarjama-pipeline --example contrastive_probe -- \
 //!     MODEL.gguf SRC.ar OUT_PREFIX LAMBDA[:ALPHA] ...
 //! ```
 //!
@@ -21,12 +21,7 @@ use std::path::PathBuf;
 use tarjama_models::chat::Message;
 use tarjama_models::gguf::model::Step;
 use tarjama_models::gguf::{ChatModel, LoadOptions};
-
-const SYSTEM: &str = "You are a professional translator and editor for Arabic news. \
-You render Arabic faithfully in English, keeping names, places, numbers and dates exact, \
-and you never add commentary.";
-const TRANSLATE: &str = "Translate this Arabic text into English. \
-Output only the English translation, nothing else.\n\n{text}";
+use tarjama_pipeline::prompts::{SYSTEM, TRANSLATE};
 
 #[derive(Clone, Copy)]
 struct Setting {
