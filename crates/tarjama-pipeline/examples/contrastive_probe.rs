@@ -68,12 +68,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|n| std::fs::File::create(format!("{}.{n}.en", args[2])).map(std::io::BufWriter::new))
         .collect::<Result<_, _>>()?;
-    // The tokens that end the answer.
+    // The tokens that end the answer (taken out: the loop holds the model mutably).
     let stops: Vec<u32> = {
         let tok = model.tokenizer();
-        (0..tok.vocab_size() as u32)
-            .filter(|&id| tok.is_end_of_turn(id) || Some(id) == tok.eos)
-            .collect()
+        tok.end_of_turn.iter().copied().chain(tok.eos).collect()
     };
     let n = lines.len();
     let start = std::time::Instant::now();
@@ -99,8 +97,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let k = settings.len();
         let mut mains: Vec<_> = (0..k).map(|_| main0.clone()).collect();
         let mut others: Vec<_> = (0..k).map(|_| other0.clone()).collect();
-        let mut next_main: Vec<u32> = vec![main_ids[mlast]; k];
-        let mut next_other: Vec<u32> = vec![other_ids[olast]; k];
         let mut done = vec![false; k];
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); k];
         while done.iter().any(|d| !d) {
@@ -114,15 +110,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if done[s] {
                     continue;
                 }
+                // The prompts' last tokens first, then the token chosen last.
+                let (main_next, other_next) = match generated[s].last() {
+                    Some(id) => (std::slice::from_ref(id), std::slice::from_ref(id)),
+                    None => (&main_ids[mlast..], &other_ids[olast..]),
+                };
                 steps.push(Step {
                     cache: m,
-                    tokens: std::slice::from_ref(&next_main[s]),
+                    tokens: main_next,
                 });
                 owners.push((s, false));
                 if settings[s].lambda != 0.0 {
                     steps.push(Step {
                         cache: o,
-                        tokens: std::slice::from_ref(&next_other[s]),
+                        tokens: other_next,
                     });
                     owners.push((s, true));
                 }
@@ -169,8 +170,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if generated[s].len() >= max_new {
                     done[s] = true;
                 }
-                next_main[s] = id;
-                next_other[s] = id;
             }
         }
         for (s, out) in outs.iter_mut().enumerate() {
