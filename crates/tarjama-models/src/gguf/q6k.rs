@@ -21,12 +21,26 @@ use crate::simd::Lanes;
 const QK: usize = 256;
 /// Bytes of one Q6_K block in the file: 128 of `ql`, 64 of `qh`, 16 scales, f16 `d`.
 const BLOCK_BYTES: usize = 210;
-/// Layout of one panel block: low nibbles, high bit pairs, then scales and d of the 16 rows.
-const QL: usize = 0;
-const QH: usize = QL + PANEL * QK / 2;
-const SCALES: usize = QH + PANEL * QK / 4;
+/// Layout of one panel block: for each sub-block of 16 inputs, in order, its two 64-byte
+/// groups of low nibbles and its group of high bit pairs ([`SUB`] bytes), then the scales
+/// and d of the 16 rows. The kernel then reads a block front to back: with the low
+/// nibbles and the high bits in two regions of the block (two streams a block apart),
+/// one AMD Zen 4 core read the output head at 10-11 GB/s, against 17 in this order.
+const SUB: usize = 3 * 64;
+const SCALES: usize = 16 * SUB;
 const D: usize = SCALES + PANEL * 16;
 const PANEL_BLOCK: usize = D + PANEL * 2;
+
+/// Where the 64-byte group of low nibbles `i` (inputs 8i..8i+8) starts in a panel block.
+const fn low_group(i: usize) -> usize {
+    SUB * (i / 2) + 64 * (i % 2)
+}
+
+/// Where the 64-byte group of high bit pairs `m` (inputs 16m..16m+16) starts.
+const fn high_group(m: usize) -> usize {
+    SUB * m + 128
+}
+
 /// How far ahead of the values being read the kernel asks for the next ones.
 const PREFETCH: usize = 2 * PANEL_BLOCK;
 
@@ -66,11 +80,11 @@ fn pack_block(block: &[u8], out: &mut [u8], lane: usize) {
     // groups 2i and 2i+1 share 64-byte group i of `ql`; the high bit pairs of groups
     // 4m..4m+4 share group m of `qh` (group 4m + t at bits 2t).
     for g in 0..QK / 4 {
-        let (lo, hi) = (&mut out[QL + (g / 2) * 64 + lane * 4..][..4], 4 * (g % 2));
+        let (lo, hi) = (&mut out[low_group(g / 2) + lane * 4..][..4], 4 * (g % 2));
         for (j, d) in lo.iter_mut().enumerate() {
             *d |= (q[4 * g + j] & 0xF) << hi;
         }
-        let pairs = &mut out[QH + (g / 4) * 64 + lane * 4..][..4];
+        let pairs = &mut out[high_group(g / 4) + lane * 4..][..4];
         for (j, d) in pairs.iter_mut().enumerate() {
             *d |= (q[4 * g + j] >> 4) << (2 * (g % 4));
         }
@@ -113,7 +127,7 @@ impl PanelMatrix for Q6kMatrix {
         let w = self.0.panel(p).as_ptr();
         // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
         // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
-        // QL + 64 (2 s + 1) and QH + 64 s, 16 at SCALES + 16 s for s < 16, 32 at D) end
+        // SUB s, SUB s + 64 and SUB s + 128, 16 at SCALES + 16 s for s < 16, 32 at D) end
         // within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the caller's), each
         // `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums, and the last
         // index read of each (`256 b + 16 s + 15`, `b`, `16 b + s`) is inside a row;
@@ -131,12 +145,13 @@ impl PanelMatrix for Q6kMatrix {
                 let mut dots = [l.zero(); R];
                 for s in 0..16 {
                     // Sub-block s: inputs 16s..16s+16, four groups of 4.
-                    for line in [QL + 2 * s * 64, QL + (2 * s + 1) * 64, QH + s * 64] {
+                    let (lo0, lo1, high) = (low_group(2 * s), low_group(2 * s + 1), high_group(s));
+                    for line in [lo0, lo1, high] {
                         l.prefetch(blk.wrapping_add(line + PREFETCH));
                     }
-                    let v0 = l.load(blk.add(QL + 2 * s * 64));
-                    let v1 = l.load(blk.add(QL + (2 * s + 1) * 64));
-                    let h = l.load(blk.add(QH + s * 64));
+                    let v0 = l.load(blk.add(lo0));
+                    let v1 = l.load(blk.add(lo1));
+                    let h = l.load(blk.add(high));
                     let g = [
                         l.or(l.and(v0, nibble), l.and(l.shl16(h, 4), bits45)),
                         l.or(l.and(l.shr16(v0, 4), nibble), l.and(l.shl16(h, 2), bits45)),
