@@ -60,6 +60,11 @@ pub fn tune_allocator() {
 /// spun for. On rayon's pool instead, each product woke two sleeping rayon workers while
 /// the calling thread slept, and candle's worker took a core of its own: the hand-overs
 /// cost Qwen2.5 1.5B a tenth of a decoding step.
+///
+/// Each thread takes half its share of what is left (at least `min_chunk`): the first
+/// chunks are long, so each thread streams one long stretch of a matrix's panels, and the
+/// last are short, so neither thread waits long for the other at the end. With eight
+/// equal chunks instead, the 1.5B decoded 0-4% slower (8 of 12 interleaved rounds).
 pub fn parallel_chunks(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let min_chunk = min_chunk.max(1);
@@ -69,14 +74,20 @@ pub fn parallel_chunks(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<us
     }
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
-    // A few chunks a thread evens out a thread that starts late.
-    let chunk = n.div_ceil(threads * 4).max(min_chunk);
     let next = AtomicUsize::new(0);
     pool.execute(|_| loop {
-        let start = next.fetch_add(chunk, Ordering::Relaxed);
-        if start >= n {
-            break;
-        }
-        f(start..n.min(start + chunk));
+        let mut start = next.load(Ordering::Relaxed);
+        let end = loop {
+            if start >= n {
+                return;
+            }
+            let take = (n - start).div_ceil(2 * threads).max(min_chunk);
+            let end = n.min(start + take);
+            match next.compare_exchange_weak(start, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break end,
+                Err(now) => start = now,
+            }
+        };
+        f(start..end);
     });
 }
