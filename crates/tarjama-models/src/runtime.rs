@@ -74,20 +74,12 @@ pub fn parallel_chunks(n: usize, min_chunk: usize, f: impl Fn(std::ops::Range<us
     }
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
+    let end_from = |start: usize| n.min(start + (n - start).div_ceil(2 * threads).max(min_chunk));
     let next = AtomicUsize::new(0);
-    pool.execute(|_| loop {
-        let mut start = next.load(Ordering::Relaxed);
-        let end = loop {
-            if start >= n {
-                return;
-            }
-            let take = (n - start).div_ceil(2 * threads).max(min_chunk);
-            let end = n.min(start + take);
-            match next.compare_exchange_weak(start, end, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break end,
-                Err(now) => start = now,
-            }
-        };
-        f(start..end);
+    pool.execute(|_| {
+        let claim = |start: usize| (start < n).then(|| end_from(start));
+        while let Ok(start) = next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, claim) {
+            f(start..end_from(start));
+        }
     });
 }

@@ -27,7 +27,7 @@ const BLOCK_BYTES: usize = 210;
 /// nibbles and the high bits in two regions of the block (two streams a block apart),
 /// one AMD Zen 4 core read the output head at 10-11 GB/s, against 17 in this order.
 const SUB: usize = 3 * 64;
-const SCALES: usize = 16 * SUB;
+const SCALES: usize = QK / 16 * SUB;
 const D: usize = SCALES + PANEL * 16;
 const PANEL_BLOCK: usize = D + PANEL * 2;
 
