@@ -5,14 +5,17 @@
 //! ```text
 //! cargo run --release -p tarjama-models --example kernel_bench
 //! cargo run --release -p tarjama-models --example kernel_bench -- --gguf MODEL.gguf output.weight
+//! cargo run --release -p tarjama-models --example kernel_bench -- --gguf MODEL.gguf --rows 8 \
+//!     'blk.*.ffn_gate.weight'
 //! ```
 //!
 //! Without arguments: a beam-search step of an opus-mt-ar-en-shaped encoder-decoder (128
 //! rows = batch 32 x beam 4, d_model 512, ffn 2048, vocabulary 62k) through f32 with the
 //! weight as a transposed view (candle's `Linear`) and stored transposed (`seq2seq::quant`),
-//! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: one-row products of the named
-//! tensors through candle's `QMatMul` and ours (`gguf::q4k`, `gguf::q6k`, `gguf::block32`
-//! for Q8_0 and Q5_0, else `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
+//! candle's `Q8_0`, and `seq2seq::int8`. With `--gguf`: products of one input row (or
+//! `--rows M`, as M sequences decoding together) by the named tensors through candle's
+//! `QMatMul` and ours (`gguf::q4k`, `gguf::q6k`, `gguf::block32` for Q8_0 and Q5_0, else
+//! `gguf::model::matvec`); a `*` in a name times all matching tensors in one pass.
 
 use std::time::Instant;
 
@@ -88,17 +91,22 @@ fn panels<M>(
         .collect()
 }
 
-/// Median milliseconds of one one-row product through each of `mats`.
-fn one_row_ms<M: PanelMatrix>(mats: &[M], xs: &[f32]) -> candle_core::Result<f64> {
+/// Median milliseconds of one product of `xs` (`xs.len() / cols` rows) through each of
+/// `mats`.
+fn rows_ms<M: PanelMatrix>(mats: &[M], xs: &[f32], rows: usize) -> candle_core::Result<f64> {
     median_ms(|| {
         for m in mats {
-            std::hint::black_box(m.matmul(xs, 1));
+            std::hint::black_box(m.matmul(xs, rows));
         }
         Ok(())
     })
 }
 
-fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+fn gguf_tensors(
+    path: &str,
+    rows: usize,
+    names: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
     println!("| tensor | type | MB | candle QMatMul ms | ours ms | ours GB/s |");
@@ -133,10 +141,10 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
             return Err(format!("`{pattern}` matches tensors of several types").into());
         }
         let bytes: usize = ws.iter().map(|w| w.storage_size_in_bytes()).sum();
-        let xs: Vec<f32> = (0..k)
+        let xs: Vec<f32> = (0..rows * k)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
             .collect();
-        let x = Tensor::from_vec(xs.clone(), (1, k), &Device::Cpu)?;
+        let x = Tensor::from_vec(xs.clone(), (rows, k), &Device::Cpu)?;
         // Over the file's blocks with candle's vec_dot (Q6_K, Q8_0 where our kernels do
         // not run).
         let matvec_ms = || {
@@ -148,13 +156,15 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
             })
         };
         let ours = match dtype {
-            GgmlDType::Q4K => Some(one_row_ms(&panels(&ws, Q4kMatrix::from_blocks)?, &xs)?),
+            GgmlDType::Q4K => Some(rows_ms(&panels(&ws, Q4kMatrix::from_blocks)?, &xs, rows)?),
             GgmlDType::Q6K => {
-                let gemv = matvec_ms()?;
-                println!(
-                    "({pattern}: candle's vec_dot over the file's blocks, `matvec`: {gemv:.3} ms)"
-                );
-                Some(one_row_ms(&panels(&ws, Q6kMatrix::from_blocks)?, &xs)?)
+                if rows == 1 {
+                    let gemv = matvec_ms()?;
+                    println!(
+                        "({pattern}: candle's vec_dot over the file's blocks, `matvec`: {gemv:.3} ms)"
+                    );
+                }
+                Some(rows_ms(&panels(&ws, Q6kMatrix::from_blocks)?, &xs, rows)?)
             }
             GgmlDType::Q8_0 | GgmlDType::Q5_0 => {
                 let kind = if dtype == GgmlDType::Q8_0 {
@@ -163,7 +173,7 @@ fn gguf_tensors(path: &str, names: &[String]) -> Result<(), Box<dyn std::error::
                     Kind::Q5_0
                 };
                 let mats = panels(&ws, |d, n, k| Block32Matrix::from_blocks(kind, d, n, k))?;
-                Some(one_row_ms(&mats, &xs)?)
+                Some(rows_ms(&mats, &xs, rows)?)
             }
             _ => None,
         };
@@ -199,7 +209,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => Ok(seq2seq_shapes()?),
-        Some("--gguf") if args.len() >= 3 => gguf_tensors(&args[1], &args[2..]),
-        _ => Err("usage: kernel_bench [--gguf MODEL.gguf TENSOR...]".into()),
+        Some("--gguf") if args.len() >= 3 => match (args[2].as_str(), args.get(3)) {
+            ("--rows", Some(n)) if args.len() >= 5 => {
+                let rows = n.parse().map_err(|_| format!("--rows {n}: not a count"))?;
+                gguf_tensors(&args[1], rows, &args[4..])
+            }
+            _ => gguf_tensors(&args[1], 1, &args[2..]),
+        },
+        _ => Err("usage: kernel_bench [--gguf MODEL.gguf [--rows M] TENSOR...]".into()),
     }
 }
