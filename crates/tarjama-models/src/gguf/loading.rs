@@ -395,7 +395,7 @@ impl Transformer {
             });
         }
         let embed_scale = (hp.arch == Arch::Gemma3).then(|| (hp.n_embd as f64).sqrt());
-        let (hp_layers, hp_width) = (hp.n_layer, hp.n_kv_head * hp.head_dim);
+        let (hp_layers, hp_kv_heads, hp_head_dim) = (hp.n_layer, hp.n_kv_head, hp.head_dim);
         Ok(Transformer {
             hparams: hp,
             embed,
@@ -404,7 +404,7 @@ impl Transformer {
             norm,
             output,
             device: device.clone(),
-            cache: SeqCache::new(hp_layers, hp_width),
+            cache: SeqCache::new(hp_layers, hp_kv_heads, hp_head_dim),
         })
     }
 

@@ -130,14 +130,15 @@ impl Transformer {
     pub fn new_cache(&self) -> SeqCache {
         SeqCache::new(
             self.hparams.n_layer,
-            self.hparams.n_kv_head * self.hparams.head_dim,
+            self.hparams.n_kv_head,
+            self.hparams.head_dim,
         )
     }
 
     /// Feeds `tokens` at positions `cache_len()..` and returns the logits (vocab,) of the
     /// last one.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        let mut cache = std::mem::replace(&mut self.cache, SeqCache::new(0, 0));
+        let mut cache = std::mem::replace(&mut self.cache, SeqCache::new(0, 0, 0));
         let out = self.forward_batch(&mut [Step {
             cache: &mut cache,
             tokens,

@@ -101,6 +101,9 @@ pub trait Lanes: Copy {
     fn fmadd(self, a: Self::Float, b: Self::Float, c: Self::Float) -> Self::Float;
     /// `c - a * b`, rounded once.
     fn fnmadd(self, a: Self::Float, b: Self::Float, c: Self::Float) -> Self::Float;
+    /// The sum of the 16 lanes, as a tree: lane `i` plus lane `i + 8`, then of those
+    /// eight `i` plus `i + 4`, then `i + 2`, then the last two.
+    fn fsum(self, v: Self::Float) -> f32;
     /// 16 little-endian f16 values, widened (exactly).
     ///
     /// # Safety
@@ -335,6 +338,12 @@ impl Lanes for Scalar {
         out
     }
     #[inline(always)]
+    fn fsum(self, v: [f32; 16]) -> f32 {
+        let s8: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
+        let s4: [f32; 4] = std::array::from_fn(|i| s8[i] + s8[i + 4]);
+        (s4[0] + s4[2]) + (s4[1] + s4[3])
+    }
+    #[inline(always)]
     unsafe fn load_f16(self, p: *const u8) -> [f32; 16] {
         // SAFETY: the caller's: 32 readable bytes.
         let b = unsafe { p.cast::<[[u8; 2]; 16]>().read_unaligned() };
@@ -406,6 +415,7 @@ mod tests {
             ints(l.mul(l.sub(lo, hi), l.add(hi, l.splat(-7))), l);
             let g = l.fmadd(f, l.fsplat(1.0 / 3.0), l.fmul(f, f));
             let g = l.fnmadd(g, l.fsplat(0.1), f);
+            out.push(l.fsum(g).to_bits());
             let mut part = [f32::NAN; 16];
             // SAFETY: `part` holds 16 values; 11 are written.
             unsafe { l.store(part.as_mut_ptr(), g, 11) };

@@ -169,6 +169,14 @@ impl Lanes for Avx512 {
         unsafe { _mm512_fnmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    fn fsum(self, v: __m512) -> f32 {
+        // SAFETY: see the module docs.
+        unsafe {
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            sum8(_mm256_add_ps(_mm512_castps512_ps256(v), hi))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_f16(self, p: *const u8) -> __m512 {
         // SAFETY: see the module docs.
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
@@ -183,6 +191,20 @@ impl Lanes for Avx512 {
     fn prefetch(self, p: *const u8) {
         // SAFETY: see the module docs; a prefetch never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+}
+
+/// The sum of eight lanes in [`Lanes::fsum`]'s order (its last three steps).
+///
+/// # Safety
+/// The CPU has AVX.
+#[inline(always)]
+unsafe fn sum8(v: __m256) -> f32 {
+    // SAFETY: the caller's.
+    unsafe {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
     }
 }
 
@@ -419,6 +441,11 @@ impl<const VNNI: bool> Lanes for Avx2<VNNI> {
     fn fnmadd(self, a: [__m256; 2], b: [__m256; 2], c: [__m256; 2]) -> [__m256; 2] {
         // SAFETY: see the module docs.
         unsafe { halves!(_mm256_fnmadd_ps(a, b, c)) }
+    }
+    #[inline(always)]
+    fn fsum(self, v: [__m256; 2]) -> f32 {
+        // SAFETY: see the module docs.
+        unsafe { sum8(_mm256_add_ps(v[0], v[1])) }
     }
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u8) -> [__m256; 2] {
