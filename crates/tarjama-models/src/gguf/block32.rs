@@ -214,7 +214,7 @@ impl Q8_0Rows {
                 let qs = unsafe { std::slice::from_raw_parts_mut(qs.0.add(b * QK), QK) };
                 let mut sum = 0i32;
                 for (q, &v) in qs.iter_mut().zip(x) {
-                    *q = crate::numerics::round_even(v * id) as i8;
+                    *q = crate::numerics::nearest_int(v * id).clamp(-128, 127) as i8;
                     sum += i32::from(*q);
                 }
                 // SAFETY: as above: block `b < n` of `d` and `sums` is this task's alone.

@@ -216,7 +216,7 @@ fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
     let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
     let iscale = -127.0 / max;
     for (q, &v) in qs.iter_mut().zip(x) {
-        *q = crate::numerics::round_even(iscale * v).clamp(-128.0, 127.0) as i32 as i8;
+        *q = crate::numerics::nearest_int(iscale * v).clamp(-128, 127) as i8;
     }
     for (s, chunk) in sums.iter_mut().zip(qs.chunks_exact(16)) {
         *s = chunk.iter().map(|&v| i32::from(v)).sum();

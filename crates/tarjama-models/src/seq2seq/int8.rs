@@ -140,8 +140,8 @@ impl Int8Matrix {
             let inv = 1.0 / s;
             let mut sum = 0i32;
             for (a, &v) in acts.qs[m * self.k4..][..self.inp].iter_mut().zip(row) {
-                // In [-127, 127] after the clamp (NaN becomes 0), so the conversion is exact.
-                let q = crate::numerics::round_even(v * inv).clamp(-127.0, 127.0) as i32;
+                // In [-127, 127] after the clamp (NaN becomes 0).
+                let q = crate::numerics::nearest_int(v * inv).clamp(-127, 127);
                 *a = q as i8;
                 sum += q;
             }
