@@ -769,6 +769,37 @@ mod tests {
     }
 
     #[test]
+    fn attention_over_a_shared_prefix_equals_attention_over_the_flat_cache() {
+        // 70 positions, the first 45 (not a multiple of the block or of four) from a
+        // frozen prefix: every block that crosses into the sequence's own rows must read
+        // the same values in the same order.
+        let (heads, kv_heads, d, len, plen) = (4, 2, 32, 70, 45);
+        let w = kv_heads * d;
+        let (k, v) = (vals(len * w, 0.3), vals(len * w, 1.1));
+        let mut flat = SeqCache::new(1, kv_heads, d);
+        flat.append(0, &k, &v);
+        flat.commit(len);
+        let mut shared = SeqCache::with_prefix(Arc::new(flat.freeze(plen)), plen);
+        shared.append(0, &k[plen * w..], &v[plen * w..]);
+        shared.commit(len - plen);
+        let q = vals(heads * d, 2.7);
+        for from in [0, 10, 50] {
+            let query = |cache| Query {
+                q: &q,
+                cache,
+                from,
+                to: len,
+            };
+            let a = attend(&[query(&flat)], 0, heads, kv_heads, d, 0.3);
+            let b = attend(&[query(&shared)], 0, heads, kv_heads, d, 0.3);
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "from {from}"
+            );
+        }
+    }
+
+    #[test]
     fn a_shared_prefix_reads_as_its_own_rows() {
         // Two heads of four values.
         let w = 8;
