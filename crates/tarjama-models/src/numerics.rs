@@ -55,12 +55,14 @@ pub(crate) fn exp_fast(x: f32) -> f32 {
 /// `x` rounded to the nearest integer, ties to even, for `|x| < 2^22` (and NaN stays
 /// NaN): the same as `f32::round_ties_even` there, but plain additions, which vectorize
 /// on any x86-64 (`round_ties_even` needs SSE4.1's `roundps`, else it is a call).
-/// Adding `1.5 * 2^23` leaves no fraction bits, so the addition itself rounds.
 #[inline(always)]
 pub(crate) fn round_even(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    (x + MAGIC) - MAGIC
+    (x + ROUNDING) - ROUNDING
 }
+
+/// `1.5 * 2^23`: added to `|x| < 2^22`, it leaves no fraction bits, so the sum is `x`
+/// rounded (ties to even), held in the low bits.
+const ROUNDING: f32 = 12_582_912.0;
 
 /// `x` rounded to the nearest integer, ties to even, as an integer, for `|x| < 2^22`
 /// (llama.cpp's `nearest_int`; NaN gives 0): [`round_even`]'s addition, then the integer
@@ -69,8 +71,7 @@ pub(crate) fn round_even(x: f32) -> f32 {
 /// prefill. Outside the range the result is meaningless; callers clamp.
 #[inline(always)]
 pub(crate) fn nearest_int(x: f32) -> i32 {
-    const MAGIC: f32 = 12_582_912.0;
-    ((x + MAGIC).to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000
+    ((x + ROUNDING).to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000
 }
 
 /// A raw pointer parallel loops may share: their tasks write disjoint elements.

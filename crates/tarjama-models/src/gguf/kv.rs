@@ -277,14 +277,7 @@ impl SeqCache {
 
     /// The keys and values of positions `0..rows_in(layer)` as tensors of shape
     /// `(1, kv_heads, len, head_dim)`, for attention through tensor ops.
-    pub(crate) fn tensors(
-        &self,
-        layer: usize,
-        kv_heads: usize,
-        d: usize,
-        device: &Device,
-    ) -> Result<(Tensor, Tensor)> {
-        debug_assert_eq!((kv_heads, d), (self.kv_heads, self.head_dim));
+    pub(crate) fn tensors(&self, layer: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let len = self.rows_in(layer);
         let (mut k, mut v) = (
             Vec::with_capacity(len * self.width()),
@@ -296,7 +289,8 @@ impl SeqCache {
                 v.extend_from_slice(vr);
             }
         }
-        let t = |xs: Vec<f32>| Tensor::from_vec(xs, (1, kv_heads, len, d), device);
+        let shape = (1, self.kv_heads, len, self.head_dim);
+        let t = |xs: Vec<f32>| Tensor::from_vec(xs, shape, device);
         Ok((t(k)?, t(v)?))
     }
 }
@@ -394,14 +388,8 @@ impl WithLanes for Attend<'_> {
             let query = &queries[r];
             let n = query.to - query.from;
             let rows = query.cache.runs(layer, g, query.from, query.to);
-            let keys = Rows {
-                runs: [rows[0].0, rows[1].0],
-                d,
-            };
-            let values = Rows {
-                runs: [rows[0].1, rows[1].1],
-                d,
-            };
+            let keys = Rows::new([rows[0].0, rows[1].0], d);
+            let values = Rows::new([rows[0].1, rows[1].1], d);
             // The first values stream in while the scores are computed.
             values.prefetch(l, 0..BLOCK);
             scores.clear();
@@ -439,13 +427,20 @@ impl WithLanes for Attend<'_> {
 struct Rows<'a> {
     runs: [&'a [f32]; 2],
     d: usize,
+    /// Rows in the first run.
+    first: usize,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    fn new(runs: [&'a [f32]; 2], d: usize) -> Self {
+        let first = runs[0].len() / d;
+        Rows { runs, d, first }
+    }
+
     /// Asks for rows `range` (those that exist) to be fetched into the cache.
     #[inline(always)]
     fn prefetch<L: Lanes>(&self, l: L, range: std::ops::Range<usize>) {
-        let first = self.runs[0].len() / self.d;
+        let first = self.first;
         for (run, range) in [
             (self.runs[0], range.start.min(first)..range.end.min(first)),
             (
@@ -462,14 +457,25 @@ impl Rows<'_> {
 
     /// Row `i`, in position order.
     #[inline(always)]
-    fn row(&self, i: usize) -> &[f32] {
-        let first = self.runs[0].len() / self.d;
-        let (run, i) = if i < first {
+    fn row(&self, i: usize) -> &'a [f32] {
+        let (run, i) = if i < self.first {
             (self.runs[0], i)
         } else {
-            (self.runs[1], i - first)
+            (self.runs[1], i - self.first)
         };
         &run[i * self.d..][..self.d]
+    }
+
+    /// The block of rows from `b0` (of `n`) into `block`, while the next block is
+    /// fetched; returns how many rows it holds.
+    #[inline(always)]
+    fn block<L: Lanes>(&self, l: L, b0: usize, n: usize, block: &mut [&'a [f32]; BLOCK]) -> usize {
+        let m = BLOCK.min(n - b0);
+        for (i, row) in block[..m].iter_mut().enumerate() {
+            *row = self.row(b0 + i);
+        }
+        self.prefetch(l, b0 + BLOCK..b0 + 2 * BLOCK);
+        m
     }
 }
 
@@ -495,12 +501,7 @@ fn score<L: Lanes>(
     let (heads, chunks) = (q.len() / d, d / LANES);
     let mut block = [&[][..]; BLOCK];
     for b0 in (0..n).step_by(BLOCK) {
-        let m = BLOCK.min(n - b0);
-        for (i, row) in block[..m].iter_mut().enumerate() {
-            *row = &keys.row(b0 + i)[..d];
-        }
-        // The next block streams in while this one is computed.
-        keys.prefetch(l, b0 + BLOCK..b0 + 2 * BLOCK);
+        let m = keys.block(l, b0, n, &mut block);
         for h in 0..heads {
             let qh = &q[h * d..][..d];
             let out = &mut scores[h * n + b0..][..m];
@@ -550,11 +551,7 @@ fn weigh<L: Lanes>(
     let chunks = d / LANES;
     let mut block = [&[][..]; BLOCK];
     for b0 in (0..n).step_by(BLOCK) {
-        let m = BLOCK.min(n - b0);
-        for (i, row) in block[..m].iter_mut().enumerate() {
-            *row = &values.row(b0 + i)[..d];
-        }
-        values.prefetch(l, b0 + BLOCK..b0 + 2 * BLOCK);
+        let m = values.block(l, b0, n, &mut block);
         let block = &block[..m];
         for h in 0..heads {
             let (ph, oh) = (&p[h * n + b0..][..m], &mut o[h * d..][..d]);
@@ -657,7 +654,7 @@ mod tests {
         to: usize,
     ) -> Vec<f32> {
         let dev = Device::Cpu;
-        let (kt, vt) = cache.tensors(0, kv_heads, d, &dev).unwrap();
+        let (kt, vt) = cache.tensors(0, &dev).unwrap();
         let (kt, vt) = (
             kt.narrow(2, from, to - from).unwrap(),
             vt.narrow(2, from, to - from).unwrap(),

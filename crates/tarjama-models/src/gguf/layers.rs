@@ -173,7 +173,7 @@ impl Attention {
         device: &Device,
     ) -> Result<Tensor> {
         let (b, _, seq, _) = q.dims4()?;
-        let (k, v) = cache.tensors(layer, self.n_kv_head, self.head_dim, device)?;
+        let (k, v) = cache.tensors(layer, device)?;
         let kv_len = k.dim(2)?;
         // Grouped-query attention without copying K/V n_rep times: fold the query heads
         // that share a KV head into the sequence axis, (b, kv, n_rep * seq, d).
