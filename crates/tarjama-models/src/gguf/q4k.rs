@@ -4,7 +4,7 @@
 //! sub-blocks of 32 with a 6-bit scale and a 6-bit min each, and two f16 block scales
 //! `d`, `dmin`; weight = `d * sc * q - dmin * m`. Activations are quantized per row the
 //! way llama.cpp does for this type (Q8_K: blocks of 256 i8 values with one f32 scale,
-//! and the sums of its sub-blocks, which the mins multiply). The product of one block is
+//! and the sums of each 16 values, which the mins multiply). The product of one block is
 //! then exact in integers, as in llama.cpp:
 //! `dx * (d * sum_s sc_s * dot(q_s, x_s) - dmin * sum_s m_s * sum(x_s))`.
 //!
@@ -25,10 +25,7 @@ use crate::simd::{self, Lanes, WithLanes};
 const QK: usize = 256;
 /// Bytes of one Q4_K block in the file: f16 d, f16 dmin, 12 bytes of scales, 128 of values.
 const BLOCK_BYTES: usize = 144;
-/// Layout of one panel block: values, then scales, mins, d and dmin of the 16 rows. The
-/// scales are a byte per sub-block and row (16 bytes per sub-block); the mins lie in
-/// pairs of sub-blocks, `m[2k]` and `m[2k + 1]` of each row side by side (32 bytes per
-/// pair), so that one `vpdpwssd` weighs two sub-blocks' sums.
+/// Layout of one panel block: values, then scales, mins, d and dmin of the 16 rows.
 const QS: usize = 0;
 const SCALES: usize = QS + PANEL * QK / 2;
 const MINS: usize = SCALES + PANEL * 8;
@@ -73,7 +70,7 @@ fn pack_block(block: &[u8], out: &mut [u8], lane: usize) {
     for s in 0..8 {
         let (sc, m) = scale_min(s, scales);
         out[SCALES + s * PANEL + lane] = sc;
-        out[MINS + (s / 2) * 2 * PANEL + 2 * lane + s % 2] = m;
+        out[MINS + s * PANEL + lane] = m;
     }
     // Inputs 8i..8i+8 lie in one half of a 64-value chunk c, whose first 32
     // values are the low nibbles of its 32 bytes and the next 32 the high
@@ -118,9 +115,6 @@ pub struct Q8k {
     pub(crate) d: Vec<f32>,
     /// The sum of each 16 values (llama.cpp's `bsums`).
     pub(crate) sums: Vec<i32>,
-    /// The sums of each two consecutive 32 values, as the low and high i16 of one i32
-    /// (each is at most 32 x 128 in magnitude): what the Q4_K kernel's mins multiply.
-    pub(crate) pairs: Vec<i32>,
 }
 
 impl Q8k {
@@ -139,13 +133,11 @@ impl Q8k {
             qs: vec![0; m * cols],
             d: vec![0.0; m * nb],
             sums: vec![0; m * cols / 16],
-            pairs: vec![0; m * cols / 64],
         };
-        let (qs, d, sums, pairs) = (
+        let (qs, d, sums) = (
             SendPtr(q.qs.as_mut_ptr()),
             SendPtr(q.d.as_mut_ptr()),
             SendPtr(q.sums.as_mut_ptr()),
-            SendPtr(q.pairs.as_mut_ptr()),
         );
         let tier = crate::cpu::Tier::active();
         crate::runtime::parallel_chunks(m * nb, 64, |blocks| {
@@ -155,7 +147,6 @@ impl Q8k {
                 qs: &qs,
                 d: &d,
                 sums: &sums,
-                pairs: &pairs,
             };
             // Compiled for the tier: its loops vectorize as wide as the CPU allows.
             simd::dispatch(tier, work);
@@ -180,7 +171,6 @@ struct QuantizeBlocks<'a> {
     qs: &'a SendPtr<i8>,
     d: &'a SendPtr<f32>,
     sums: &'a SendPtr<i32>,
-    pairs: &'a SendPtr<i32>,
 }
 
 impl WithLanes for QuantizeBlocks<'_> {
@@ -191,19 +181,14 @@ impl WithLanes for QuantizeBlocks<'_> {
         for b in self.blocks {
             // SAFETY: each block index is visited once; the buffers hold every block
             // of the input and outlive the parallel loop.
-            let (qs, d, sums, pairs) = unsafe {
+            let (qs, d, sums) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(self.qs.0.add(b * QK), QK),
                     &mut *self.d.0.add(b),
                     std::slice::from_raw_parts_mut(self.sums.0.add(b * QK / 16), QK / 16),
-                    std::slice::from_raw_parts_mut(self.pairs.0.add(b * QK / 64), QK / 64),
                 )
             };
             quantize_block(&self.x[b * QK..][..QK], qs, d, sums);
-            for (p, s) in pairs.iter_mut().zip(sums.chunks_exact(4)) {
-                let (lo, hi) = (s[0] + s[1], s[2] + s[3]);
-                *p = i32::from(lo as i16 as u16) | (hi << 16);
-            }
         }
     }
 }
@@ -259,28 +244,27 @@ impl PanelMatrix for Q4kMatrix {
     ) {
         let nb = self.0.blocks();
         let w = self.0.panel(p).as_ptr();
-        let per_row = x.pairs.len() / x.rows;
         // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
         // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
-        // QS + 64 g for g < 32, 16 at SCALES + 16 s for s < 8, 32 at MINS + 32 k for
-        // k < 4, 32 at D and DMIN) end within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist
-        // (the caller's), each `cols = 256 nb` values, `nb` scales and `4 nb` pair sums,
-        // and the last index read of each (`256 b + 8 g + 7`, `b`, `4 b + 3`) is inside a
-        // row; unaligned reads use `read_unaligned`. `out` holds `R` rows
+        // QS + 64 g for g < 32, 16 at SCALES + 16 s and MINS + 16 s for s < 8, 32 at D
+        // and DMIN) end within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the
+        // caller's), each `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums,
+        // and the last index read of each (`256 b + 8 g + 7`, `b`, `16 b + 2 s + 1`) is
+        // inside a row; unaligned reads use `read_unaligned`. `out` holds `R` rows
         // `stride` apart with room for `valid` values each (the caller's), and `store`
         // writes no more. The prefetch address may lie past the panel: it is formed with
         // `wrapping_add` and a prefetch never faults.
         unsafe {
             let nibble = l.splat8(0x0F);
-            let (xs, ds, _) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
-            let pairs: [*const i32; R] =
-                std::array::from_fn(|r| x.pairs.as_ptr().add((m0 + r) * per_row));
+            let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
             let mut acc = [l.fsplat(0.0); R];
             for b in 0..nb {
                 let blk = w.add(b * PANEL_BLOCK);
                 let mut dots = [l.zero(); R];
+                let mut mins = [l.zero(); R];
                 for s in 0..8 {
                     let sc = l.load_u8(blk.add(SCALES + s * PANEL));
+                    let mn = l.load_u8(blk.add(MINS + s * PANEL));
                     let mut dot = [l.zero(); R];
                     for j in 0..4 {
                         let g = s * 4 + j;
@@ -297,22 +281,16 @@ impl PanelMatrix for Q4kMatrix {
                     }
                     for r in 0..R {
                         dots[r] = l.add(dots[r], l.mul(dot[r], sc));
+                        let pair = sums[r].add(b * 16 + 2 * s);
+                        mins[r] = l.add(mins[r], l.mul(mn, l.splat(*pair + *pair.add(1))));
                     }
                 }
-                // The mins weigh the sub-blocks' sums two sub-blocks at a time.
-                let mn: [L::Int; 4] =
-                    std::array::from_fn(|k| l.load_u8_pairs(blk.add(MINS + k * 32)));
                 let d = l.load_f16(blk.add(D));
                 let dmin = l.load_f16(blk.add(DMIN));
                 for r in 0..R {
-                    let xp = pairs[r].add(b * 4);
-                    let mut mins = l.zero();
-                    for (k, &m) in mn.iter().enumerate() {
-                        mins = l.dot_pairs(mins, m, *xp.add(k));
-                    }
                     let dx = l.fsplat(*ds[r].add(b));
                     acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
-                    acc[r] = l.fnmadd(l.to_float(mins), l.fmul(dmin, dx), acc[r]);
+                    acc[r] = l.fnmadd(l.to_float(mins[r]), l.fmul(dmin, dx), acc[r]);
                 }
             }
             super::panel::store_rows(l, &acc, out, stride, valid);
@@ -356,11 +334,6 @@ mod tests {
             q.sums[0] + q.sums[1],
             q.qs[..32].iter().map(|&v| i32::from(v)).sum::<i32>()
         );
-        // Sub-blocks 0 and 1 (values 0..32 and 32..64) in the low and high halves.
-        let pair = q.pairs[0];
-        assert_eq!(i32::from(pair as i16), q.sums[0] + q.sums[1]);
-        assert_eq!(pair >> 16, q.sums[2] + q.sums[3]);
-        assert!(q.sums[2] + q.sums[3] < 0, "the high half's sign survives");
         let back = q.dequantize();
         for (a, b) in x.iter().zip(&back) {
             assert!((a - b).abs() <= q.d[0].abs().max(q.d[1].abs()) * 0.5 + 1e-6);

@@ -73,9 +73,6 @@ pub trait Lanes: Copy {
     fn sub(self, a: Self::Int, b: Self::Int) -> Self::Int;
     /// Lane-wise product (the low 32 bits).
     fn mul(self, a: Self::Int, b: Self::Int) -> Self::Int;
-    /// `acc + a_lo * x_lo + a_hi * x_hi` in each lane, where `_lo` and `_hi` are the
-    /// signed 16-bit halves of a lane of `a` and of `x` (wrapping; `vpdpwssd`).
-    fn dot_pairs(self, acc: Self::Int, a: Self::Int, x: i32) -> Self::Int;
     /// 16 unsigned bytes, widened.
     ///
     /// # Safety
@@ -86,12 +83,6 @@ pub trait Lanes: Copy {
     /// # Safety
     /// `p..p + 16` must be readable.
     unsafe fn load_i8(self, p: *const u8) -> Self::Int;
-    /// 32 unsigned bytes as 16 pairs: lane `i` holds byte `2 i` in its low 16 bits and
-    /// byte `2 i + 1` in its high ones (for [`Lanes::dot_pairs`]).
-    ///
-    /// # Safety
-    /// `p..p + 32` must be readable.
-    unsafe fn load_u8_pairs(self, p: *const u8) -> Self::Int;
 
     /// Lane-wise conversion (rounded to nearest).
     fn to_float(self, a: Self::Int) -> Self::Float;
@@ -290,27 +281,10 @@ impl Lanes for Scalar {
         out
     }
     #[inline(always)]
-    fn dot_pairs(self, acc: [i32; 16], a: [i32; 16], x: i32) -> [i32; 16] {
-        let halves = |v: i32| (i32::from(v as i16), i32::from((v >> 16) as i16));
-        let (x_lo, x_hi) = halves(x);
-        let mut out = acc;
-        for i in 0..16 {
-            let (lo, hi) = halves(a[i]);
-            out[i] = out[i].wrapping_add((lo * x_lo).wrapping_add(hi * x_hi));
-        }
-        out
-    }
-    #[inline(always)]
     unsafe fn load_u8(self, p: *const u8) -> [i32; 16] {
         // SAFETY: the caller's: 16 readable bytes.
         let b = unsafe { p.cast::<[u8; 16]>().read_unaligned() };
         b.map(i32::from)
-    }
-    #[inline(always)]
-    unsafe fn load_u8_pairs(self, p: *const u8) -> [i32; 16] {
-        // SAFETY: the caller's: 32 readable bytes.
-        let b = unsafe { p.cast::<[u8; 32]>().read_unaligned() };
-        std::array::from_fn(|i| i32::from(b[2 * i]) | i32::from(b[2 * i + 1]) << 16)
     }
     #[inline(always)]
     unsafe fn load_i8(self, p: *const u8) -> [i32; 16] {
@@ -439,13 +413,6 @@ mod tests {
             // SAFETY: `bytes` holds 64 bytes.
             let hi = unsafe { l.load_i8(bytes.as_ptr().add(16)) };
             ints(l.mul(l.sub(lo, hi), l.add(hi, l.splat(-7))), l);
-            // SAFETY: `bytes` holds 64 bytes.
-            let pairs = unsafe { l.load_u8_pairs(bytes.as_ptr().add(3)) };
-            ints(l.dot_pairs(l.splat(-9), pairs, -4064 << 16 | 4063), l);
-            ints(
-                l.dot_pairs(l.zero(), l.sub(l.zero(), pairs), 0x7FFF_8000),
-                l,
-            );
             let g = l.fmadd(f, l.fsplat(1.0 / 3.0), l.fmul(f, f));
             let g = l.fnmadd(g, l.fsplat(0.1), f);
             out.push(l.fsum(g).to_bits());

@@ -124,19 +124,9 @@ impl Lanes for Avx512 {
         unsafe { _mm512_mullo_epi32(a, b) }
     }
     #[inline(always)]
-    fn dot_pairs(self, acc: __m512i, a: __m512i, x: i32) -> __m512i {
-        // SAFETY: see the module docs.
-        unsafe { _mm512_dpwssd_epi32(acc, a, _mm512_set1_epi32(x)) }
-    }
-    #[inline(always)]
     unsafe fn load_u8(self, p: *const u8) -> __m512i {
         // SAFETY: see the module docs.
         unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
-    }
-    #[inline(always)]
-    unsafe fn load_u8_pairs(self, p: *const u8) -> __m512i {
-        // SAFETY: see the module docs.
-        unsafe { _mm512_cvtepu8_epi16(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_i8(self, p: *const u8) -> __m512i {
@@ -397,35 +387,12 @@ impl<const VNNI: bool> Lanes for Avx2<VNNI> {
         unsafe { halves!(_mm256_mullo_epi32(a, b)) }
     }
     #[inline(always)]
-    fn dot_pairs(self, acc: [__m256i; 2], a: [__m256i; 2], x: i32) -> [__m256i; 2] {
-        // SAFETY: see the module docs.
-        unsafe {
-            let x = [_mm256_set1_epi32(x); 2];
-            if VNNI {
-                halves!(_mm256_dpwssd_avx_epi32(acc, a, x))
-            } else {
-                let sums = halves!(_mm256_madd_epi16(a, x));
-                halves!(_mm256_add_epi32(acc, sums))
-            }
-        }
-    }
-    #[inline(always)]
     unsafe fn load_u8(self, p: *const u8) -> [__m256i; 2] {
         // SAFETY: see the module docs.
         unsafe {
             [
                 _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())),
                 _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(8).cast())),
-            ]
-        }
-    }
-    #[inline(always)]
-    unsafe fn load_u8_pairs(self, p: *const u8) -> [__m256i; 2] {
-        // SAFETY: see the module docs.
-        unsafe {
-            [
-                _mm256_cvtepu8_epi16(_mm_loadu_si128(p.cast())),
-                _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(16).cast())),
             ]
         }
     }
