@@ -27,7 +27,7 @@ compare nothing.
 
 Needs llama.cpp's tools built (see shared/PEERS.md: llama-cpp-python 0.3.36's vendored
 llama.cpp, `cmake --build build --target llama llama-batched-bench`) and the example:
-    cargo build --release -p tarjama-models --example gguf_batched
+    cargo build --release -p tarjama-gguf --example gguf_batched
     python3 scripts/bench_batched.py --llama-cpp LLAMA_CPP_BUILD_DIR \\
         --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --runs 3
 """
@@ -197,7 +197,7 @@ def main() -> int:
     if "tarjama" in sides:
         ours_bin = Path(args.bin)
         if not ours_bin.is_file():
-            sys.exit(f"error: {ours_bin} not found; run: cargo build --release -p tarjama-models "
+            sys.exit(f"error: {ours_bin} not found; run: cargo build --release -p tarjama-gguf "
                      "--example gguf_batched")
 
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CANDLE_NUM_THREADS=str(args.threads),

@@ -30,7 +30,7 @@ TIERS = ["avx512", "avxvnni", "avx2", "scalar"]
 def build(target_dir: str, rustflags: str) -> Path:
     env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / target_dir), RUSTFLAGS=rustflags)
     subprocess.run(
-        ["cargo", "build", "--release", "--locked", "-p", "tarjama-models", "--example", "gguf_speed"],
+        ["cargo", "build", "--release", "--locked", "-p", "tarjama-gguf", "--example", "gguf_speed"],
         cwd=ROOT,
         env=env,
         check=True,

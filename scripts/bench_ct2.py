@@ -12,7 +12,7 @@ median of the runs, and tarjama/CTranslate2 ratios, for float32 and int8.
 
 Usage (from the repository root):
     pip install -r scripts/requirements-seq2seq.txt
-    cargo build --release -p tarjama-models --example seq2seq_bench
+    cargo build --release -p tarjama-seq2seq --example seq2seq_bench
     python scripts/bench_ct2.py [--sentences 500] [--runs 3] [--threads 2] [--max-tokens 64]
 """
 
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "crates/tarjama-models/tests/fixtures/seq2seq/marian"
+FIXTURE = REPO / "crates/tarjama-seq2seq/tests/fixtures/seq2seq/marian"
 VOCAB_SIZE = 62_000
 
 
@@ -136,7 +136,7 @@ def main():
     if not flores.exists():
         sys.exit(f"FLORES not found: {flores}")
     if not Path(args.bench_bin).exists():
-        sys.exit(f"{args.bench_bin} missing: cargo build --release -p tarjama-models --example seq2seq_bench")
+        sys.exit(f"{args.bench_bin} missing: cargo build --release -p tarjama-seq2seq --example seq2seq_bench")
 
     work = Path(tempfile.mkdtemp(prefix="tarjama-bench-"))
     try:

@@ -10,7 +10,7 @@ then one-token greedy decode steps); the medians are compared. Prints a markdown
 with the ratios tarjama / llama.cpp on stdout (and `--json` for a machine-readable copy).
 
 Needs: pip install -r scripts/requirements-llamacpp.txt, and the example built:
-    cargo build --release -p tarjama-models --example gguf_speed
+    cargo build --release -p tarjama-gguf --example gguf_speed
     python scripts/bench_gguf.py --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 
 The issue's targets: decode >= 0.9x llama.cpp, prefill >= 0.5x, peak memory <= 1.2x.
@@ -143,7 +143,7 @@ def main() -> int:
     if not model.is_file():
         sys.exit(f"error: model {args.model} not found (looked in {models_dir()})")
     if not Path(args.bin).is_file():
-        sys.exit(f"error: {args.bin} not found; run: cargo build --release -p tarjama-models --example gguf_speed")
+        sys.exit(f"error: {args.bin} not found; run: cargo build --release -p tarjama-gguf --example gguf_speed")
     src = flores_dir(args.flores) / "arb_Arab.devtest"
     if not src.is_file():
         sys.exit(f"error: {src} not found (set --flores or TARJAMA_FLORES)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the reference fixtures for tarjama's encoder-decoder runner (crate tarjama-models,
+"""Generate the reference fixtures for tarjama's encoder-decoder runner (crate tarjama-seq2seq,
 module `seq2seq`).
 
 It builds two tiny random-weight translation models in Hugging Face layout, a Marian
@@ -377,7 +377,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_flores = os.environ.get("TARJAMA_FLORES", str(REPO / "tests" / "data" / "flores200"))
     ap.add_argument("--flores", default=default_flores)
-    ap.add_argument("--out", default=str(REPO / "crates/tarjama-models/tests/fixtures/seq2seq"))
+    ap.add_argument("--out", default=str(REPO / "crates/tarjama-seq2seq/tests/fixtures/seq2seq"))
     args = ap.parse_args()
     flores = Path(args.flores)
     ar_path, en_path = flores / "arb_Arab.devtest", flores / "eng_Latn.devtest"

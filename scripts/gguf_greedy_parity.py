@@ -6,8 +6,8 @@ For each GGUF model, builds 10 prompts from FLORES-200 devtest Arabic lines (0, 
 says), and decodes greedily with llama.cpp: argmax of the last logits at every step, no
 sampler, no repeat penalty, 2 threads. Decoding stops after 32 tokens or at an
 end-of-generation token (which is recorded). The prompt ids and output ids go to one JSON
-fixture per model under crates/tarjama-models/tests/fixtures/gguf_greedy/; no FLORES text
-is written. crates/tarjama-models/tests/gguf_generate.rs replays the prompts through
+fixture per model under crates/tarjama-gguf/tests/fixtures/gguf_greedy/; no FLORES text
+is written. crates/tarjama-gguf/tests/generate.rs replays the prompts through
 tarjama's Transformer and compares.
 
 Needs: pip install -r scripts/requirements-llamacpp.txt
@@ -27,7 +27,7 @@ import llama_cpp
 from llama_cpp import Llama
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "crates" / "tarjama-models" / "tests" / "fixtures" / "gguf_greedy"
+FIXTURES = ROOT / "crates" / "tarjama-gguf" / "tests" / "fixtures" / "gguf_greedy"
 SYSTEM = "You are a professional translator."
 
 # (file name, prompt style)

@@ -4,9 +4,9 @@
 Tokenizes the FLORES-200 devtest (Arabic and English) with llama.cpp (through
 llama-cpp-python, `vocab_only=True`) for each GGUF model found, and renders chat
 templates with Python's jinja2 the way Hugging Face transformers does. The Rust test
-`crates/tarjama-models/tests/gguf_tokenizer.rs` must reproduce every id and string.
+`crates/tarjama-gguf/tests/tokenizer.rs` must reproduce every id and string.
 
-Writes into crates/tarjama-models/tests/fixtures/gguf/:
+Writes into crates/tarjama-gguf/tests/fixtures/gguf/:
   <model>.<lang>.ids      one line of space-separated token ids per FLORES line
   tokenizer_cases.json    llama.cpp version, GGUF sha256s, special-token cases
   chat_templates.json     templates, conversations and the prompts jinja2 renders
@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "crates" / "tarjama-models" / "tests" / "fixtures" / "gguf"
+OUT = REPO / "crates" / "tarjama-gguf" / "tests" / "fixtures" / "gguf"
 
 # (fixture name, GGUF file name in the models folder)
 MODELS = [

@@ -14,6 +14,9 @@
 #   llama.cpp server fails instead of skipping; TARJAMA_REQUIRE_CPU is `auto`: every
 #   kernel tier whose instructions /proc/cpuinfo lists must be found and tested (the CI
 #   machines vary: AMD without AVX-512, Intel with it).
+# - includes the tests marked `#[ignore = "needs ..."]` (those that need a model, a
+#   program or the release binary, which plain `cargo test` reports as ignored) through
+#   `-- --include-ignored`, so every test runs here.
 #
 # FLORES-200 devtest is read from tests/data/flores200 in the repository (or $TARJAMA_FLORES).
 set -euo pipefail
@@ -42,4 +45,4 @@ for model in qwen2.5-coder-0.5b-instruct gemma-3-270m qwen2.5-coder-1.5b-instruc
   ./target/debug/tarjama models pull --quiet "$model" >/dev/null
 done
 
-cargo test --locked --workspace
+cargo test --locked --workspace -- --include-ignored

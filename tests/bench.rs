@@ -46,6 +46,7 @@ fn number(v: &Value, pointer: &str) -> f64 {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn translation_json_and_html_report_everything() {
     if require_model(MODEL).is_none() {
         return;
@@ -147,6 +148,48 @@ fn translation_json_and_html_report_everything() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
+fn kv_budget_reaches_the_batched_engine() {
+    if require_model(MODEL).is_none() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let (src, reference) = parallel(dir.path());
+    let levels = |budget: Option<&str>| -> Vec<f64> {
+        let mut cmd = tarjama();
+        cmd.args(["bench", "-m", MODEL, "--limit", "2", "--runs", "0"])
+            .args(["--max-tokens", "4", "--threads", "1", "--json"])
+            .args(["--parallel-levels", "2"])
+            .arg("--src")
+            .arg(&src)
+            .arg("--ref")
+            .arg(&reference);
+        if let Some(mib) = budget {
+            cmd.args(["--kv-budget", mib]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["models"][0]["translate"]["throughput"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|level| number(level, "/kv_budget_mib"))
+            .collect()
+    };
+    assert_eq!(levels(Some("48")), [48.0]);
+    // Without the flag: a quarter of the available memory, 256 MiB at least.
+    let default = levels(None);
+    assert_eq!(default.len(), 1);
+    assert!(default[0] >= 256.0, "{default:?}");
+}
+
+#[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn candidate_levels_are_rows_of_their_own() {
     if require_model(MODEL).is_none() {
         return;
@@ -212,6 +255,7 @@ fn candidate_levels_are_rows_of_their_own() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn table_names_the_model_and_the_load() {
     if require_model(MODEL).is_none() {
         return;
@@ -244,6 +288,7 @@ fn table_names_the_model_and_the_load() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn summaries_are_scored_for_both_strategies() {
     if require_model(MODEL).is_none() {
         return;

@@ -42,6 +42,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
 }
 
 #[test]
+#[ignore = "needs qemu-x86_64, the release binary and model gemma-3-270m (tarjama models pull)"]
 fn a_cpu_without_avx512_gets_the_avx2_kernels_and_the_same_summary() {
     let Some((qemu, bin)) = tools() else { return };
     let Some(_) = require_model("gemma-3-270m") else {
@@ -94,6 +95,7 @@ fn a_cpu_without_avx512_gets_the_avx2_kernels_and_the_same_summary() {
 }
 
 #[test]
+#[ignore = "needs qemu-x86_64 and the release binary"]
 fn a_cpu_without_avx2_gets_the_portable_kernels() {
     let Some((qemu, bin)) = tools() else { return };
     // Nehalem (2008): SSE4.2, no AVX.

@@ -120,6 +120,7 @@ fn misspelling_finder_finds_what_the_summaries_had() {
 }
 
 #[test]
+#[ignore = "needs model qwen2.5-coder-1.5b-instruct (tarjama models pull)"]
 fn with_the_seed_glossary_the_summary_spells_every_name_it_uses_right() {
     if require_model(QWEN_15).is_none() {
         return;
@@ -146,6 +147,7 @@ fn with_the_seed_glossary_the_summary_spells_every_name_it_uses_right() {
 }
 
 #[test]
+#[ignore = "needs model qwen2.5-coder-0.5b-instruct (tarjama models pull)"]
 fn candidates_and_glossary_in_line_mode_are_recorded_per_line() {
     if require_model(QWEN).is_none() {
         return;
@@ -196,6 +198,7 @@ fn candidates_and_glossary_in_line_mode_are_recorded_per_line() {
 }
 
 #[test]
+#[ignore = "needs model qwen2.5-coder-0.5b-instruct (tarjama models pull)"]
 fn summary_candidates_report_consensus_and_faithfulness() {
     if require_model(QWEN).is_none() {
         return;

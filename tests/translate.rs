@@ -117,6 +117,7 @@ fn bad_shard_is_a_usage_error() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn folder_with_good_bad_and_unknown_files() {
     if require_model(GEMMA).is_none() {
         return;
@@ -218,6 +219,7 @@ fn folder_with_good_bad_and_unknown_files() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn only_bad_inputs_exit_1() {
     if require_model(GEMMA).is_none() {
         return;
@@ -237,6 +239,7 @@ fn only_bad_inputs_exit_1() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn too_large_input_is_skipped_with_its_reason() {
     if require_model(GEMMA).is_none() {
         return;
@@ -256,6 +259,7 @@ fn too_large_input_is_skipped_with_its_reason() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn globs_hidden_and_symlinks() {
     if require_model(GEMMA).is_none() {
         return;
@@ -309,6 +313,7 @@ fn globs_hidden_and_symlinks() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn every_output_format() {
     if require_model(GEMMA).is_none() {
         return;
@@ -384,6 +389,7 @@ fn every_output_format() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn stdin_to_stdout() {
     if require_model(GEMMA).is_none() {
         return;
@@ -459,6 +465,7 @@ fn kill_after_first_output(input: &Path, out: &Path, extra: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn resume_after_sigkill_gives_identical_bytes() {
     if require_model(GEMMA).is_none() {
         return;
@@ -535,6 +542,7 @@ fn parallel_corpus(dir: &Path) {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
     if require_model(GEMMA).is_none() {
         return;
@@ -592,6 +600,7 @@ fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn ctrl_c_stops_after_the_current_input() {
     if require_model(GEMMA).is_none() {
         return;
@@ -627,6 +636,7 @@ fn ctrl_c_stops_after_the_current_input() {
 }
 
 #[test]
+#[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn shards_cover_every_input_once_and_merge() {
     if require_model(GEMMA).is_none() {
         return;
@@ -684,6 +694,7 @@ fn shards_cover_every_input_once_and_merge() {
 }
 
 #[test]
+#[ignore = "needs model qwen2.5-coder-0.5b-instruct (tarjama models pull)"]
 fn real_model_writes_english() {
     if require_model(QWEN).is_none() {
         return;

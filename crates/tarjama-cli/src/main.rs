@@ -3,7 +3,6 @@
 //! One file per subcommand under `commands/`; this file only parses the command line,
 //! sets up logging and maps errors to exit codes.
 
-mod batch;
 mod benchmark;
 mod commands;
 mod exit;
@@ -48,7 +47,7 @@ enum Command {
 }
 
 fn main() {
-    tarjama_models::runtime::tune();
+    tarjama_kernels::runtime::tune();
     if let Some(text) = verbose_version(std::env::args().skip(1)) {
         print!("{text}");
         std::process::exit(exit::SUCCESS);
@@ -80,7 +79,7 @@ fn main() {
 /// `tarjama --version --verbose` (or `-V -v`): the version, and what this binary runs
 /// with on this CPU. None for any other command line (plain `--version` is clap's).
 fn verbose_version(args: impl Iterator<Item = String>) -> Option<String> {
-    use tarjama_models::cpu::{self, Tier, KERNELS_VAR};
+    use tarjama_kernels::cpu::{self, Tier, KERNELS_VAR};
     let args: Vec<String> = args.collect();
     let version = args.iter().any(|a| a == "--version" || a == "-V");
     let verbose = args.iter().any(|a| {

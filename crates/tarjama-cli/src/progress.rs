@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tarjama_models::source::Progress;
+use tarjama_registry::source::Progress;
 
 /// Progress for downloads and verification.
 pub struct Reporter {

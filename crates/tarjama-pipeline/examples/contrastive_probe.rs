@@ -18,9 +18,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tarjama_models::chat::Message;
-use tarjama_models::gguf::model::Step;
-use tarjama_models::gguf::{ChatModel, LoadOptions};
+use tarjama_chat::Message;
+use tarjama_gguf::model::Step;
+use tarjama_gguf::{ChatModel, LoadOptions};
 use tarjama_pipeline::prompts::{SYSTEM, TRANSLATE};
 
 #[derive(Clone, Copy)]

@@ -2,7 +2,7 @@
 //!
 //! Both start from the text-prep crate's sentences, so every piece of output can be tied
 //! back to the bytes of the source it came from. Chat models are reached only through
-//! [`tarjama_models::chat::ChatEngine`], so the same pipeline runs on the local GGUF
+//! [`tarjama_chat::ChatEngine`], so the same pipeline runs on the local GGUF
 //! engine, on a remote OpenAI-compatible server, or on a scripted fake in tests.
 #![deny(missing_docs)]
 

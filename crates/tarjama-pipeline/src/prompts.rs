@@ -1,6 +1,6 @@
 //! tarjama's default prompts, and the fill-in of a manifest's overrides.
 
-use tarjama_models::registry::Prompts;
+use tarjama_registry::registry::Prompts;
 
 /// System message: what the model is for.
 pub const SYSTEM: &str = "You are a professional translator and editor for Arabic news. \
@@ -130,7 +130,7 @@ pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
 mod tests {
     use super::*;
     use std::path::Path;
-    use tarjama_models::registry::Manifest;
+    use tarjama_registry::registry::Manifest;
 
     #[test]
     fn a_manifest_overrides_each_prompt_it_names() {

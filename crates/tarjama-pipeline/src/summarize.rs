@@ -28,10 +28,8 @@ use crate::translate::{
     arabic_share, run_concurrently, translate_document, Candidates, ChatTranslator,
     TranslateOptions,
 };
+use tarjama_chat::{ChatEngine, Message, Result, SamplingParams};
 use tarjama_eval::facts::{self, Backing};
-use tarjama_models::chat::{ChatEngine, Message};
-use tarjama_models::sampling::SamplingParams;
-use tarjama_models::Result;
 
 /// How the summary is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

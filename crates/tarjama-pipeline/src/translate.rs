@@ -21,10 +21,8 @@ use std::sync::Arc;
 use crate::glossary::Glossary;
 use crate::mbr::{self, ChrfUtility, Utility};
 use crate::prompts::{fill, PromptSet};
-use tarjama_models::chat::{ChatEngine, Message};
-use tarjama_models::sampling::SamplingParams;
-use tarjama_models::seq2seq::{GenerateOptions, Seq2SeqTranslator};
-use tarjama_models::Result;
+use tarjama_chat::{ChatEngine, Message, Result, SamplingParams};
+use tarjama_seq2seq::{GenerateOptions, Seq2SeqTranslator};
 
 /// One translated sentence.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -786,7 +784,11 @@ impl Seq2SeqAdapter {
     pub fn with_candidates(mut self, n: usize) -> Result<Self> {
         self.candidates = n.max(1);
         if self.candidates > 1 {
-            let beams = self.model.search_params(&self.options)?.num_beams;
+            let beams = self
+                .model
+                .search_params(&self.options)
+                .map_err(tarjama_chat::Error::engine)?
+                .num_beams;
             self.options.beam = Some(beams.max(self.candidates));
             self.options.nbest = self.candidates;
         }
@@ -809,9 +811,12 @@ impl Translator for Seq2SeqAdapter {
         };
         let out = if terms.iter().any(|t| !t.is_empty()) {
             self.model
-                .translate_constrained(sentences, &self.options, &terms)?
+                .translate_constrained(sentences, &self.options, &terms)
+                .map_err(tarjama_chat::Error::engine)?
         } else {
-            self.model.translate(sentences, &self.options)?
+            self.model
+                .translate(sentences, &self.options)
+                .map_err(tarjama_chat::Error::engine)?
         };
         Ok(out
             .into_iter()

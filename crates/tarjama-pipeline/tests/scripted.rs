@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tarjama_models::chat::{ChatEngine, Completion, Message, StopReason};
-use tarjama_models::sampling::SamplingParams;
+use tarjama_chat::{ChatEngine, Completion, Message, SamplingParams, StopReason};
 use tarjama_pipeline::prompts::PromptSet;
 use tarjama_pipeline::{
     summarize, translate_document, Candidates, ChatTranslator, Glossary, Strategy, SummaryLength,
@@ -62,7 +61,7 @@ impl ChatEngine for Scripted {
         messages: &[Message],
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
-    ) -> tarjama_models::Result<Completion> {
+    ) -> tarjama_chat::Result<Completion> {
         let user = &messages.last().expect("a message").content;
         self.conversations.lock().unwrap().push(messages.to_vec());
         self.asked
@@ -82,7 +81,7 @@ impl ChatEngine for Scripted {
         })
     }
 
-    fn count_tokens(&self, text: &str) -> tarjama_models::Result<usize> {
+    fn count_tokens(&self, text: &str) -> tarjama_chat::Result<usize> {
         Ok(text.chars().count().div_ceil(3))
     }
 

@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tarjama_models::chat::{
-    find_stop, has_sentences, repeats_earlier, ChatEngine, Completion, Message, StopReason,
+use tarjama_chat::{
+    find_stop, has_sentences, repeats_earlier, ChatEngine, Completion, Message, SamplingParams,
+    StopReason, TokenCounter,
 };
-use tarjama_models::gguf::GgufTokenizer;
-use tarjama_models::sampling::SamplingParams;
 
 use retry::{parse_retry_after, Cause, Policy, Retries};
 use sse::Stream;
@@ -68,9 +67,9 @@ pub enum Error {
     Config(String),
 }
 
-impl From<Error> for tarjama_models::Error {
+impl From<Error> for tarjama_chat::Error {
     fn from(e: Error) -> Self {
-        tarjama_models::Error::Engine(Box::new(e))
+        tarjama_chat::Error::engine(e)
     }
 }
 
@@ -156,7 +155,7 @@ pub struct RemoteEngine {
     /// `endpoint` without its `/v1`, where the tokenizer routes live.
     root: String,
     counting: TokenCounting,
-    local: Option<GgufTokenizer>,
+    local: Option<Box<dyn TokenCounter>>,
     stats: Mutex<(RemoteStats, Duration)>,
 }
 
@@ -185,7 +184,7 @@ impl RemoteEngine {
     /// tokenizer endpoint, else `local`, else an estimate.
     pub fn connect(
         mut options: RemoteOptions,
-        local: Option<GgufTokenizer>,
+        local: Option<Box<dyn TokenCounter>>,
     ) -> Result<Self, Error> {
         let endpoint = options.endpoint.trim_end_matches('/').to_string();
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
@@ -644,12 +643,12 @@ impl ChatEngine for RemoteEngine {
         messages: &[Message],
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
-    ) -> tarjama_models::Result<Completion> {
+    ) -> tarjama_chat::Result<Completion> {
         let url = format!("{}/chat/completions", self.options.endpoint);
         let body = self.body(messages, params).to_string();
         let result = self.with_retries(&url, || self.attempt(&url, &body, params));
         let mut stats = self.stats.lock().map_err(|_| {
-            tarjama_models::Error::Unsupported("the remote engine failed in another thread".into())
+            tarjama_chat::Error::Unsupported("the remote engine failed in another thread".into())
         })?;
         match result {
             Ok(answer) => {
@@ -671,11 +670,11 @@ impl ChatEngine for RemoteEngine {
         }
     }
 
-    fn count_tokens(&self, text: &str) -> tarjama_models::Result<usize> {
+    fn count_tokens(&self, text: &str) -> tarjama_chat::Result<usize> {
         match self.counting {
             TokenCounting::Local => {
                 let tokenizer = self.local.as_ref().expect("set with Local");
-                Ok(tokenizer.encode(text, false, false)?.len())
+                tokenizer.count_tokens(text)
             }
             TokenCounting::Estimate => Ok(text.chars().count().div_ceil(2)),
             server => {

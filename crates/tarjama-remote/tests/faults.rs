@@ -2,8 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tarjama_models::chat::{ChatEngine, Message};
-use tarjama_models::sampling::SamplingParams;
+use tarjama_chat::{ChatEngine, Message, SamplingParams};
 use tarjama_remote::retry::Policy;
 use tarjama_remote::{Error, RemoteEngine, RemoteOptions, TokenCounting};
 use tarjama_testkit::http::{closed_port, socket_addr, FakeServer, Fault, FaultProxy};
@@ -24,7 +23,7 @@ fn options(endpoint: String) -> RemoteOptions {
     }
 }
 
-fn ask(engine: &RemoteEngine, text: &str) -> tarjama_models::Result<String> {
+fn ask(engine: &RemoteEngine, text: &str) -> tarjama_chat::Result<String> {
     let messages = [Message::new("user", text)];
     let mut shown = String::new();
     let c = engine.chat(&messages, &SamplingParams::greedy(64), &mut |t| {

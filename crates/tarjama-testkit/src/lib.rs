@@ -15,6 +15,14 @@
 //! `scripts/test.sh` (CI) sets all four, so a suite that passes there ran every test that
 //! its machine can run.
 //!
+//! Tests that need a model, FLORES, a program or a CPU feature are marked
+//! `#[ignore = "needs ..."]`, so plain `cargo test` reports them as ignored rather than
+//! passing them after a skip. `scripts/test.sh` runs them with `--include-ignored` and the
+//! REQUIRE variables set, so there a missing thing fails instead of skipping. (Not
+//! marked: tests that need only the FLORES devtest, which the repository holds, and the
+//! kernel tests that loop over the tiers this CPU has (`cpu::testing::tiers` in
+//! tarjama-kernels), which always test the scalar tier.)
+//!
 //! ```no_run
 //! #[test]
 //! fn uses_flores() {
@@ -76,7 +84,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The folder downloaded model files are kept in, as `tarjama_models::paths::models_dir`
+/// The folder downloaded model files are kept in, as `tarjama_registry::paths::models_dir`
 /// finds it: `$TARJAMA_HOME/models`, else `<user cache dir>/tarjama/models`.
 pub fn models_dir() -> PathBuf {
     let home = match std::env::var_os("TARJAMA_HOME").filter(|v| !v.is_empty()) {
@@ -332,7 +340,7 @@ impl Manifest {
         Manifest { file, hub }
     }
 
-    /// As `tarjama_models::source::installed`: the model folder first, then each hub
+    /// As `tarjama_registry::source::installed`: the model folder first, then each hub
     /// source's file in the hub cache.
     fn installed(&self) -> Option<PathBuf> {
         let local = models_dir().join(&self.file);
@@ -345,7 +353,7 @@ impl Manifest {
     }
 }
 
-/// The hub cache folder, as `tarjama_models::source::hub_cache` finds it: `HF_HUB_CACHE`,
+/// The hub cache folder, as `tarjama_registry::source::hub_cache` finds it: `HF_HUB_CACHE`,
 /// else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 fn hub_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {

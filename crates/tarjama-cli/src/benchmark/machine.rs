@@ -37,11 +37,11 @@ impl Machine {
             cpu: cpu_model().unwrap_or_else(|| "unknown".into()),
             logical_cpus,
             threads: threads.unwrap_or(logical_cpus),
-            features: tarjama_models::cpu::features()
+            features: tarjama_kernels::cpu::features()
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            kernels: tarjama_models::cpu::Tier::active().name().into(),
+            kernels: tarjama_kernels::cpu::Tier::active().name().into(),
             version: env!("CARGO_PKG_VERSION").into(),
             profile: if cfg!(debug_assertions) {
                 "debug"

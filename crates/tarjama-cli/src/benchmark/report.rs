@@ -743,6 +743,7 @@ mod tests {
                                     seconds: 2.0,
                                     sentences_per_s: 4.0,
                                     tokens_per_s: 20.0,
+                                    kv_budget_mib: Some(64.0),
                                 }],
                             },
                             &["the cat".to_string()],

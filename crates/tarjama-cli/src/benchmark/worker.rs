@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tarjama_models::chat::{ChatEngine, Completion, Message};
-use tarjama_models::gguf::{ChatModel, Engine, EngineOptions};
-use tarjama_models::sampling::SamplingParams;
+use tarjama_chat::{ChatEngine, Completion, Message, SamplingParams};
+use tarjama_gguf::{Engine, EngineOptions, Serial};
+use tarjama_loader::{ModelArgs, RunArgs, Target};
 use tarjama_pipeline::prompts::PromptSet;
 use tarjama_pipeline::{
     run_concurrently, summarize, translate_document, Candidates, ChatTranslator, Strategy,
@@ -23,7 +23,7 @@ use tarjama_pipeline::{
 };
 
 use super::machine;
-use crate::commands::common::{self, CandidateSampling, ModelArgs, RunArgs, Target};
+use crate::commands::common::{self, CandidateSampling};
 
 /// What the parent asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +147,10 @@ pub struct Throughput {
     pub sentences_per_s: f64,
     /// Generated tokens per second, over all requests.
     pub tokens_per_s: f64,
+    /// The KV budget of the local batched engine, MiB (`--kv-budget`, else its default);
+    /// none for a server.
+    #[serde(default)]
+    pub kv_budget_mib: Option<f64>,
 }
 
 /// One summary strategy's output on every article.
@@ -170,7 +174,7 @@ pub fn run(job_path: &Path) -> anyhow::Result<i32> {
         .with_context(|| format!("{}: cannot read the job", job_path.display()))?;
     let job: Job = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a bench job", job_path.display()))?;
-    common::set_threads(job.run.threads);
+    tarjama_loader::set_threads(job.run.threads);
     let result = measure(&job)?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &result)?;
@@ -181,7 +185,7 @@ pub fn run(job_path: &Path) -> anyhow::Result<i32> {
 /// The model of a job, ready to measure.
 enum Runner {
     /// A local GGUF model, one request at a time (the latency runs).
-    Local(Box<Mutex<ChatModel>>),
+    Local(Box<Serial>),
     /// A server, which answers requests as it answers them.
     Remote(Arc<tarjama_remote::RemoteEngine>),
 }
@@ -196,18 +200,23 @@ impl Runner {
     }
 
     /// The engine for `parallel` requests at once (the local model moves into the
-    /// batched engine).
-    fn batched(self, parallel: usize) -> anyhow::Result<Arc<dyn ChatEngine>> {
+    /// batched engine, set up as `run` says), and a local engine's KV budget in bytes.
+    fn batched(
+        self,
+        parallel: usize,
+        run: &RunArgs,
+    ) -> anyhow::Result<(Arc<dyn ChatEngine>, Option<usize>)> {
         Ok(match self {
             Runner::Local(model) => {
-                let model = (*model).into_inner().unwrap_or_else(|e| e.into_inner());
+                let model = model.into_inner();
                 let options = EngineOptions {
                     parallel,
-                    ..EngineOptions::default()
+                    ..run.engine_options(&model)
                 };
-                Arc::new(Engine::new(model, options)?)
+                let budget = options.kv_budget;
+                (Arc::new(Engine::new(model, options)?), Some(budget))
             }
-            Runner::Remote(engine) => engine,
+            Runner::Remote(engine) => (engine, None),
         })
     }
 }
@@ -234,17 +243,17 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
     let (runner, prompts) = match common::target(&args, true)? {
         Target::Local(resolved) => {
             let start = Instant::now();
-            let first = common::load_chat(&resolved, &args)?;
+            let first = tarjama_loader::load_chat(&resolved, &args)?;
             result.load_cold_s = start.elapsed().as_secs_f64();
             drop(first);
             let start = Instant::now();
-            let chat = common::load_chat(&resolved, &args)?;
+            let chat = tarjama_loader::load_chat(&resolved, &args)?;
             result.load_warm_s = start.elapsed().as_secs_f64();
             result.model = chat.name;
             result.path = resolved.path.display().to_string();
             result.file_bytes = std::fs::metadata(&resolved.path).map_or(0, |m| m.len());
             (
-                Runner::Local(Box::new(Mutex::new(chat.model))),
+                Runner::Local(Box::new(Serial::new(chat.model))),
                 chat.prompts,
             )
         }
@@ -275,7 +284,7 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             let run = if candidates > 1 {
                 // A sentence's candidates are decoded together, so the pass runs on the
                 // batched engine; the name carries the setting into the report.
-                let engine = runner.batched(candidates)?;
+                let (engine, _) = runner.batched(candidates, &job.run)?;
                 result.model = format!("{name} --candidates {candidates}");
                 translate_run(
                     &Timed::new(&*engine),
@@ -291,15 +300,19 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
                 drop(timed);
                 if !job.parallel_levels.is_empty() {
                     let n = job.throughput_sentences.clamp(1, sources.len().max(1));
-                    let engine = runner.batched(most_parallel)?;
+                    let (engine, kv_budget) = runner.batched(most_parallel, &job.run)?;
                     for &parallel in &job.parallel_levels {
-                        run.throughput.push(throughput(
+                        let level = throughput(
                             &*engine,
                             &prompts,
                             &greedy,
                             &sources[..n.min(sources.len())],
                             parallel,
-                        )?);
+                        )?;
+                        run.throughput.push(Throughput {
+                            kv_budget_mib: kv_budget.map(|b| b as f64 / (1024.0 * 1024.0)),
+                            ..level
+                        });
                     }
                 }
                 run
@@ -427,7 +440,7 @@ impl<E: ChatEngine> ChatEngine for Timed<E> {
         messages: &[Message],
         params: &SamplingParams,
         on_text: &mut dyn FnMut(&str),
-    ) -> tarjama_models::Result<Completion> {
+    ) -> tarjama_chat::Result<Completion> {
         let start = Instant::now();
         let completion = self.inner.chat(messages, params, on_text)?;
         // Every engine's `decode` is the time after the first text (a remote engine
@@ -443,7 +456,7 @@ impl<E: ChatEngine> ChatEngine for Timed<E> {
         Ok(completion)
     }
 
-    fn count_tokens(&self, text: &str) -> tarjama_models::Result<usize> {
+    fn count_tokens(&self, text: &str) -> tarjama_chat::Result<usize> {
         self.inner.count_tokens(text)
     }
 
@@ -455,7 +468,7 @@ impl<E: ChatEngine> ChatEngine for Timed<E> {
         self.inner.parallel()
     }
 
-    fn forget(&self) -> tarjama_models::Result<()> {
+    fn forget(&self) -> tarjama_chat::Result<()> {
         self.inner.forget()
     }
 }
@@ -572,7 +585,7 @@ fn throughput(
             .translate(&[sources[i].as_str()])
     })
     .into_iter()
-    .collect::<tarjama_models::Result<Vec<_>>>()?;
+    .collect::<tarjama_chat::Result<Vec<_>>>()?;
     let seconds = start.elapsed().as_secs_f64();
     let generated: usize = timed.take().iter().map(|c| c.generated).sum();
     Ok(Throughput {
@@ -581,5 +594,6 @@ fn throughput(
         seconds,
         sentences_per_s: sources.len() as f64 / seconds,
         tokens_per_s: generated as f64 / seconds,
+        kv_budget_mib: None,
     })
 }

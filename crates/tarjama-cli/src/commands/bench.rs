@@ -96,7 +96,7 @@ pub struct Args {
     /// Where and how the models run: the same flags as `translate` and `summarize`
     /// (--endpoint measures a model on a server).
     #[command(flatten)]
-    pub run: super::common::RunArgs,
+    pub run: tarjama_loader::RunArgs,
     /// Normalization of the Arabic before it reaches the model: mt, search or none.
     #[arg(long, default_value = "mt")]
     pub normalize: String,
@@ -149,12 +149,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         anyhow::bail!("--endpoint needs --model: the model(s) as the server names them");
     } else if args.models.is_empty() {
         // The registry's default model, found the same way the other commands find it.
-        let resolved = super::common::resolve_model(
-            &super::common::ModelArgs {
+        let resolved = tarjama_loader::resolve_model(
+            &tarjama_loader::ModelArgs {
                 model: None,
                 run: args.run.clone(),
             },
-            false,
+            &mut crate::progress::Reporter::new(false),
         )?;
         vec![resolved.path.display().to_string()]
     } else {

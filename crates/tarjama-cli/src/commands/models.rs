@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_models::registry::{Manifest, Registry};
-use tarjama_models::source;
+use tarjama_registry::registry::{Manifest, Registry};
+use tarjama_registry::source;
 
 use crate::exit;
 use crate::progress::Reporter;

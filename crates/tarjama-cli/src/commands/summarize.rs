@@ -10,7 +10,9 @@ use tarjama_pipeline::{
 };
 use tarjama_text::ReadOptions;
 
-use super::common::{self, CandidateArgs, GlossaryArgs, ModelArgs, SamplingArgs};
+use tarjama_loader::ModelArgs;
+
+use super::common::{self, CandidateArgs, GlossaryArgs, SamplingArgs};
 use crate::exit;
 
 /// Flags of `tarjama summarize`.
@@ -83,7 +85,7 @@ struct JsonOut<'a> {
 
 /// Runs `tarjama summarize`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    common::set_threads(args.model.run.threads);
+    tarjama_loader::set_threads(args.model.run.threads);
     let normalizer = common::normalizer(&args.normalize)?;
     let glossary = args.glossary.load()?;
     let inputs = common::expand_inputs(&args.inputs)?;
@@ -93,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     // Read and check every input before the model loads: a bad file is reported at once.
     let target = common::target(&args.model, args.quiet)?;
-    let (engine, prompts, name) = common::chat_engine(&target, &args.model)?;
+    let (engine, prompts, name) = tarjama_loader::chat_engine(&target, &args.model)?;
     let options = SummaryOptions {
         strategy: match args.strategy {
             StrategyArg::Direct => Strategy::Direct,

@@ -1,42 +1,25 @@
 //! `tarjama translate`: Arabic text from a pipe, files or whole folders into English.
 //!
-//! A folder run is built to survive the night: outputs are written atomically, every
-//! finished input is recorded in a manifest in the output folder so a rerun skips it
-//! (after a kill, a crash or Ctrl-C), one bad input is reported and skipped, repeated
-//! sentences are translated once, and `--shard K/N` splits a corpus between machines. The
-//! pieces live in `crate::batch`; this file wires them to the command line.
-//!
-//! Why one file of over 700 lines: a folder run (order, resume, the shared cache, the
-//! manifest, files in flight) is one piece of state; the parts that stand alone live in
-//! `batch/`.
+//! The flags, the progress on stderr, the report and the exit code; the folder engine
+//! itself (inputs, manifest, cache, atomic writes, formats, resume) is `tarjama_batch`.
 
-use std::collections::{HashSet, VecDeque};
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use tarjama_models::gguf::EngineStats;
-use tarjama_pipeline::{
-    sentences_to_translate, translate_document, DocumentTranslation, Glossary, TranslateOptions,
-};
-use tarjama_text::{ReadOptions, Source};
+use tarjama_batch::folder::{self, Summary};
+use tarjama_batch::inputs::{Selection, Shard};
+use tarjama_batch::render::Format;
+use tarjama_batch::settings::{sha256_hex, TranslationSettings};
+use tarjama_batch::{lines, Events, Sink, INTERRUPTED};
+use tarjama_loader::{ChatChoices, ModelArgs, Target, Translators};
+use tarjama_pipeline::{Glossary, TranslateOptions};
+use tarjama_text::ReadOptions;
 
-use super::common::{
-    self, CandidateArgs, ChatChoices, GlossaryArgs, ModelArgs, SamplingArgs, Target, Translators,
-};
-use crate::batch::cache::Cache;
-use crate::batch::formats::Prepared;
-use crate::batch::inputs::{self, Input, Selection, Shard};
-use crate::batch::manifest::{self, Manifest};
-use crate::batch::render::{self, Format};
-use crate::batch::{atomic, signal, Sink, INTERRUPTED};
+use super::common::{self, CandidateArgs, GlossaryArgs, SamplingArgs};
 use crate::exit;
-use tarjama_remote::RemoteStats;
 
 /// Flags of `tarjama translate`.
 #[derive(Debug, clap::Args)]
@@ -159,58 +142,8 @@ pub struct BatchArgs {
     pub no_cache: bool,
 }
 
-/// Everything that changes a translation, hashed into the cache key.
-#[derive(Serialize)]
-struct TranslationSettings<'a> {
-    tarjama: &'a str,
-    model: &'a str,
-    /// The server of a remote model. Absent for a local one, so caches written before
-    /// remote engines existed keep their key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    endpoint: Option<&'a str>,
-    model_file: String,
-    model_bytes: u64,
-    temperature: f64,
-    top_k: Option<usize>,
-    top_p: Option<f64>,
-    seed: u64,
-    repetition_penalty: f32,
-    max_tokens: Option<usize>,
-    stop: &'a [String],
-    beam: Option<usize>,
-    batch_sentences: usize,
-    batch_tokens: usize,
-    /// Worked examples shown; absent when none (as below).
-    #[serde(skip_serializing_if = "is_zero")]
-    examples: usize,
-    max_context: usize,
-    normalize: &'a str,
-    /// Absent when off, so caches written before the option existed keep their key.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    int8: bool,
-    /// Candidates per request, with their sampling; absent when 1 (as above).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    candidates: Option<(usize, f64, f64)>,
-    /// The sha256 of the glossary's entries; absent without one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    glossary: Option<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// (translation settings hash, output settings hash): the second adds what changes the
-/// output file but not the translation.
-fn settings_hashes(
-    args: &Args,
-    target: &Target,
-    glossary: Option<&Glossary>,
-) -> anyhow::Result<(String, String)> {
+/// What the translations depend on, for the cache and manifest keys.
+fn settings(args: &Args, target: &Target, glossary: Option<&Glossary>) -> TranslationSettings {
     let (model_file, model_bytes) = match target {
         Target::Local(resolved) => (
             resolved
@@ -222,11 +155,10 @@ fn settings_hashes(
         ),
         Target::Remote(..) => (String::new(), 0),
     };
-    let name = target.name();
-    let s = TranslationSettings {
-        tarjama: env!("CARGO_PKG_VERSION"),
-        model: &name,
-        endpoint: target.endpoint(),
+    TranslationSettings {
+        tarjama: env!("CARGO_PKG_VERSION").into(),
+        model: target.name(),
+        endpoint: target.endpoint().map(str::to_string),
         model_file,
         model_bytes,
         temperature: args.sampling.temperature,
@@ -235,13 +167,13 @@ fn settings_hashes(
         seed: args.sampling.seed,
         repetition_penalty: args.sampling.repetition_penalty,
         max_tokens: args.sampling.max_tokens,
-        stop: &args.sampling.stop,
+        stop: args.sampling.stop.clone(),
         beam: args.beam,
         batch_sentences: args.batch_sentences,
         batch_tokens: args.batch_tokens,
         examples: args.examples,
         max_context: args.model.run.max_context,
-        normalize: &args.normalize,
+        normalize: args.normalize.clone(),
         int8: args.int8,
         candidates: (args.candidates.candidates > 1).then_some((
             args.candidates.candidates,
@@ -249,66 +181,7 @@ fn settings_hashes(
             args.candidates.sampling.candidate_epsilon,
         )),
         glossary: glossary.map(|g| sha256_hex(g.fingerprint().as_bytes())),
-    };
-    let translation = sha256_hex(&serde_json::to_vec(&s)?);
-    let output = sha256_hex(
-        format!(
-            "{translation}\nformat={}\nlossy={}",
-            args.format.name(),
-            args.lossy
-        )
-        .as_bytes(),
-    );
-    Ok((translation, output))
-}
-
-/// One input that could not be done (also `--lines`' report).
-#[derive(Serialize)]
-pub(crate) struct Failure {
-    pub(crate) file: String,
-    pub(crate) reason: String,
-}
-
-#[derive(Serialize, Default)]
-struct Summary {
-    inputs: usize,
-    done: usize,
-    /// Done by an earlier run (manifest).
-    skipped: usize,
-    /// Not a format this command reads.
-    unsupported: usize,
-    failed: usize,
-    interrupted: bool,
-    sentences: usize,
-    model_sentences: usize,
-    cache_hits: usize,
-    seconds: f64,
-    sentences_per_second: f64,
-    model: String,
-    format: &'static str,
-    output: Option<String>,
-    failures: Vec<Failure>,
-    events: Vec<String>,
-    /// What the chat model's engine did: requests, batches, memory for keys and values.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    engine: Option<EngineStats>,
-    /// What the remote engine did: requests, retries by cause, tarjama's own overhead.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote: Option<RemoteStats>,
-    /// Peak resident memory of the process, bytes (where the OS tells).
-    peak_rss_bytes: Option<u64>,
-}
-
-/// An input read and prepared, for the model.
-struct Job {
-    /// Its place among the inputs.
-    position: usize,
-    name: String,
-    rel_out: String,
-    sha: String,
-    prepared: Prepared,
-    /// The sentences it hands the model.
-    keys: Arc<HashSet<String>>,
+    }
 }
 
 /// Files, sentences, rate and ETA: a bar on a terminal, a line every few seconds
@@ -344,7 +217,15 @@ impl Progress {
         }
     }
 
-    fn note(&self, line: &str) {
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Events for Progress {
+    fn note(&mut self, line: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
@@ -356,7 +237,7 @@ impl Progress {
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
         let rate = s.sentences as f64 / secs;
         let msg = format!("{} sentences  {rate:.2} sentences/s", s.sentences);
-        let handled = s.done + s.skipped + s.failed + s.unsupported;
+        let handled = s.handled();
         if let Some(bar) = &self.bar {
             bar.set_position(handled as u64);
             bar.set_message(msg);
@@ -376,12 +257,6 @@ impl Progress {
             self.last_line = Instant::now();
         }
     }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 fn human(secs: f64) -> String {
@@ -393,441 +268,54 @@ fn human(secs: f64) -> String {
     }
 }
 
-/// Reads an input's bytes, refusing it early when it is over the limit.
-fn read_bytes(source: &Source, limit: u64) -> anyhow::Result<Vec<u8>> {
-    let too_large = |n: u64| {
-        anyhow::anyhow!(
-            "{}: {n} bytes, over the limit of {limit} bytes (raise --max-input-size)",
-            source.name()
-        )
-    };
-    let mut bytes = Vec::new();
-    match source {
-        Source::Stdin => {
-            std::io::stdin()
-                .lock()
-                .take(limit + 1)
-                .read_to_end(&mut bytes)
-                .context("<stdin>: cannot read")?;
-        }
-        Source::File(path) => {
-            let meta = std::fs::metadata(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            if meta.len() > limit {
-                return Err(too_large(meta.len()));
-            }
-            bytes =
-                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        }
-    }
-    if bytes.len() as u64 > limit {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
-
-/// The output's path relative to the output folder: the input's relative path with the
-/// format's extension (`.txt` inputs: replaced; others: appended, so `a.txt` and `a.srt`
-/// never collide), and a subtitle file in `txt` format stays `.srt`.
-fn output_relative(input: &Input, format: Format) -> String {
-    let is_srt = input.kind == Some(inputs::Kind::Srt);
-    if is_srt && format == Format::Txt {
-        return input.relative.clone();
-    }
-    let path = Path::new(&input.relative);
-    let replace = path
-        .extension()
-        .is_none_or(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("text"));
-    if replace {
-        let stem = match input.relative.rfind('.') {
-            Some(dot) if path.extension().is_some() => &input.relative[..dot],
-            _ => &input.relative[..],
-        };
-        format!("{stem}.{}", format.extension())
-    } else {
-        format!("{}.{}", input.relative, format.extension())
-    }
-}
-
 /// Runs `tarjama translate`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    tarjama_loader::set_threads(args.model.run.threads);
     if args.lines {
-        return crate::batch::lines::run(args);
+        return run_lines(args);
     }
-    common::set_threads(args.model.run.threads);
-    signal::install();
     let normalizer = common::normalizer(&args.normalize)?;
     let glossary = args.glossary.load()?;
-    let stdin_only = args.inputs.is_empty() || args.inputs.iter().all(|i| i == "-");
-    let any_dir = args
-        .inputs
-        .iter()
-        .any(|i| i != "-" && Path::new(i).is_dir());
-    let sink = Sink::new(args.output.as_deref(), any_dir || args.inputs.len() > 1);
-    if args.inputs.iter().filter(|i| *i == "-").count() > 1 {
-        anyhow::bail!("stdin (-) can be read only once");
-    }
-    if stdin_only && matches!(sink, Sink::Folder(_)) && args.inputs.len() > 1 {
-        anyhow::bail!("stdin (-) can be read only once");
-    }
-
-    let selection = Selection {
-        include: args.select.include.clone(),
-        exclude: args.select.exclude.clone(),
-        hidden: args.select.hidden,
-        follow: args.select.follow,
-        shard: args.select.shard,
-        skip_under: match &sink {
-            Sink::Folder(d) => Some(d.clone()),
-            _ => None,
+    let job = folder::Job {
+        inputs: args.inputs.clone(),
+        output: args.output.clone(),
+        format: args.format,
+        selection: Selection {
+            include: args.select.include.clone(),
+            exclude: args.select.exclude.clone(),
+            hidden: args.select.hidden,
+            follow: args.select.follow,
+            shard: args.select.shard,
+            skip_under: None,
         },
+        read: read_options(&args),
+        translate: TranslateOptions {
+            normalizer,
+            glossary: glossary.clone(),
+        },
+        overwrite: args.batch.overwrite,
+        resume: args.batch.resume,
+        no_cache: args.batch.no_cache,
+        quiet: args.quiet,
     };
-    let (inputs, list_errors) = inputs::collect(&args.inputs, &selection)?;
-
+    let plan = folder::plan(&job)?;
     let target = common::target(&args.model, args.quiet)?;
-    let model_name = target.name();
-    if args.beam.is_some() && target.is_chat() && !args.quiet {
-        eprintln!(
-            "note: --beam is ignored: {model_name} is a chat model, which decodes greedily or samples"
-        );
-    }
-    if args.int8 && target.is_chat() && !args.quiet {
-        eprintln!(
-            "note: --int8 is ignored: {model_name} is a chat model, quantized already or remote"
-        );
-    }
-    let (translation_settings, settings) = settings_hashes(&args, &target, glossary.as_deref())?;
-    let tag = args.select.shard.map(|s| s.tag());
-
-    let mut manifest = match &sink {
-        Sink::Folder(dir) => {
-            let m = Manifest::open(dir, tag.as_deref(), !args.batch.overwrite)?;
-            if args.batch.resume && !m.existed {
-                anyhow::bail!(
-                    "--resume: {} has no {}*.jsonl; nothing to resume (drop --resume to start)",
-                    dir.display(),
-                    manifest::PREFIX
-                );
-            }
-            if m.existed && !args.batch.overwrite && !args.quiet {
-                eprintln!(
-                    "note: resuming: {} has a manifest; finished inputs are skipped (--overwrite redoes them)",
-                    dir.display()
-                );
-            }
-            if m.torn > 0 && !args.quiet {
-                eprintln!(
-                    "note: ignored {} unreadable manifest line(s) (a killed run); those inputs are redone",
-                    m.torn
-                );
-            }
-            Some(m)
-        }
-        _ => None,
+    note_ignored_flags(&args, &target);
+    let model = folder::Model {
+        keys: settings(&args, &target, glossary.as_deref()).keys(args.format.name(), args.lossy)?,
+        name: target.name(),
+        endpoint: target.endpoint().map(str::to_string),
     };
-
-    let read = ReadOptions {
-        lossy: args.lossy,
-        max_bytes: Some(args.max_input_size),
-    };
-    let options = TranslateOptions {
-        normalizer,
-        glossary: glossary.clone(),
-    };
-    let cache = match (&sink, args.batch.no_cache) {
-        (Sink::Folder(dir), false) => {
-            Cache::persistent(dir, tag.as_deref(), &translation_settings)?
-        }
-        _ => Cache::new(),
-    };
-    let mut translators: Option<Translators> = None;
-    let mut summary = Summary {
-        inputs: inputs.len(),
-        format: args.format.name(),
-        model: model_name.clone(),
-        output: args.output.as_ref().map(|o| o.display().to_string()),
-        ..Summary::default()
-    };
-    let start = Instant::now();
-    let mut progress = Progress::new(inputs.len(), args.quiet);
-    for e in list_errors {
-        progress.note(&format!("error: {}: {}; skipped", e.path, e.reason));
-        summary.failed += 1;
-        summary.failures.push(Failure {
-            file: e.path,
-            reason: e.reason,
-        });
-    }
-    let mut taken: std::collections::HashMap<String, String> = Default::default();
-    let mut stdout = std::io::stdout().lock();
-    let mut worked = 0;
-    let handled = |s: &Summary| s.done + s.skipped + s.failed + s.unsupported;
-
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(Job, Result<DocumentTranslation, String>)>();
-        // Inputs read and prepared, waiting for the model, in input order.
-        let mut held: VecDeque<Job> = VecDeque::new();
-        // Inputs with the model: (position, the sentences they hand it).
-        let mut inflight: Vec<(usize, Arc<HashSet<String>>)> = Vec::new();
-        let (mut next, mut workers, mut files_at_once) = (0, 0, 1);
-        loop {
-            let stop = signal::requested();
-            if stop && (next < inputs.len() || !held.is_empty()) {
-                summary.interrupted = true;
-            }
-            // Read and prepare inputs while there is room.
-            while !stop && next < inputs.len() && held.len() < 2 * files_at_once {
-                let (position, input) = (next, &inputs[next]);
-                next += 1;
-                let remaining = inputs.len() - handled(&summary) - 1;
-                let name = input.name();
-                let fail = |summary: &mut Summary, progress: &Progress, reason: String| {
-                    progress.note(&format!("error: {reason}; skipped"));
-                    summary.failed += 1;
-                    summary.failures.push(Failure {
-                        file: name.clone(),
-                        reason,
-                    });
-                };
-                let Some(kind) = input.kind else {
-                    if !args.quiet {
-                        let ext = Path::new(&input.relative)
-                            .extension()
-                            .map(|e| e.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        progress.note(&format!(
-                            "skipped {name}: .{ext} is not a format tarjama translates (plain text and .srt)"
-                        ));
-                    }
-                    summary.unsupported += 1;
-                    progress.update(&summary, worked, remaining);
-                    continue;
-                };
-                let rel_out = output_relative(input, args.format);
-                if let Sink::Folder(_) = sink {
-                    if let Some(first) = taken.insert(rel_out.clone(), name.clone()) {
-                        fail(
-                            &mut summary,
-                            &progress,
-                            format!(
-                                "{name}: its output {rel_out} is also the output of {first}; rename one"
-                            ),
-                        );
-                        continue;
-                    }
-                }
-                let bytes = match read_bytes(&input.source, args.max_input_size) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        fail(&mut summary, &progress, format!("{e:#}"));
-                        progress.update(&summary, worked, remaining);
-                        continue;
-                    }
-                };
-                let sha = sha256_hex(&bytes);
-                if let Some(m) = &manifest {
-                    if m.is_done(&input.relative, &sha, &settings, &rel_out) {
-                        summary.skipped += 1;
-                        progress.update(&summary, worked, remaining);
-                        continue;
-                    }
-                }
-                let prepared = tarjama_text::input::decode(&bytes, &name, &read)
-                    .map_err(|e| {
-                        let hint = match e {
-                            tarjama_text::Error::InvalidUtf8 { .. } => {
-                                " (convert it to UTF-8, or pass --lossy)"
-                            }
-                            _ => "",
-                        };
-                        format!("{e}{hint}")
-                    })
-                    .and_then(|text| {
-                        Prepared::new(kind, text).map_err(|e| format!("{name}: {e:#}"))
-                    });
-                match prepared {
-                    Ok(prepared) => {
-                        let keys = sentences_to_translate(&prepared.text, &options);
-                        held.push_back(Job {
-                            position,
-                            name,
-                            rel_out,
-                            sha,
-                            keys: Arc::new(keys.into_iter().collect()),
-                            prepared,
-                        });
-                    }
-                    Err(reason) => {
-                        fail(&mut summary, &progress, reason);
-                        progress.update(&summary, worked, remaining);
-                    }
-                }
-            }
-            if translators.is_none() && !held.is_empty() {
-                let t = common::load_translator(
-                    &target,
-                    &args.model,
-                    args.sampling.params(512),
-                    ChatChoices {
-                        batch_tokens: args.batch_tokens,
-                        batch_sentences: args.batch_sentences,
-                        candidates: args.candidates.candidates(),
-                        glossary: glossary.clone(),
-                        examples: args.examples,
-                    },
-                    common::Seq2SeqChoices {
-                        beam: args.beam,
-                        int8: args.int8,
-                    },
-                )?;
-                // Outputs to stdout come in input order: one input at a time (its
-                // requests still go to the model together).
-                files_at_once = if matches!(sink, Sink::Stdout) {
-                    1
-                } else {
-                    t.parallel
-                };
-                translators = Some(t);
-            }
-            // Hand inputs to the model, in order, as many at once as it takes. An input
-            // that shares a sentence with an earlier one not yet written waits for it:
-            // the cache then gives it that sentence, exactly as a run of one input after
-            // the other would, so outputs never depend on timing.
-            let mut i = 0;
-            while !stop && i < held.len() && inflight.len() < files_at_once {
-                let earlier = inflight
-                    .iter()
-                    .filter(|(p, _)| *p < held[i].position)
-                    .map(|(_, keys)| keys)
-                    .chain(held.iter().take(i).map(|j| &j.keys));
-                let keys = &held[i].keys;
-                if earlier.into_iter().any(|other| !other.is_disjoint(keys)) {
-                    i += 1;
-                    continue;
-                }
-                let job = held.remove(i).expect("index in range");
-                if workers <= inflight.len() {
-                    let t = translators.as_mut().expect("loaded above").next();
-                    if let Some(t) = t {
-                        let mut t = cache.wrap(t);
-                        let (job_rx, done_tx, options) =
-                            (job_rx.clone(), done_tx.clone(), &options);
-                        scope.spawn(move || loop {
-                            let job = job_rx.lock().map(|rx| rx.recv());
-                            let Ok(Ok(job)) = job else {
-                                break;
-                            };
-                            let doc = translate_document(&mut t, &job.prepared.text, options)
-                                .map_err(|e| format!("{}: translation failed: {e:#}", job.name));
-                            if done_tx.send((job, doc)).is_err() {
-                                break;
-                            }
-                        });
-                        workers += 1;
-                    }
-                }
-                inflight.push((job.position, job.keys.clone()));
-                job_tx
-                    .send(job)
-                    .context("the translation threads stopped")?;
-            }
-            if inflight.is_empty() {
-                if stop || (held.is_empty() && next >= inputs.len()) {
-                    break;
-                }
-                continue;
-            }
-            let (job, result) = done_rx.recv().context("the translation threads stopped")?;
-            inflight.retain(|(p, _)| *p != job.position);
-            let remaining = inputs.len() - handled(&summary) - 1;
-            let mut doc = match result {
-                Ok(d) => d,
-                Err(reason) => {
-                    progress.note(&format!("error: {reason}; skipped"));
-                    summary.failed += 1;
-                    summary.failures.push(Failure {
-                        file: job.name.clone(),
-                        reason,
-                    });
-                    progress.update(&summary, worked, remaining);
-                    continue;
-                }
-            };
-            let Job {
-                position,
-                name,
-                rel_out,
-                sha,
-                prepared,
-                ..
-            } = job;
-            let input = &inputs[position];
-            prepared.map_back(&mut doc);
-            for event in &doc.events {
-                if !args.quiet {
-                    progress.note(&format!("note: {name}: {event}"));
-                }
-                summary.events.push(format!("{name}: {event}"));
-            }
-            let display = match input.source {
-                Source::Stdin => "<stdin>",
-                Source::File(_) => input.relative.as_str(),
-            };
-            let rendered = render::render(&prepared, &doc, args.format, display, &model_name)?;
-            match &sink {
-                Sink::Stdout => {
-                    stdout.write_all(rendered.as_bytes())?;
-                    stdout.flush()?;
-                }
-                Sink::File(path) => atomic::write_atomic(path, rendered.as_bytes())?,
-                Sink::Folder(dir) => {
-                    atomic::write_atomic(&dir.join(&rel_out), rendered.as_bytes())?;
-                    // Order matters: output renamed into place, then cache lines, then the
-                    // manifest line. A kill between any two steps makes the rerun redo this
-                    // input from the same cache, to the same bytes.
-                    cache.persist()?;
-                    if let Some(m) = manifest.as_mut() {
-                        m.append(&manifest::Entry {
-                            input: input.relative.clone(),
-                            sha256: sha,
-                            settings: settings.clone(),
-                            output: rel_out,
-                            model: model_name.clone(),
-                            endpoint: target.endpoint().map(str::to_string),
-                            sentences: doc.sentences.len(),
-                            finished: SystemTime::now()
-                                .duration_since(UNIX_EPOCH)
-                                .map_or(0, |d| d.as_secs()),
-                        })?;
-                    }
-                }
-            }
-            summary.done += 1;
-            summary.sentences += doc.sentences.len();
-            worked += 1;
-            progress.update(&summary, worked, remaining);
-        }
-        Ok(())
-    })?;
+    let sink = plan.sink.clone();
+    let mut progress = Progress::new(plan.inputs(), args.quiet);
+    let mut load = || translators(&args, &target, glossary.clone(), args.batch_sentences);
+    let mut summary = folder::run(&job, plan, &model, &mut load, &mut progress)?;
     progress.finish();
-    (summary.cache_hits, summary.model_sentences) = cache.counts();
-    if let Some(engine) = translators.as_ref().and_then(|t| t.engine.as_ref()) {
-        summary.engine = Some(engine.stats());
-    }
-    if let Some(remote) = translators.as_ref().and_then(|t| t.remote.as_ref()) {
-        summary.remote = Some(remote.stats());
-    }
-    summary.seconds = start.elapsed().as_secs_f64();
     summary.peak_rss_bytes = crate::benchmark::machine::peak_rss_bytes();
-    summary.sentences_per_second = summary.sentences as f64 / summary.seconds.max(1e-9);
     report(&args, &summary, &sink)?;
-
-    if summary.interrupted {
-        return Ok(INTERRUPTED);
-    }
-    Ok(if summary.failed == 0 {
+    Ok(if summary.interrupted {
+        INTERRUPTED
+    } else if summary.failed == 0 {
         if summary.done + summary.skipped == 0 && summary.unsupported > 0 {
             exit::FAILURE
         } else {
@@ -838,6 +326,103 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     } else {
         exit::SOME_FAILED
     })
+}
+
+/// Runs `tarjama translate --lines`: one segment per line, one output line per input
+/// line (`tarjama_batch::lines`).
+fn run_lines(args: Args) -> anyhow::Result<i32> {
+    let job = lines::Job {
+        inputs: args.inputs.clone(),
+        output: args.output.clone(),
+        format: args.format,
+        read: read_options(&args),
+        normalizer: common::normalizer(&args.normalize)?,
+        glossary: args.glossary.load()?,
+        quiet: args.quiet,
+    };
+    let plan = lines::plan(&job)?;
+    let target = common::target(&args.model, args.quiet)?;
+    // Each line a request of its own (1 sentence per chunk): a chat model given several
+    // numbered lines can merge or split them.
+    let mut load = || translators(&args, &target, job.glossary.clone(), 1);
+    let mut events = tarjama_batch::Stderr;
+    let summary = lines::run(&job, &plan, &target.name(), &mut load, &mut events)?;
+    if summary.interrupted {
+        eprintln!(
+            "interrupted after {} of {} inputs",
+            summary.done + summary.failed,
+            summary.inputs
+        );
+    }
+    if args.json {
+        plan.sink.print_json(&summary)?;
+    } else if !args.quiet {
+        eprintln!(
+            "{} lines ({} translated, {} from the cache) in {:.1} s ({:.2} lines/s)",
+            summary.lines,
+            summary.translated,
+            summary.cache_hits,
+            summary.seconds,
+            summary.lines_per_second
+        );
+    }
+    Ok(if summary.interrupted {
+        INTERRUPTED
+    } else if summary.failed == 0 {
+        exit::SUCCESS
+    } else if summary.done == 0 {
+        exit::FAILURE
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
+fn read_options(args: &Args) -> ReadOptions {
+    ReadOptions {
+        lossy: args.lossy,
+        max_bytes: Some(args.max_input_size),
+    }
+}
+
+/// Says which flags the model ignores.
+fn note_ignored_flags(args: &Args, target: &Target) {
+    if args.quiet || !target.is_chat() {
+        return;
+    }
+    let name = target.name();
+    if args.beam.is_some() {
+        eprintln!(
+            "note: --beam is ignored: {name} is a chat model, which decodes greedily or samples"
+        );
+    }
+    if args.int8 {
+        eprintln!("note: --int8 is ignored: {name} is a chat model, quantized already or remote");
+    }
+}
+
+/// The translators the flags ask for, `batch_sentences` to a request.
+fn translators(
+    args: &Args,
+    target: &Target,
+    glossary: Option<Arc<Glossary>>,
+    batch_sentences: usize,
+) -> anyhow::Result<Translators> {
+    tarjama_loader::load_translator(
+        target,
+        &args.model,
+        args.sampling.params(512),
+        ChatChoices {
+            batch_tokens: args.batch_tokens,
+            batch_sentences,
+            candidates: args.candidates.candidates(),
+            glossary,
+            examples: args.examples,
+        },
+        tarjama_loader::Seq2SeqChoices {
+            beam: args.beam,
+            int8: args.int8,
+        },
+    )
 }
 
 fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
@@ -882,34 +467,6 @@ fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::inputs::Kind;
-
-    fn input(rel: &str) -> Input {
-        Input {
-            source: Source::File(PathBuf::from(rel)),
-            relative: rel.into(),
-            kind: Kind::of(Path::new(rel)),
-        }
-    }
-
-    #[test]
-    fn output_names() {
-        assert_eq!(output_relative(&input("a/b.txt"), Format::Txt), "a/b.txt");
-        assert_eq!(
-            output_relative(&input("a/b.txt"), Format::Jsonl),
-            "a/b.jsonl"
-        );
-        assert_eq!(output_relative(&input("a/b.srt"), Format::Txt), "a/b.srt");
-        assert_eq!(
-            output_relative(&input("a/b.srt"), Format::Html),
-            "a/b.srt.html"
-        );
-        assert_eq!(
-            output_relative(&input("a/README"), Format::Tsv),
-            "a/README.tsv"
-        );
-        assert_eq!(output_relative(&input("a.b/c"), Format::Tsv), "a.b/c.tsv");
-    }
 
     #[test]
     fn durations_read_well() {
