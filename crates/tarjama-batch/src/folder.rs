@@ -12,19 +12,18 @@
 //! other would write.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
-use tarjama_gguf::EngineStats;
-use tarjama_loader::{EngineReport, Translators};
+use tarjama_loader::{EngineReport, EngineStats, RemoteStats, Translators};
 use tarjama_pipeline::{
-    sentences_to_translate, translate_document, DocumentTranslation, TranslateOptions, Translator,
+    plan_document, translate_planned, DocumentPlan, DocumentTranslation, TranslateOptions,
+    Translator,
 };
-use tarjama_remote::RemoteStats;
 use tarjama_text::{ReadOptions, Source};
 
 use crate::cache::Cache;
@@ -147,6 +146,8 @@ struct Prepped {
     rel_out: String,
     sha: String,
     prepared: Prepared,
+    /// Its sentences, planned once: the translating thread translates this plan.
+    plan: DocumentPlan,
     /// The sentences it hands the model.
     keys: Arc<HashSet<String>>,
 }
@@ -399,10 +400,10 @@ impl Run<'_> {
                 return None;
             }
         }
-        let bytes = match read_bytes(&input.source, self.job.read.max_bytes.unwrap_or(u64::MAX)) {
+        let bytes = match tarjama_text::input::read_bytes(&input.source, &self.job.read) {
             Ok(b) => b,
             Err(e) => {
-                self.fail(name, format!("{e:#}"));
+                self.fail(name, explain(&e));
                 return None;
             }
         };
@@ -415,26 +416,20 @@ impl Run<'_> {
             }
         }
         let prepared = tarjama_text::input::decode(&bytes, &name, &self.job.read)
-            .map_err(|e| {
-                let hint = match e {
-                    tarjama_text::Error::InvalidUtf8 { .. } => {
-                        " (convert it to UTF-8, or pass --lossy)"
-                    }
-                    _ => "",
-                };
-                format!("{e}{hint}")
-            })
+            .map_err(|e| explain(&e))
             .and_then(|text| Prepared::new(kind, text).map_err(|e| format!("{name}: {e:#}")));
         match prepared {
             Ok(prepared) => {
-                let keys = sentences_to_translate(&prepared.text, &self.job.translate);
+                let plan = plan_document(&prepared.text, &self.job.translate);
+                let keys = plan.to_translate().iter().cloned().collect();
                 Some(Prepped {
                     position,
                     name,
                     rel_out,
                     sha,
-                    keys: Arc::new(keys.into_iter().collect()),
                     prepared,
+                    plan,
+                    keys: Arc::new(keys),
                 })
             }
             Err(reason) => {
@@ -523,6 +518,16 @@ impl Run<'_> {
     }
 }
 
+/// An input's read error, with what the user can do about it.
+pub(crate) fn explain(e: &tarjama_text::Error) -> String {
+    let hint = match e {
+        tarjama_text::Error::InvalidUtf8 { .. } => " (convert it to UTF-8, or pass --lossy)",
+        tarjama_text::Error::TooLarge { .. } => " (raise --max-input-size)",
+        _ => "",
+    };
+    format!("{e}{hint}")
+}
+
 /// The first held input that shares no sentence with an earlier one still in flight or
 /// held: the cache then gives it that sentence, exactly as a run of one input after the
 /// other would, so outputs never depend on timing.
@@ -547,48 +552,16 @@ fn work(
 ) {
     loop {
         let job = jobs.lock().map(|rx| rx.recv());
-        let Ok(Ok(job)) = job else {
+        let Ok(Ok(mut job)) = job else {
             break;
         };
-        let doc = translate_document(&mut translator, &job.prepared.text, options)
+        let plan = std::mem::take(&mut job.plan);
+        let doc = translate_planned(&mut translator, plan, options)
             .map_err(|e| format!("{}: translation failed: {e:#}", job.name));
         if done.send((job, doc)).is_err() {
             break;
         }
     }
-}
-
-/// Reads an input's bytes, refusing it early when it is over the limit.
-fn read_bytes(source: &Source, limit: u64) -> anyhow::Result<Vec<u8>> {
-    let too_large = |n: u64| {
-        anyhow::anyhow!(
-            "{}: {n} bytes, over the limit of {limit} bytes (raise --max-input-size)",
-            source.name()
-        )
-    };
-    let mut bytes = Vec::new();
-    match source {
-        Source::Stdin => {
-            std::io::stdin()
-                .lock()
-                .take(limit.saturating_add(1))
-                .read_to_end(&mut bytes)
-                .context("<stdin>: cannot read")?;
-        }
-        Source::File(path) => {
-            let meta = std::fs::metadata(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            if meta.len() > limit {
-                return Err(too_large(meta.len()));
-            }
-            bytes =
-                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        }
-    }
-    if bytes.len() as u64 > limit {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
 }
 
 /// The output's path relative to the output folder: the input's relative path with the

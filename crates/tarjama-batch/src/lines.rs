@@ -21,7 +21,7 @@ use tarjama_pipeline::{Glossary, Translated, Translator};
 use tarjama_text::{Normalizer, ReadOptions, Script, Source};
 
 use crate::cache::{Cache, CachedTranslator};
-use crate::render::Format;
+use crate::render::{Format, Record};
 use crate::{atomic, signal, Events, Failure, Sink};
 
 /// Splits `text` into lines the way sacreBLEU and `tarjama eval` read a file: at `\n`,
@@ -125,24 +125,10 @@ impl Pending {
     }
 }
 
+/// Where a line of `--lines` is: 1-based, as editors and error messages count.
 #[derive(Serialize)]
-struct Record<'a> {
-    file: &'a str,
-    /// 1-based, as editors and error messages count.
+struct OnLine {
     line: usize,
-    source: &'a str,
-    translation: &'a str,
-    passthrough: bool,
-    score: Option<f32>,
-    /// With --candidates: how many passed the guards, and the winner's mean utility.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    candidates: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    utility: Option<f64>,
-    /// With --glossary: the terms of the source whose English the translation lacks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    glossary_missing: Option<&'a [String]>,
-    model: &'a str,
 }
 
 /// Renders translated lines: `txt` one translation a line, `jsonl` one record a line.
@@ -162,7 +148,7 @@ fn render(
             Format::Txt => out.push_str(&l.translation),
             Format::Jsonl => out.push_str(&serde_json::to_string(&Record {
                 file,
-                line: k + 1,
+                at: OnLine { line: k + 1 },
                 source: &l.source,
                 translation: &l.translation,
                 passthrough: l.passthrough,
@@ -369,13 +355,7 @@ pub fn run(
         let text = match tarjama_text::read_text(source, &job.read) {
             Ok(t) => t,
             Err(e) => {
-                let hint = match e {
-                    tarjama_text::Error::InvalidUtf8 { .. } => {
-                        " (convert it to UTF-8, or pass --lossy)"
-                    }
-                    _ => "",
-                };
-                let reason = format!("{e}{hint}");
+                let reason = crate::folder::explain(&e);
                 events.note(&format!("error: {reason}; skipped"));
                 summary.failed += 1;
                 summary.failures.push(Failure { file: name, reason });

@@ -40,25 +40,35 @@ impl Format {
     }
 }
 
+/// One line of the `jsonl` format, for a document's sentence or a line of `--lines`:
+/// where its source is, then what became of it.
 #[derive(Serialize)]
-struct Record<'a> {
-    file: &'a str,
-    paragraph: usize,
-    sentence: usize,
-    span: [usize; 2],
-    source: &'a str,
-    translation: &'a str,
-    passthrough: bool,
-    score: Option<f32>,
+pub(crate) struct Record<'a, At> {
+    pub file: &'a str,
+    #[serde(flatten)]
+    pub at: At,
+    pub source: &'a str,
+    pub translation: &'a str,
+    pub passthrough: bool,
+    pub score: Option<f32>,
     /// With --candidates: how many passed the guards, and the winner's mean utility.
     #[serde(skip_serializing_if = "Option::is_none")]
-    candidates: Option<usize>,
+    pub candidates: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    utility: Option<f64>,
+    pub utility: Option<f64>,
     /// With --glossary: the terms of the source whose English the translation lacks.
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    glossary_missing: &'a [String],
-    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glossary_missing: Option<&'a [String]>,
+    pub model: &'a str,
+}
+
+/// Where a document's sentence is.
+#[derive(Serialize)]
+struct InDocument {
+    paragraph: usize,
+    sentence: usize,
+    /// Byte span in the input.
+    span: [usize; 2],
 }
 
 /// Renders one translated document. `file` names it in records and titles.
@@ -79,16 +89,20 @@ pub fn render(
             for s in &doc.sentences {
                 let record = Record {
                     file,
-                    paragraph: s.paragraph,
-                    sentence: s.index,
-                    span: [s.span.start, s.span.end],
+                    at: InDocument {
+                        paragraph: s.paragraph,
+                        sentence: s.index,
+                        span: [s.span.start, s.span.end],
+                    },
                     source: &s.source,
                     translation: &one_line(&s.translation),
                     passthrough: s.passthrough,
                     score: s.score,
                     candidates: s.candidates,
                     utility: s.utility,
-                    glossary_missing: &s.glossary_missing,
+                    // Listed only when some term is missing.
+                    glossary_missing: (!s.glossary_missing.is_empty())
+                        .then_some(s.glossary_missing.as_slice()),
                     model,
                 };
                 out.push_str(&serde_json::to_string(&record)?);

@@ -22,3 +22,6 @@ pub use build::{
     Translators,
 };
 pub use target::{resolve_model, target, Target};
+/// What the engines report, as [`EngineReport`] carries it.
+pub use tarjama_gguf::EngineStats;
+pub use tarjama_remote::RemoteStats;

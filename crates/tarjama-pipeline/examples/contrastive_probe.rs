@@ -29,6 +29,42 @@ struct Setting {
     alpha: f32,
 }
 
+impl Setting {
+    /// `LAMBDA[:ALPHA]`.
+    fn parse(s: &str) -> Setting {
+        let (l, a) = s.split_once(':').unwrap_or((s, "0"));
+        Setting {
+            lambda: l.parse().expect("LAMBDA"),
+            alpha: a.parse().expect("ALPHA"),
+        }
+    }
+
+    /// The next token: the best `main - lambda * contrast` log-probability among the
+    /// tokens at least `alpha` times as likely as the likeliest (`main` alone without a
+    /// contrast sequence).
+    fn pick(self, main: &[f32], contrast: Option<&[f32]>) -> u32 {
+        let floor = if self.alpha > 0.0 {
+            main.iter().copied().fold(f32::NEG_INFINITY, f32::max) + self.alpha.ln()
+        } else {
+            f32::NEG_INFINITY
+        };
+        let mut best = (0u32, f32::NEG_INFINITY);
+        for (id, &v) in main.iter().enumerate() {
+            if v < floor {
+                continue;
+            }
+            let score = match contrast {
+                Some(o) => v - self.lambda * o[id],
+                None => v,
+            };
+            if score > best.1 {
+                best = (id as u32, score);
+            }
+        }
+        best.0
+    }
+}
+
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
@@ -43,16 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     }
     let names: Vec<String> = args[3..].to_vec();
-    let settings: Vec<Setting> = names
-        .iter()
-        .map(|s| {
-            let (l, a) = s.split_once(':').unwrap_or((s, "0"));
-            Setting {
-                lambda: l.parse().expect("LAMBDA"),
-                alpha: a.parse().expect("ALPHA"),
-            }
-        })
-        .collect();
+    let settings: Vec<Setting> = names.iter().map(|s| Setting::parse(s)).collect();
     let mut model = ChatModel::load(&PathBuf::from(&args[0]), &LoadOptions::default())?;
     let lines: Vec<String> = std::fs::read_to_string(&args[1])?
         .lines()
@@ -142,26 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             for s in 0..k {
                 let Some(lp) = &main_lp[s] else { continue };
-                let Setting { lambda, alpha } = settings[s];
-                let floor = if alpha > 0.0 {
-                    lp.iter().copied().fold(f32::NEG_INFINITY, f32::max) + alpha.ln()
-                } else {
-                    f32::NEG_INFINITY
-                };
-                let mut best = (0u32, f32::NEG_INFINITY);
-                for (id, &v) in lp.iter().enumerate() {
-                    if v < floor {
-                        continue;
-                    }
-                    let score = match &other_lp[s] {
-                        Some(o) => v - lambda * o[id],
-                        None => v,
-                    };
-                    if score > best.1 {
-                        best = (id as u32, score);
-                    }
-                }
-                let id = best.0;
+                let id = settings[s].pick(lp, other_lp[s].as_deref());
                 if stops.contains(&id) {
                     done[s] = true;
                     continue;

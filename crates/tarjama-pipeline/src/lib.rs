@@ -6,15 +6,20 @@
 //! engine, on a remote OpenAI-compatible server, or on a scripted fake in tests.
 #![deny(missing_docs)]
 
+pub mod concurrency;
 pub mod glossary;
 pub mod mbr;
 pub mod prompts;
 pub mod summarize;
 pub mod translate;
 
+#[cfg(test)]
+mod testing;
+
+pub use concurrency::run_concurrently;
 pub use glossary::{Glossary, GlossaryError};
 pub use summarize::{summarize, Strategy, SummaryLength, SummaryOptions, SummaryReport};
 pub use translate::{
-    run_concurrently, sentences_to_translate, translate_document, Candidates, ChatTranslator,
+    plan_document, translate_document, translate_planned, Candidates, ChatTranslator, DocumentPlan,
     DocumentTranslation, SentenceOut, Seq2SeqAdapter, TranslateOptions, Translated, Translator,
 };

@@ -6,6 +6,11 @@
 //! punctuation (`،` `؛` `,` `;`), and a clause still over the budget between words.
 //! A single word over the budget becomes a piece of its own: it cannot be cut without
 //! changing it.
+//!
+//! The grouping rule itself is [`group`]: items go into a group in order while it has
+//! room and they fit, and an item that does not fit alone is a group of its own. The
+//! pipelines group whole sentences into requests with it ([`group_by_cost`], with token
+//! counts); [`chunk`] groups the pieces of sentences with it, measuring the joined text.
 
 use std::ops::Range;
 
@@ -54,32 +59,61 @@ pub fn chunk<'a>(
     budget: usize,
     len: impl Fn(&str) -> usize,
 ) -> Vec<Chunk<'a>> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<Piece<'a>> = Vec::new();
+    let mut pieces: Vec<Piece<'a>> = Vec::new();
     for (index, sentence) in sentences.iter().enumerate() {
         let whole = Piece {
             span: sentence.span.clone(),
             text: sentence.text,
             sentence: index,
         };
-        let pieces = if len(sentence.text) <= budget {
-            vec![whole]
+        if len(sentence.text) <= budget {
+            pieces.push(whole);
         } else {
-            split_long(&whole, budget, &len)
-        };
-        for piece in pieces {
-            current.push(piece);
-            if current.len() > 1 && len(&joined(&current)) > budget {
-                let piece = current.pop().expect("just pushed");
-                chunks.push(make_chunk(std::mem::take(&mut current)));
-                current.push(piece);
-            }
+            pieces.extend(split_long(&whole, budget, &len));
         }
     }
-    if !current.is_empty() {
-        chunks.push(make_chunk(current));
+    group(pieces.len(), usize::MAX, |r| {
+        len(&joined(&pieces[r])) <= budget
+    })
+    .into_iter()
+    .map(|r| make_chunk(pieces[r].to_vec()))
+    .collect()
+}
+
+/// Cuts the items `0..n` into runs of consecutive items, in order, greedily: a run takes
+/// the next item while it holds fewer than `max_items` and `fits` says the run with that
+/// item still fits. A run's first item is never measured alone, so an item that does not
+/// fit by itself is a run of its own rather than dropped or cut.
+///
+/// `fits` is asked about ranges of two items or more, each the last accepted range
+/// grown by one item. `max_items` 0 counts as 1. No items, no runs.
+pub fn group(
+    n: usize,
+    max_items: usize,
+    mut fits: impl FnMut(Range<usize>) -> bool,
+) -> Vec<Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && end - start < max_items && fits(start..end + 1) {
+            end += 1;
+        }
+        groups.push(start..end);
+        start = end;
     }
-    chunks
+    groups
+}
+
+/// [`group`] with a cost per item that adds up: a run fits while the sum of its items'
+/// `costs` is at most `budget` (a run that hits the budget exactly fits).
+///
+/// The caller puts whatever a run costs beyond its items into the costs (a separator
+/// between items: one more per item).
+pub fn group_by_cost(costs: &[usize], budget: usize, max_items: usize) -> Vec<Range<usize>> {
+    group(costs.len(), max_items, |r| {
+        costs[r].iter().sum::<usize>() <= budget
+    })
 }
 
 fn joined(pieces: &[Piece<'_>]) -> String {
@@ -157,6 +191,8 @@ fn cut<'a>(piece: &Piece<'a>, at: impl Fn(char) -> bool) -> Vec<Piece<'a>> {
 }
 
 #[cfg(test)]
+// Runs are compared as lists of ranges; a list of one range is meant.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use crate::split;
@@ -220,5 +256,45 @@ mod tests {
     #[test]
     fn no_sentences_no_chunks() {
         assert!(chunk(&[], 10, chars).is_empty());
+    }
+
+    #[test]
+    fn a_run_that_hits_the_budget_exactly_fits() {
+        assert_eq!(group_by_cost(&[3, 4, 3, 5], 7, 10), [0..2, 2..3, 3..4]);
+        assert_eq!(group_by_cost(&[7, 1], 7, 10), [0..1, 1..2]);
+        assert_eq!(group_by_cost(&[2, 2, 3], 7, 10), [0..3]);
+    }
+
+    #[test]
+    fn an_item_over_the_budget_is_a_run_of_its_own() {
+        assert_eq!(group_by_cost(&[2, 10, 2, 2], 5, 10), [0..1, 1..2, 2..4]);
+        assert_eq!(group_by_cost(&[10, 1, 1], 5, 10), [0..1, 1..3]);
+        assert_eq!(group_by_cost(&[1, 1, 10], 5, 10), [0..2, 2..3]);
+    }
+
+    #[test]
+    fn a_run_closes_at_max_items() {
+        assert_eq!(group_by_cost(&[1; 5], 100, 2), [0..2, 2..4, 4..5]);
+        assert_eq!(group_by_cost(&[1; 3], 100, 1), [0..1, 1..2, 2..3]);
+        assert_eq!(group_by_cost(&[1; 3], 100, 0), [0..1, 1..2, 2..3]);
+        // Whichever comes first closes the run: here the budget, then the count.
+        assert_eq!(group_by_cost(&[3, 3, 1, 1, 1, 1], 6, 3), [0..2, 2..5, 5..6]);
+    }
+
+    #[test]
+    fn no_items_no_runs() {
+        assert!(group_by_cost(&[], 5, 3).is_empty());
+        assert!(group(0, 3, |_| true).is_empty());
+    }
+
+    #[test]
+    fn fits_is_asked_about_growing_ranges_only() {
+        let mut asked = Vec::new();
+        let runs = group(4, usize::MAX, |r| {
+            asked.push(r.clone());
+            r.end != 3
+        });
+        assert_eq!(runs, [0..2, 2..4]);
+        assert_eq!(asked, [0..2, 0..3, 2..4]);
     }
 }

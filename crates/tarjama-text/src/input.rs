@@ -136,21 +136,51 @@ pub struct Blocks<R> {
 impl Blocks<Box<dyn Read>> {
     /// Opens `source` for streaming.
     pub fn open(source: &Source, options: &ReadOptions) -> Result<Self, Error> {
-        if let (Source::File(path), Some(limit)) = (source, options.max_bytes) {
-            let len = std::fs::metadata(path)
-                .map_err(|source_err| Error::Io {
-                    input: source.name(),
-                    source: source_err,
-                })?
-                .len();
-            if len > limit {
-                return Err(Error::TooLarge {
-                    input: source.name(),
-                    limit,
-                });
-            }
-        }
+        check_size(source, options)?;
         Ok(Self::new(source.open()?, &source.name(), options))
+    }
+}
+
+/// Refuses a file over `options.max_bytes` by its size, before reading any of it.
+fn check_size(source: &Source, options: &ReadOptions) -> Result<(), Error> {
+    if let (Source::File(path), Some(limit)) = (source, options.max_bytes) {
+        let len = std::fs::metadata(path)
+            .map_err(|source_err| Error::Io {
+                input: source.name(),
+                source: source_err,
+            })?
+            .len();
+        if len > limit {
+            return Err(Error::TooLarge {
+                input: source.name(),
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads an input's bytes as they are (to hash them before [`decode`]), refusing one over
+/// `options.max_bytes` as [`read_text`] does: a file by its size, before reading it; stdin
+/// once it has sent one byte too many.
+pub fn read_bytes(source: &Source, options: &ReadOptions) -> Result<Vec<u8>, Error> {
+    check_size(source, options)?;
+    let mut reader = source.open()?;
+    let mut bytes = Vec::new();
+    let read = match options.max_bytes {
+        Some(limit) => reader.take(limit.saturating_add(1)).read_to_end(&mut bytes),
+        None => reader.read_to_end(&mut bytes),
+    };
+    read.map_err(|e| Error::Io {
+        input: source.name(),
+        source: e,
+    })?;
+    match options.max_bytes {
+        Some(limit) if bytes.len() as u64 > limit => Err(Error::TooLarge {
+            input: source.name(),
+            limit,
+        }),
+        _ => Ok(bytes),
     }
 }
 
@@ -397,6 +427,29 @@ mod tests {
             ..ReadOptions::default()
         };
         decode(bytes, "test.txt", &options)
+    }
+
+    #[test]
+    fn raw_bytes_are_held_to_the_same_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "سلام\n").unwrap();
+        let source = Source::File(path);
+        let limit = |max_bytes| ReadOptions {
+            max_bytes,
+            ..ReadOptions::default()
+        };
+        assert_eq!(
+            read_bytes(&source, &limit(Some(9))).unwrap(),
+            "سلام\n".as_bytes()
+        );
+        assert_eq!(read_bytes(&source, &limit(None)).unwrap().len(), 9);
+        let err = read_bytes(&source, &limit(Some(8))).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 8, .. }), "{err}");
+        assert!(matches!(
+            read_text(&source, &limit(Some(8))),
+            Err(Error::TooLarge { limit: 8, .. })
+        ));
     }
 
     #[test]
