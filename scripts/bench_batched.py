@@ -25,8 +25,9 @@ busy with other work its speed collapses (0.5B, 1 sequence, load 9 on 2 cores: 2
 decode, 20 tok/s with `--omp-wait-policy passive`), so figures from a loaded machine
 compare nothing.
 
-Needs llama.cpp's tools built (see shared/PEERS.md: llama-cpp-python 0.3.36's vendored
-llama.cpp, `cmake --build build --target llama llama-batched-bench`) and the example:
+Needs llama.cpp's tools built ("How to run the peers" in docs/performance.md:
+llama-cpp-python 0.3.36's vendored llama.cpp, `cmake --build build --target llama
+llama-batched-bench`) and the example:
     cargo build --release -p tarjama-gguf --example gguf_batched
     python3 scripts/bench_batched.py --llama-cpp LLAMA_CPP_BUILD_DIR \\
         --model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --runs 3
@@ -58,13 +59,13 @@ def find_batched_bench(arg) -> Path:
     base = arg or os.environ.get("LLAMA_CPP_DIR")
     if not base:
         sys.exit("error: say where llama.cpp's tools are built: --llama-cpp DIR or LLAMA_CPP_DIR "
-                 "(a build folder holding bin/llama-batched-bench; see shared/PEERS.md)")
+                 "(a build folder holding bin/llama-batched-bench; see 'How to run the peers' in docs/performance.md)")
     base = Path(base)
     for cand in (base / BATCHED_BENCH, base / "bin" / BATCHED_BENCH, base / "build" / "bin" / BATCHED_BENCH):
         if cand.is_file():
             return cand
     sys.exit(f"error: no {BATCHED_BENCH} in {base}, {base}/bin or {base}/build/bin; build it with "
-             f"`cmake --build build --target llama {BATCHED_BENCH}` (see shared/PEERS.md)")
+             f"`cmake --build build --target llama {BATCHED_BENCH}` (see 'How to run the peers' in docs/performance.md)")
 
 
 def run_child(cmd, env, capture_stderr):

@@ -3,7 +3,7 @@
 //! bad data.
 //!
 //! The model tests need `gemma-3-270m` downloaded (`tarjama models pull gemma-3-270m`);
-//! without it they print a note and pass, unless `TARJAMA_REQUIRE_MODELS=1` (CI). Speed
+//! they are marked `#[ignore]` and run by `scripts/test.sh`, where a missing model fails. Speed
 //! is never asserted beyond "positive and ordered".
 
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //!
 //! Most run the tiny random-weight Marian fixture (its English is noise, but it is fast
 //! and deterministic, and line counts are what is tested). One runs a real chat model,
-//! `qwen2.5-coder-0.5b-instruct`; without it that test prints a note and passes, unless
-//! `TARJAMA_REQUIRE_MODELS=1` (CI), where it fails. The FLORES tests read the devtest from
+//! `qwen2.5-coder-0.5b-instruct`, and is marked `#[ignore]` (run by `scripts/test.sh`,
+//! where a missing model fails it). The FLORES tests read the devtest from
 //! `tests/data/flores200` (or `TARJAMA_FLORES`).
 
 use std::path::PathBuf;

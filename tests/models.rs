@@ -2,8 +2,9 @@
 //! and `translate` on real weights.
 //!
 //! The real-model tests need the model files (`scripts/test.sh` pulls them through
-//! `tarjama models pull`); without them they print a note and pass, unless
-//! `TARJAMA_REQUIRE_MODELS=1` (CI), where a missing model fails.
+//! `tarjama models pull`) and are marked `#[ignore]`: plain `cargo test` lists them as
+//! ignored, and `scripts/test.sh` runs them with `TARJAMA_REQUIRE_MODELS=1`, where a
+//! missing model fails.
 
 use std::path::{Path, PathBuf};
 

@@ -142,75 +142,47 @@ pub trait ChatEngine: Send + Sync {
     }
 }
 
-impl<E: ChatEngine + ?Sized> ChatEngine for Arc<E> {
-    fn chat(
-        &self,
-        messages: &[Message],
-        params: &SamplingParams,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion> {
-        (**self).chat(messages, params, on_text)
-    }
+/// A shared or borrowed engine is the engine: every method passes straight through.
+macro_rules! forward_chat_engine {
+    ($($ty:ty),*) => {$(
+        impl<E: ChatEngine + ?Sized> ChatEngine for $ty {
+            fn chat(
+                &self,
+                messages: &[Message],
+                params: &SamplingParams,
+                on_text: &mut dyn FnMut(&str),
+            ) -> Result<Completion> {
+                (**self).chat(messages, params, on_text)
+            }
 
-    fn count_tokens(&self, text: &str) -> Result<usize> {
-        (**self).count_tokens(text)
-    }
+            fn count_tokens(&self, text: &str) -> Result<usize> {
+                (**self).count_tokens(text)
+            }
 
-    fn max_context(&self) -> usize {
-        (**self).max_context()
-    }
+            fn max_context(&self) -> usize {
+                (**self).max_context()
+            }
 
-    fn parallel(&self) -> usize {
-        (**self).parallel()
-    }
+            fn parallel(&self) -> usize {
+                (**self).parallel()
+            }
 
-    fn chat_many(
-        &self,
-        messages: &[Message],
-        params: &[SamplingParams],
-    ) -> Vec<Result<Completion>> {
-        (**self).chat_many(messages, params)
-    }
+            fn chat_many(
+                &self,
+                messages: &[Message],
+                params: &[SamplingParams],
+            ) -> Vec<Result<Completion>> {
+                (**self).chat_many(messages, params)
+            }
 
-    fn forget(&self) -> Result<()> {
-        (**self).forget()
-    }
+            fn forget(&self) -> Result<()> {
+                (**self).forget()
+            }
+        }
+    )*};
 }
 
-impl<E: ChatEngine + ?Sized> ChatEngine for &E {
-    fn chat(
-        &self,
-        messages: &[Message],
-        params: &SamplingParams,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion> {
-        (**self).chat(messages, params, on_text)
-    }
-
-    fn count_tokens(&self, text: &str) -> Result<usize> {
-        (**self).count_tokens(text)
-    }
-
-    fn max_context(&self) -> usize {
-        (**self).max_context()
-    }
-
-    fn parallel(&self) -> usize {
-        (**self).parallel()
-    }
-
-    fn chat_many(
-        &self,
-        messages: &[Message],
-        params: &[SamplingParams],
-    ) -> Vec<Result<Completion>> {
-        (**self).chat_many(messages, params)
-    }
-
-    fn forget(&self) -> Result<()> {
-        (**self).forget()
-    }
-}
+forward_chat_engine!(Arc<E>, &E);
 
 // The stop conditions of `SamplingParams`, applied alike by every engine.
 

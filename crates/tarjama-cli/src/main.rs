@@ -3,9 +3,9 @@
 //! One file per subcommand under `commands/`; this file only parses the command line,
 //! sets up logging and maps errors to exit codes.
 
-mod benchmark;
 mod commands;
 mod exit;
+mod machine;
 mod progress;
 
 use std::io::ErrorKind;
@@ -100,7 +100,7 @@ fn verbose_version(args: impl Iterator<Item = String>) -> Option<String> {
         env!("CARGO_PKG_VERSION"),
         Tier::active(),
         tiers.join(", "),
-        benchmark::machine::cpu_model().unwrap_or_else(|| "unknown".into()),
+        machine::cpu_model().unwrap_or_else(|| "unknown".into()),
         cpu::features().join(" "),
         std::env::consts::ARCH,
         if cfg!(target_feature = "avx2") {

@@ -7,8 +7,9 @@
 //! The tokenizer tests need the real GGUF files in the model folder
 //! (`$TARJAMA_HOME/models`, by default `~/.cache/tarjama/models`; `tarjama models pull
 //! NAME`) and the FLORES-200 devtest (the repository's `tests/data/flores200`, or
-//! `$TARJAMA_FLORES`). When either is missing they print a note and pass, unless
-//! `TARJAMA_REQUIRE_MODELS=1` or `TARJAMA_REQUIRE_FLORES=1` (as in CI), where they fail.
+//! `$TARJAMA_FLORES`). The ones that need a model are marked `#[ignore]`; `scripts/test.sh`
+//! runs them with `TARJAMA_REQUIRE_MODELS=1` and `TARJAMA_REQUIRE_FLORES=1`, where a
+//! missing file fails them.
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -3,23 +3,21 @@
 //! The flags, the progress on stderr, the report and the exit code; the folder engine
 //! itself (inputs, manifest, cache, atomic writes, formats, resume) is `tarjama_batch`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tarjama_batch::folder::{self, Summary};
 use tarjama_batch::inputs::{Selection, Shard};
 use tarjama_batch::render::Format;
 use tarjama_batch::settings::{sha256_hex, TranslationSettings};
-use tarjama_batch::{lines, Events, Sink, INTERRUPTED};
+use tarjama_batch::{lines, Sink};
 use tarjama_loader::{ChatChoices, ModelArgs, Target, Translators};
 use tarjama_pipeline::{Glossary, TranslateOptions};
 use tarjama_text::ReadOptions;
 
 use super::common::{self, CandidateArgs, GlossaryArgs, SamplingArgs};
 use crate::exit;
+use crate::progress::Files;
 
 /// Flags of `tarjama translate`.
 #[derive(Debug, clap::Args)]
@@ -184,90 +182,6 @@ fn settings(args: &Args, target: &Target, glossary: Option<&Glossary>) -> Transl
     }
 }
 
-/// Files, sentences, rate and ETA: a bar on a terminal, a line every few seconds
-/// otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    total: usize,
-    start: Instant,
-    last_line: Instant,
-}
-
-impl Progress {
-    fn new(total: usize, quiet: bool) -> Self {
-        let bar = (!quiet && total > 1 && std::io::stderr().is_terminal()).then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} files  {msg}  ETA {eta}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(500));
-            bar
-        });
-        Progress {
-            bar,
-            quiet,
-            total,
-            start: Instant::now(),
-            last_line: Instant::now(),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Events for Progress {
-    fn note(&mut self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    /// Called after each input; `worked` counts the inputs that needed the model.
-    fn update(&mut self, s: &Summary, worked: usize, remaining: usize) {
-        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let rate = s.sentences as f64 / secs;
-        let msg = format!("{} sentences  {rate:.2} sentences/s", s.sentences);
-        let handled = s.handled();
-        if let Some(bar) = &self.bar {
-            bar.set_position(handled as u64);
-            bar.set_message(msg);
-            return;
-        }
-        if self.quiet || self.total <= 1 {
-            return;
-        }
-        if self.last_line.elapsed() >= Duration::from_secs(5) || remaining == 0 {
-            let eta = if worked > 0 {
-                let per = secs / worked as f64;
-                format!(", ETA {}", human(per * remaining as f64))
-            } else {
-                String::new()
-            };
-            eprintln!("[{handled}/{}] {msg}{eta}", self.total);
-            self.last_line = Instant::now();
-        }
-    }
-}
-
-fn human(secs: f64) -> String {
-    let s = secs.round() as u64;
-    match s {
-        0..=99 => format!("{s}s"),
-        100..=5999 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
-    }
-}
-
 /// Runs `tarjama translate`.
 pub fn run(args: Args) -> anyhow::Result<i32> {
     tarjama_loader::set_threads(args.model.run.threads);
@@ -307,14 +221,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         endpoint: target.endpoint().map(str::to_string),
     };
     let sink = plan.sink.clone();
-    let mut progress = Progress::new(plan.inputs(), args.quiet);
+    let mut progress = Files::new(plan.inputs(), args.quiet);
     let mut load = || translators(&args, &target, glossary.clone(), args.batch_sentences);
     let mut summary = folder::run(&job, plan, &model, &mut load, &mut progress)?;
     progress.finish();
-    summary.peak_rss_bytes = crate::benchmark::machine::peak_rss_bytes();
+    summary.peak_rss_bytes = crate::machine::peak_rss_bytes();
     report(&args, &summary, &sink)?;
     Ok(if summary.interrupted {
-        INTERRUPTED
+        exit::INTERRUPTED
     } else if summary.failed == 0 {
         if summary.done + summary.skipped == 0 && summary.unsupported > 0 {
             exit::FAILURE
@@ -367,7 +281,7 @@ fn run_lines(args: Args) -> anyhow::Result<i32> {
         );
     }
     Ok(if summary.interrupted {
-        INTERRUPTED
+        exit::INTERRUPTED
     } else if summary.failed == 0 {
         exit::SUCCESS
     } else if summary.done == 0 {
@@ -462,16 +376,4 @@ fn report(args: &Args, s: &Summary, sink: &Sink) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(42.0), "42s");
-        assert_eq!(human(125.0), "2m05s");
-        assert_eq!(human(7300.0), "2h01m");
-    }
 }

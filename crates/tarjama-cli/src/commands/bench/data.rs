@@ -9,7 +9,7 @@ use anyhow::Context;
 /// The FLORES folders tried in turn when neither `--flores` nor `$TARJAMA_FLORES` is
 /// given, relative to the working directory: the copy in the repository (for a run from
 /// its root), then the shared evaluation folder next to a checkout.
-pub const DEFAULT_FLORES: [&str; 2] = ["tests/data/flores200", "../shared/eval/flores200"];
+pub const DEFAULT_FLORES: &str = "tests/data/flores200";
 
 /// Source sentences with one reference translation each.
 #[derive(Debug, Clone)]
@@ -93,25 +93,18 @@ pub fn parallel_files(
     })
 }
 
-/// The FLORES folder: `--flores`, else `$TARJAMA_FLORES`, else the first of
-/// [`DEFAULT_FLORES`] that exists; it must exist.
+/// The FLORES folder: `--flores`, else `$TARJAMA_FLORES`, else [`DEFAULT_FLORES`] (the
+/// repository's copy, from its root); it must exist.
 pub fn flores_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     let dir = match flag {
         Some(d) => d.to_path_buf(),
         None => match std::env::var_os("TARJAMA_FLORES").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
-            None => match DEFAULT_FLORES
-                .iter()
-                .map(PathBuf::from)
-                .find(|d| d.is_dir())
-            {
-                Some(d) => d,
-                None => anyhow::bail!(
-                    "FLORES-200 not found in {} (relative to the working directory; give \
-                     --flores DIR, set TARJAMA_FLORES, or use --src FILE --ref FILE)",
-                    DEFAULT_FLORES.join(" or ")
-                ),
-            },
+            None if Path::new(DEFAULT_FLORES).is_dir() => PathBuf::from(DEFAULT_FLORES),
+            None => anyhow::bail!(
+                "FLORES-200 not found in {DEFAULT_FLORES} (relative to the working directory; \
+                 give --flores DIR, set TARJAMA_FLORES, or use --src FILE --ref FILE)"
+            ),
         },
     };
     if !dir.is_dir() {

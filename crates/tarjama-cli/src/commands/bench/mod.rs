@@ -4,6 +4,9 @@
 //! Each model is measured in a child process of its own (this binary re-executed with
 //! the hidden `--worker JOB` flag), so its peak memory is not inflated by the models
 //! measured before it, and its "cold" load is the first one in a fresh process.
+//!
+//! The pieces: the data a benchmark runs on (`data`), the worker that measures one model
+//! in its own process (`worker`), the reports (`report`) and their statistics (`stats`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,11 +14,16 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 
-use crate::benchmark::data::{self, Article};
-use crate::benchmark::machine::{self, Machine};
-use crate::benchmark::report::{self, BenchReport, Dataset, Failure, Settings};
-use crate::benchmark::worker::{self, Job, TaskJob, WorkerResult};
+pub mod data;
+pub mod report;
+pub mod stats;
+pub mod worker;
+
+use self::data::Article;
+use self::report::{BenchReport, Dataset, Failure, Settings};
+use self::worker::{Job, TaskJob, WorkerResult};
 use crate::exit;
+use crate::machine::{self, Machine};
 
 /// Flags of `tarjama bench`.
 #[derive(Debug, clap::Args)]
@@ -40,7 +48,7 @@ pub struct Args {
     pub reference: Option<PathBuf>,
     /// FLORES-200 folder (arb_Arab.devtest, eng_Latn.devtest, metadata_devtest.tsv).
     /// Default: $TARJAMA_FLORES, else tests/data/flores200 (the repository's copy, from
-    /// its root), else ../shared/eval/flores200.
+    /// its root).
     #[arg(long)]
     pub flores: Option<PathBuf>,
     /// Summarize: a folder of Arabic .txt articles instead of FLORES documents.
@@ -86,7 +94,7 @@ pub struct Args {
     )]
     pub candidates: Vec<usize>,
     #[command(flatten)]
-    pub candidate_sampling: super::common::CandidateSampling,
+    pub candidate_sampling: crate::commands::common::CandidateSampling,
     /// Translate: sentences in each throughput run.
     #[arg(long, default_value_t = 32)]
     pub throughput_sentences: usize,
@@ -136,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Some(job) = &args.worker {
         return worker::run(job);
     }
-    super::common::normalizer(&args.normalize)?;
+    crate::commands::common::normalizer(&args.normalize)?;
     let limit = match (args.limit, args.task) {
         (Some(0), _) => None,
         (Some(n), _) => Some(n),

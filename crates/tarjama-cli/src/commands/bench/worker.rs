@@ -22,8 +22,10 @@ use tarjama_pipeline::{
     SummaryLength, SummaryOptions, TranslateOptions, Translator,
 };
 
-use super::machine;
+use tarjama_text::Normalizer;
+
 use crate::commands::common::{self, CandidateSampling};
+use crate::machine;
 
 /// What the parent asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,6 +232,41 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             ..job.run.clone()
         },
     };
+    let (runner, prompts, mut result) = load(&args)?;
+    let normalizer = common::normalizer(&job.normalize)?;
+    let pass = Pass {
+        job,
+        name: result.model.clone(),
+        prompts,
+        normalizer,
+        greedy: SamplingParams {
+            max_new_tokens: job.max_tokens,
+            ..SamplingParams::default()
+        },
+    };
+    match &job.task {
+        TaskJob::Translate { sources } => pass.translate(runner, sources, &mut result)?,
+        TaskJob::Summarize {
+            articles,
+            strategies,
+            sentences,
+            need_translation,
+        } => pass.summarize(
+            runner.single(),
+            articles,
+            strategies,
+            *sentences,
+            *need_translation,
+            &mut result,
+        )?,
+    }
+    result.peak_rss_bytes = machine::peak_rss_bytes();
+    Ok(result)
+}
+
+/// Loads the job's model (twice for a local one, timing the cold and the warm load):
+/// the runner, its prompts, and the result with the load columns filled in.
+fn load(args: &ModelArgs) -> anyhow::Result<(Runner, PromptSet, WorkerResult)> {
     let mut result = WorkerResult {
         model: String::new(),
         path: String::new(),
@@ -240,14 +277,14 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
         translate: None,
         summarize: Vec::new(),
     };
-    let (runner, prompts) = match common::target(&args, true)? {
+    let (runner, prompts) = match common::target(args, true)? {
         Target::Local(resolved) => {
             let start = Instant::now();
-            let first = tarjama_loader::load_chat(&resolved, &args)?;
+            let first = tarjama_loader::load_chat(&resolved, args)?;
             result.load_cold_s = start.elapsed().as_secs_f64();
             drop(first);
             let start = Instant::now();
-            let chat = tarjama_loader::load_chat(&resolved, &args)?;
+            let chat = tarjama_loader::load_chat(&resolved, args)?;
             result.load_warm_s = start.elapsed().as_secs_f64();
             result.model = chat.name;
             result.path = resolved.path.display().to_string();
@@ -264,140 +301,160 @@ fn measure(job: &Job) -> anyhow::Result<WorkerResult> {
             (Runner::Remote(engine), prompts)
         }
     };
-    let normalizer = common::normalizer(&job.normalize)?;
-    let name = result.model.clone();
-    let greedy = SamplingParams {
-        max_new_tokens: job.max_tokens,
-        ..SamplingParams::default()
-    };
+    Ok((runner, prompts, result))
+}
 
-    match &job.task {
-        TaskJob::Translate { sources } => {
-            let sources: Vec<String> = sources
-                .iter()
-                .map(|s| match &normalizer {
-                    Some(n) => n.normalize(s).into_owned(),
-                    None => s.clone(),
-                })
-                .collect();
-            let candidates = job.candidates().n;
-            let run = if candidates > 1 {
-                // A sentence's candidates are decoded together, so the pass runs on the
-                // batched engine; the name carries the setting into the report.
-                let (engine, _) = runner.batched(candidates, &job.run)?;
-                result.model = format!("{name} --candidates {candidates}");
-                translate_run(
-                    &Timed::new(&*engine),
-                    &name,
-                    &prompts,
-                    &greedy,
-                    &sources,
-                    job,
-                )?
-            } else {
-                let timed = Timed::new(runner.single());
-                let mut run = translate_run(&timed, &name, &prompts, &greedy, &sources, job)?;
-                drop(timed);
-                if !job.parallel_levels.is_empty() {
-                    let n = job.throughput_sentences.clamp(1, sources.len().max(1));
-                    let (engine, kv_budget) = runner.batched(most_parallel, &job.run)?;
-                    for &parallel in &job.parallel_levels {
-                        let level = throughput(
-                            &*engine,
-                            &prompts,
-                            &greedy,
-                            &sources[..n.min(sources.len())],
-                            parallel,
-                        )?;
-                        run.throughput.push(Throughput {
-                            kv_budget_mib: kv_budget.map(|b| b as f64 / (1024.0 * 1024.0)),
-                            ..level
-                        });
-                    }
-                }
-                run
-            };
-            result.translate = Some(run);
-        }
-        TaskJob::Summarize {
-            articles,
-            strategies,
-            sentences,
-            need_translation,
-        } => {
-            let engine = runner.single();
-            for strategy_name in strategies {
-                let strategy = match strategy_name.as_str() {
-                    "direct" => Strategy::Direct,
-                    _ => Strategy::Translate,
-                };
-                let options = SummaryOptions {
-                    strategy,
-                    length: SummaryLength::Sentences(*sentences),
-                    sampling: SamplingParams {
-                        max_new_tokens: usize::MAX,
-                        ..SamplingParams::default()
-                    },
-                    normalizer: normalizer.clone(),
-                    attribute: false,
-                    glossary: None,
-                    candidates: Default::default(),
-                };
-                let mut run = SummarizeRun {
-                    strategy: strategy_name.clone(),
-                    summaries: Vec::new(),
-                    translations: Vec::new(),
-                    seconds: Vec::new(),
-                    events: Vec::new(),
-                };
-                for (i, (article, text)) in articles.iter().enumerate() {
-                    progress(
-                        &name,
-                        &format!("{strategy_name} summary"),
-                        i,
-                        articles.len(),
-                    );
-                    engine.forget()?;
-                    let report = summarize(engine, &prompts, text, &options, &mut |_| {})
-                        .with_context(|| format!("summarizing {article}"))?;
-                    run.summaries.push(report.summary.trim().to_string());
-                    run.translations.push(report.translation.clone());
-                    run.seconds.push(report.elapsed.as_secs_f64());
-                    run.events
-                        .extend(report.events.iter().map(|e| format!("{article}: {e}")));
-                }
-                result.summarize.push(run);
-            }
-            if *need_translation && !strategies.iter().any(|s| s == "translate") {
-                // Faithfulness needs an English version of each article; without a
-                // reference document the model's own full translation stands in.
-                let mut translator = ChatTranslator::new(
-                    engine,
-                    "bench".into(),
-                    prompts.clone(),
-                    SamplingParams {
-                        max_new_tokens: 512,
-                        ..SamplingParams::default()
-                    },
-                );
-                let mut translations = Vec::new();
-                for (i, (_, text)) in articles.iter().enumerate() {
-                    progress(&name, "reference translation", i, articles.len());
-                    let options = TranslateOptions {
-                        normalizer: normalizer.clone(),
-                        glossary: None,
-                    };
-                    let doc = translate_document(&mut translator, text, &options)?;
-                    translations.push(Some(doc.text()));
-                }
-                for run in &mut result.summarize {
-                    run.translations = translations.clone();
+/// What both kinds of pass share: the job, the model's name and prompts.
+struct Pass<'a> {
+    job: &'a Job,
+    name: String,
+    prompts: PromptSet,
+    normalizer: Option<Normalizer>,
+    greedy: SamplingParams,
+}
+
+impl Pass<'_> {
+    /// Translates the sources one at a time (or N candidates at once), then at each
+    /// parallel level on the batched engine.
+    fn translate(
+        &self,
+        runner: Runner,
+        sources: &[String],
+        result: &mut WorkerResult,
+    ) -> anyhow::Result<()> {
+        let Pass {
+            job,
+            name,
+            prompts,
+            normalizer,
+            greedy,
+        } = self;
+        let (job, name) = (*job, name.as_str());
+        let most_parallel = job.parallel_levels.iter().copied().max().unwrap_or(1);
+        let sources: Vec<String> = sources
+            .iter()
+            .map(|s| match &normalizer {
+                Some(n) => n.normalize(s).into_owned(),
+                None => s.clone(),
+            })
+            .collect();
+        let candidates = job.candidates().n;
+        let run = if candidates > 1 {
+            // A sentence's candidates are decoded together, so the pass runs on the
+            // batched engine; the name carries the setting into the report.
+            let (engine, _) = runner.batched(candidates, &job.run)?;
+            result.model = format!("{name} --candidates {candidates}");
+            translate_run(&Timed::new(&*engine), name, prompts, greedy, &sources, job)?
+        } else {
+            let timed = Timed::new(runner.single());
+            let mut run = translate_run(&timed, name, prompts, greedy, &sources, job)?;
+            drop(timed);
+            if !job.parallel_levels.is_empty() {
+                let n = job.throughput_sentences.clamp(1, sources.len().max(1));
+                let (engine, kv_budget) = runner.batched(most_parallel, &job.run)?;
+                for &parallel in &job.parallel_levels {
+                    let level = throughput(
+                        &*engine,
+                        prompts,
+                        greedy,
+                        &sources[..n.min(sources.len())],
+                        parallel,
+                    )?;
+                    run.throughput.push(Throughput {
+                        kv_budget_mib: kv_budget.map(|b| b as f64 / (1024.0 * 1024.0)),
+                        ..level
+                    });
                 }
             }
-        }
+            run
+        };
+        result.translate = Some(run);
+        Ok(())
     }
-    result.peak_rss_bytes = machine::peak_rss_bytes();
-    Ok(result)
+
+    /// Summarizes every article with each strategy, and translates them when the
+    /// faithfulness check needs it.
+    fn summarize(
+        &self,
+        engine: &dyn ChatEngine,
+        articles: &[(String, String)],
+        strategies: &[String],
+        sentences: usize,
+        need_translation: bool,
+        result: &mut WorkerResult,
+    ) -> anyhow::Result<()> {
+        let Pass {
+            name,
+            prompts,
+            normalizer,
+            ..
+        } = self;
+        let name = name.as_str();
+        for strategy_name in strategies {
+            let strategy = match strategy_name.as_str() {
+                "direct" => Strategy::Direct,
+                _ => Strategy::Translate,
+            };
+            let options = SummaryOptions {
+                strategy,
+                length: SummaryLength::Sentences(sentences),
+                sampling: SamplingParams {
+                    max_new_tokens: usize::MAX,
+                    ..SamplingParams::default()
+                },
+                normalizer: normalizer.clone(),
+                attribute: false,
+                glossary: None,
+                candidates: Default::default(),
+            };
+            let mut run = SummarizeRun {
+                strategy: strategy_name.clone(),
+                summaries: Vec::new(),
+                translations: Vec::new(),
+                seconds: Vec::new(),
+                events: Vec::new(),
+            };
+            for (i, (article, text)) in articles.iter().enumerate() {
+                progress(name, &format!("{strategy_name} summary"), i, articles.len());
+                engine.forget()?;
+                let report = summarize(engine, prompts, text, &options, &mut |_| {})
+                    .with_context(|| format!("summarizing {article}"))?;
+                run.summaries.push(report.summary.trim().to_string());
+                run.translations.push(report.translation.clone());
+                run.seconds.push(report.elapsed.as_secs_f64());
+                run.events
+                    .extend(report.events.iter().map(|e| format!("{article}: {e}")));
+            }
+            result.summarize.push(run);
+        }
+        if need_translation && !strategies.iter().any(|s| s == "translate") {
+            // Faithfulness needs an English version of each article; without a
+            // reference document the model's own full translation stands in.
+            let mut translator = ChatTranslator::new(
+                engine,
+                "bench".into(),
+                prompts.clone(),
+                SamplingParams {
+                    max_new_tokens: 512,
+                    ..SamplingParams::default()
+                },
+            );
+            let mut translations = Vec::new();
+            for (i, (_, text)) in articles.iter().enumerate() {
+                progress(name, "reference translation", i, articles.len());
+                let options = TranslateOptions {
+                    normalizer: normalizer.clone(),
+                    glossary: None,
+                };
+                let doc = translate_document(&mut translator, text, &options)?;
+                translations.push(Some(doc.text()));
+            }
+            for run in &mut result.summarize {
+                run.translations = translations.clone();
+            }
+        }
+        Ok(())
+    }
 }
 
 fn progress(model: &str, what: &str, i: usize, n: usize) {
