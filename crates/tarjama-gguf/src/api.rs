@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use tarjama_chat::{ChatEngine, Completion, Error, Message, Result, SamplingParams, TokenCounter};
 
-use crate::{ChatModel, Engine, GgufTokenizer};
+use crate::chat::ChatModel;
+use crate::engine::Engine;
+use crate::tokenizer::GgufTokenizer;
 
 impl ChatEngine for Engine {
     fn chat(

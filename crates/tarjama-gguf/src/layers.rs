@@ -1,13 +1,54 @@
-//! The layers of the decoder: rotary position embeddings, attention (over each
-//! sequence's own cache, [`super::kv`]), the gated MLP, and the block that chains them.
+//! The layers of the decoder: the token embedding, rotary position embeddings,
+//! attention (over each sequence's own cache, [`super::kv`]), the gated MLP, and the
+//! block that chains them.
 
+use std::sync::Arc;
+
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::kv::{self, SeqCache};
+use super::attend::{attend, Query};
+use super::block32::Block32Matrix;
+use super::kv::SeqCache;
 use super::linear::{project_all, Linear};
-use super::model::{Segment, Step};
+use super::panel::PanelMatrix;
+use super::step::{Segment, Step};
 use crate::{Error, Result};
+
+/// The token embedding matrix, kept quantized: as candle's tensor, or as the output
+/// head's panels when the two are tied and in one of our kernels' layouts (one copy for
+/// both).
+#[derive(Debug)]
+pub(super) enum Embedding {
+    Candle(Arc<QTensor>),
+    Panels(Arc<Block32Matrix>),
+}
+
+impl Embedding {
+    /// The embeddings of `tokens`, `(1, tokens, hidden)`.
+    pub(super) fn lookup(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Embedding::Candle(t) => {
+                let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+                Ok(t.embedding(&ids)?)
+            }
+            Embedding::Panels(m) => {
+                let mut xs = Vec::with_capacity(tokens.len() * m.cols());
+                for &t in tokens {
+                    if t as usize >= m.rows() {
+                        return Err(Error::Tokenizer(format!(
+                            "token id {t} is out of range for {} embeddings",
+                            m.rows()
+                        )));
+                    }
+                    xs.extend(m.row(t as usize));
+                }
+                Ok(Tensor::from_vec(xs, (1, tokens.len(), m.cols()), device)?)
+            }
+        }
+    }
+}
 
 /// Rotary tables for one frequency base, computed up to the longest position seen so far.
 #[derive(Debug, Clone)]
@@ -149,7 +190,7 @@ impl Attention {
                     Some(window) => (pos + 1).saturating_sub(window),
                     None => 0,
                 };
-                queries.push(kv::Query {
+                queries.push(Query {
                     q: &qr[(seg.start + r) * qw..][..qw],
                     cache: &*step.cache,
                     from,
@@ -157,7 +198,7 @@ impl Attention {
                 });
             }
         }
-        let y = kv::attend(&queries, layer, heads, kv_heads, d, self.scale as f32);
+        let y = attend(&queries, layer, heads, kv_heads, d, self.scale as f32);
         self.wo
             .forward(&Tensor::from_vec(y, (1, rows, qw), x.device())?)
     }
@@ -248,9 +289,6 @@ impl Mlp {
     }
 }
 
-/// `act(gate) * up`. With `fuse`, on contiguous f32 CPU tensors, in one pass that
-/// vectorizes (candle's SiLU calls libm's `expf` per value, a twentieth of Qwen2.5 1.5B's
-/// prefill, then multiplies in a second pass; its GELU cost Gemma 3 a third of its
 /// The fused pass of [`gated`].
 struct Gated<'a> {
     gate: &'a [f32],
@@ -291,6 +329,9 @@ impl tarjama_kernels::simd::WithLanes for Gated<'_> {
     }
 }
 
+/// `act(gate) * up`. With `fuse`, on contiguous f32 CPU tensors, in one pass that
+/// vectorizes (candle's SiLU calls libm's `expf` per value, a twentieth of Qwen2.5 1.5B's
+/// prefill, then multiplies in a second pass; its GELU cost Gemma 3 a third of its
 /// prefill); otherwise through candle's ops.
 pub(super) fn gated(gate: &Tensor, up: &Tensor, act: &Activation, fuse: bool) -> Result<Tensor> {
     use candle_core::{CpuStorage, Storage};

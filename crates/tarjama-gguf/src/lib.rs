@@ -7,6 +7,7 @@
 
 mod api;
 
+mod attend;
 pub mod block32;
 pub mod chat;
 pub mod chat_template;
@@ -22,6 +23,7 @@ pub mod panel;
 pub mod q4k;
 pub mod q6k;
 pub mod sampling;
+mod step;
 pub mod tokenizer;
 
 pub use api::Serial;

@@ -1,5 +1,6 @@
-//! Reading a GGUF file into a [`Transformer`]: the header and its completeness, each
-//! tensor (named in every error), and the layout each weight is kept in.
+//! Reading a GGUF file's weights: the header and its completeness, each tensor (named in
+//! every error), the layout each weight is kept in, and the layers made of them, which
+//! [`Transformer::load_with`](crate::model::Transformer::load_with) puts together.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -12,10 +13,8 @@ use candle_transformers::quantized_nn::RmsNorm;
 
 use super::block32::{Block32Matrix, Kind};
 use super::config::{bad, Arch, Hparams};
-use super::kv::SeqCache;
-use super::layers::{Activation, Attention, Block, Mlp, Rope};
-use super::linear::{panel_kernels, KQuant, Linear, QLinear};
-use super::model::{Embedding, Transformer};
+use super::layers::{Activation, Attention, Block, Embedding, Mlp, Rope};
+use super::linear::{KQuant, Linear, QLinear};
 use super::panel::Panels;
 use super::q4k::{self, Q4kMatrix};
 use super::q6k::{self, Q6kMatrix};
@@ -145,6 +144,142 @@ impl<R: Read + Seek> TensorReader<'_, R> {
             Ok(None)
         }
     }
+
+    /// The token embedding and the output head. Tied embeddings (no `output.weight`) are
+    /// kept quantized once, for both.
+    pub(super) fn embedding_and_output(&mut self) -> Result<(Embedding, Linear)> {
+        Ok(if self.has("output.weight") {
+            let output = match self.panels("output.weight")? {
+                Some(lin) => lin,
+                // Not padded nor packed: one-row products go through `matvec`.
+                None => Linear::Candle(QLinear::new(self.weight("output.weight")?, false)?),
+            };
+            let embed = Embedding::Candle(Arc::new(self.qtensor("token_embd.weight")?));
+            (embed, output)
+        } else {
+            // Tied embeddings: the output head is the embedding matrix, kept quantized once
+            // (in panels where we can read rows back from them: Q8_0 and Q5_0).
+            let rows_readable = matches!(
+                self.ct
+                    .tensor_infos
+                    .get("token_embd.weight")
+                    .map(|i| i.ggml_dtype),
+                Some(GgmlDType::Q8_0 | GgmlDType::Q5_0)
+            );
+            let panels = if rows_readable {
+                self.panels("token_embd.weight")?
+            } else {
+                None
+            };
+            match panels {
+                Some(Linear::Block32(m)) => (Embedding::Panels(m.clone()), Linear::Block32(m)),
+                _ => {
+                    let embed = Arc::new(self.qtensor("token_embd.weight")?);
+                    let head = QLinear::from_arc(embed.clone(), 0)?;
+                    (Embedding::Candle(embed), Linear::Candle(head))
+                }
+            }
+        })
+    }
+
+    /// The rotary tables: the global one, and the local layers' one on models with
+    /// sliding-window layers.
+    pub(super) fn ropes(
+        &mut self,
+        hp: &Hparams,
+        max_context: usize,
+    ) -> Result<(Rope, Option<Rope>)> {
+        let rope_len = hp.context_length.min(max_context).max(1);
+        let freq_factors = match self.opt_dense("rope_freqs.weight")? {
+            Some(t) => Some(t.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let interleaved = hp.arch == Arch::Llama;
+        let global_rope = Rope::new(
+            hp.head_dim,
+            hp.rope_base,
+            hp.rope_scale,
+            freq_factors.as_deref(),
+            rope_len,
+            interleaved,
+            self.device,
+        )?;
+        // Gemma 3's local layers use base 10000 and no scaling (llama.cpp's
+        // rope_freq_base_train_swa).
+        let local_rope = if hp.sliding_window.is_some() {
+            Some(Rope::new(
+                hp.head_dim,
+                10_000.0,
+                1.0,
+                None,
+                rope_len,
+                interleaved,
+                self.device,
+            )?)
+        } else {
+            None
+        };
+        Ok((global_rope, local_rope))
+    }
+
+    /// Block `i`: its attention (rotary table `rope`, a sliding window when `local`), its
+    /// MLP (activation `act`), and its norms (sandwich norms with `sandwich`).
+    pub(super) fn block(
+        &mut self,
+        hp: &Hparams,
+        i: usize,
+        rope: Rope,
+        local: bool,
+        act: &Activation,
+        sandwich: bool,
+    ) -> Result<Block> {
+        let layout = self.layout;
+        let p = format!("blk.{i}");
+        let attn = Attention {
+            wq: self.linear(&format!("{p}.attn_q.weight"))?,
+            wk: self.linear(&format!("{p}.attn_k.weight"))?,
+            wv: self.linear(&format!("{p}.attn_v.weight"))?,
+            wo: self.linear(&format!("{p}.attn_output.weight"))?,
+            bq: self.opt_dense(&format!("{p}.attn_q.bias"))?,
+            bk: self.opt_dense(&format!("{p}.attn_k.bias"))?,
+            bv: self.opt_dense(&format!("{p}.attn_v.bias"))?,
+            q_norm: self.opt_rms(&format!("{p}.attn_q_norm.weight"), hp.rms_eps)?,
+            k_norm: self.opt_rms(&format!("{p}.attn_k_norm.weight"), hp.rms_eps)?,
+            n_head: hp.n_head,
+            n_kv_head: hp.n_kv_head,
+            head_dim: hp.head_dim,
+            scale: 1.0 / (hp.head_dim as f64).sqrt(),
+            rope,
+            sliding_window: if local { hp.sliding_window } else { None },
+            as_stored: layout == WeightLayout::AsStored,
+        };
+        let mlp = Mlp {
+            gate: self.linear(&format!("{p}.ffn_gate.weight"))?,
+            up: self.linear(&format!("{p}.ffn_up.weight"))?,
+            down: self.linear(&format!("{p}.ffn_down.weight"))?,
+            act: match act {
+                Activation::Silu => Activation::Silu,
+                Activation::GeluTanh => Activation::GeluTanh,
+            },
+            as_stored: layout == WeightLayout::AsStored,
+        };
+        Ok(Block {
+            attn_norm: self.rms(&format!("{p}.attn_norm.weight"), hp.rms_eps)?,
+            attn,
+            post_attn_norm: if sandwich {
+                Some(self.rms(&format!("{p}.post_attention_norm.weight"), hp.rms_eps)?)
+            } else {
+                None
+            },
+            ffn_norm: self.rms(&format!("{p}.ffn_norm.weight"), hp.rms_eps)?,
+            mlp,
+            post_ffn_norm: if sandwich {
+                Some(self.rms(&format!("{p}.post_ffw_norm.weight"), hp.rms_eps)?)
+            } else {
+                None
+            },
+        })
+    }
 }
 
 /// Rewrites a Q5_0 tensor as Q8_0, exactly: both store 32 weights per block with one f16
@@ -239,188 +374,4 @@ pub enum WeightLayout {
     /// Exactly as stored in the file, through candle's plain kernels (to compare with
     /// other candle-based implementations number for number).
     AsStored,
-}
-
-impl Transformer {
-    /// Loads the weights described by `ct` from `reader` (the same GGUF file).
-    pub fn load<R: Read + Seek>(
-        ct: &gguf_file::Content,
-        reader: &mut R,
-        path: &Path,
-        device: &Device,
-        max_context: usize,
-    ) -> Result<Self> {
-        Self::load_with(ct, reader, path, device, max_context, WeightLayout::Fastest)
-    }
-
-    /// [`Transformer::load`] with a choice of [`WeightLayout`].
-    pub fn load_with<R: Read + Seek>(
-        ct: &gguf_file::Content,
-        reader: &mut R,
-        path: &Path,
-        device: &Device,
-        max_context: usize,
-        layout: WeightLayout,
-    ) -> Result<Self> {
-        let hp = Hparams::from_metadata(ct, path)?;
-        let layout = match layout {
-            WeightLayout::Fastest if !panel_kernels() => WeightLayout::CandleFastest,
-            layout => layout,
-        };
-        let mut tr = TensorReader {
-            ct,
-            reader,
-            path,
-            device,
-            layout,
-        };
-        let (embed, output) = if tr.has("output.weight") {
-            let output = match tr.panels("output.weight")? {
-                Some(lin) => lin,
-                // Not padded nor packed: one-row products go through `matvec`.
-                None => Linear::Candle(QLinear::new(tr.weight("output.weight")?, false)?),
-            };
-            let embed = Embedding::Candle(Arc::new(tr.qtensor("token_embd.weight")?));
-            (embed, output)
-        } else {
-            // Tied embeddings: the output head is the embedding matrix, kept quantized once
-            // (in panels where we can read rows back from them: Q8_0 and Q5_0).
-            let rows_readable = matches!(
-                tr.ct
-                    .tensor_infos
-                    .get("token_embd.weight")
-                    .map(|i| i.ggml_dtype),
-                Some(GgmlDType::Q8_0 | GgmlDType::Q5_0)
-            );
-            let panels = if rows_readable {
-                tr.panels("token_embd.weight")?
-            } else {
-                None
-            };
-            match panels {
-                Some(Linear::Block32(m)) => (Embedding::Panels(m.clone()), Linear::Block32(m)),
-                _ => {
-                    let embed = Arc::new(tr.qtensor("token_embd.weight")?);
-                    let head = QLinear::from_arc(embed.clone(), 0)?;
-                    (Embedding::Candle(embed), Linear::Candle(head))
-                }
-            }
-        };
-        let norm = tr.rms("output_norm.weight", hp.rms_eps)?;
-        let rope_len = hp.context_length.min(max_context).max(1);
-        let freq_factors = match tr.opt_dense("rope_freqs.weight")? {
-            Some(t) => Some(t.flatten_all()?.to_vec1::<f32>()?),
-            None => None,
-        };
-        let interleaved = hp.arch == Arch::Llama;
-        let global_rope = Rope::new(
-            hp.head_dim,
-            hp.rope_base,
-            hp.rope_scale,
-            freq_factors.as_deref(),
-            rope_len,
-            interleaved,
-            device,
-        )?;
-        // Gemma 3's local layers use base 10000 and no scaling (llama.cpp's
-        // rope_freq_base_train_swa).
-        let local_rope = if hp.sliding_window.is_some() {
-            Some(Rope::new(
-                hp.head_dim,
-                10_000.0,
-                1.0,
-                None,
-                rope_len,
-                interleaved,
-                device,
-            )?)
-        } else {
-            None
-        };
-        let (act, sandwich) = match hp.arch {
-            Arch::Gemma3 => (Activation::GeluTanh, true),
-            _ => (Activation::Silu, false),
-        };
-        let mut blocks = Vec::with_capacity(hp.n_layer);
-        for i in 0..hp.n_layer {
-            let p = format!("blk.{i}");
-            let local = hp.is_local_layer(i);
-            let rope = match (&local_rope, local) {
-                (Some(r), true) => r.clone(),
-                _ => global_rope.clone(),
-            };
-            let attn = Attention {
-                wq: tr.linear(&format!("{p}.attn_q.weight"))?,
-                wk: tr.linear(&format!("{p}.attn_k.weight"))?,
-                wv: tr.linear(&format!("{p}.attn_v.weight"))?,
-                wo: tr.linear(&format!("{p}.attn_output.weight"))?,
-                bq: tr.opt_dense(&format!("{p}.attn_q.bias"))?,
-                bk: tr.opt_dense(&format!("{p}.attn_k.bias"))?,
-                bv: tr.opt_dense(&format!("{p}.attn_v.bias"))?,
-                q_norm: tr.opt_rms(&format!("{p}.attn_q_norm.weight"), hp.rms_eps)?,
-                k_norm: tr.opt_rms(&format!("{p}.attn_k_norm.weight"), hp.rms_eps)?,
-                n_head: hp.n_head,
-                n_kv_head: hp.n_kv_head,
-                head_dim: hp.head_dim,
-                scale: 1.0 / (hp.head_dim as f64).sqrt(),
-                rope,
-                sliding_window: if local { hp.sliding_window } else { None },
-                as_stored: layout == WeightLayout::AsStored,
-            };
-            let mlp = Mlp {
-                gate: tr.linear(&format!("{p}.ffn_gate.weight"))?,
-                up: tr.linear(&format!("{p}.ffn_up.weight"))?,
-                down: tr.linear(&format!("{p}.ffn_down.weight"))?,
-                act: match act {
-                    Activation::Silu => Activation::Silu,
-                    Activation::GeluTanh => Activation::GeluTanh,
-                },
-                as_stored: layout == WeightLayout::AsStored,
-            };
-            blocks.push(Block {
-                attn_norm: tr.rms(&format!("{p}.attn_norm.weight"), hp.rms_eps)?,
-                attn,
-                post_attn_norm: if sandwich {
-                    Some(tr.rms(&format!("{p}.post_attention_norm.weight"), hp.rms_eps)?)
-                } else {
-                    None
-                },
-                ffn_norm: tr.rms(&format!("{p}.ffn_norm.weight"), hp.rms_eps)?,
-                mlp,
-                post_ffn_norm: if sandwich {
-                    Some(tr.rms(&format!("{p}.post_ffw_norm.weight"), hp.rms_eps)?)
-                } else {
-                    None
-                },
-            });
-        }
-        let embed_scale = (hp.arch == Arch::Gemma3).then(|| (hp.n_embd as f64).sqrt());
-        let (hp_layers, hp_kv_heads, hp_head_dim) = (hp.n_layer, hp.n_kv_head, hp.head_dim);
-        Ok(Transformer {
-            hparams: hp,
-            embed,
-            embed_scale,
-            blocks,
-            norm,
-            output,
-            device: device.clone(),
-            cache: SeqCache::new(hp_layers, hp_kv_heads, hp_head_dim),
-        })
-    }
-
-    /// Loads a GGUF file from disk.
-    pub fn from_path(path: &Path, device: &Device, max_context: usize) -> Result<Self> {
-        Self::from_path_with(path, device, max_context, WeightLayout::Fastest)
-    }
-
-    /// [`Transformer::from_path`] with a choice of [`WeightLayout`].
-    pub fn from_path_with(
-        path: &Path,
-        device: &Device,
-        max_context: usize,
-        layout: WeightLayout,
-    ) -> Result<Self> {
-        let (mut file, ct) = read_header(path)?;
-        Self::load_with(&ct, &mut file, path, device, max_context, layout)
-    }
 }

@@ -13,25 +13,28 @@
 //!
 //! The model is split by job: [`super::config`] (hyper-parameters), [`super::kv`] (the
 //! cache), [`super::linear`] (projections and the choice of kernels), [`super::layers`]
-//! (attention, MLP, blocks) and [`super::loading`] (reading the file); this file holds
-//! the model and its forward pass.
+//! (embedding, attention, MLP, blocks), `step` (a batched step's sequences, [`Step`]) and
+//! [`super::loading`] (reading the file); this file holds the model, its loading from
+//! those parts and its forward pass.
 
-use std::sync::Arc;
+use std::io::{Read, Seek};
+use std::path::Path;
 
-use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::block32::Block32Matrix;
 use super::kv::SeqCache;
-use super::layers::Block;
-use super::linear::Linear;
-use super::panel::PanelMatrix;
+use super::layers::{Activation, Block, Embedding};
+use super::linear::{panel_kernels, Linear};
+use super::loading::TensorReader;
+use super::step::Segment;
 use crate::{Error, Result};
 
 pub use super::config::{Arch, Hparams};
 pub use super::linear::matvec;
 pub use super::loading::{read_header, WeightLayout};
+pub use super::step::Step;
 
 /// A loaded GGUF decoder with its KV cache.
 #[derive(Debug)]
@@ -45,60 +48,6 @@ pub struct Transformer {
     pub(super) device: Device,
     /// The sequence of [`Transformer::forward`].
     pub(super) cache: SeqCache,
-}
-
-/// One sequence's part of a batched step ([`Transformer::forward_batch`]): its cache and
-/// the tokens that follow what the cache holds.
-#[derive(Debug)]
-pub struct Step<'a> {
-    /// The sequence's keys and values; it gains those of `tokens`.
-    pub cache: &'a mut SeqCache,
-    /// The tokens to feed, at positions `cache.len()..`.
-    pub tokens: &'a [u32],
-}
-
-/// Where a sequence's rows lie in a batch.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Segment {
-    /// Its first row.
-    pub(super) start: usize,
-    pub(super) rows: usize,
-    /// The position of its first row.
-    pub(super) pos: usize,
-}
-
-/// The token embedding matrix, kept quantized: as candle's tensor, or as the output
-/// head's panels when the two are tied and in one of our kernels' layouts (one copy for
-/// both).
-#[derive(Debug)]
-pub(super) enum Embedding {
-    Candle(Arc<QTensor>),
-    Panels(Arc<Block32Matrix>),
-}
-
-impl Embedding {
-    /// The embeddings of `tokens`, `(1, tokens, hidden)`.
-    pub(super) fn lookup(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
-        match self {
-            Embedding::Candle(t) => {
-                let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
-                Ok(t.embedding(&ids)?)
-            }
-            Embedding::Panels(m) => {
-                let mut xs = Vec::with_capacity(tokens.len() * m.cols());
-                for &t in tokens {
-                    if t as usize >= m.rows() {
-                        return Err(Error::Tokenizer(format!(
-                            "token id {t} is out of range for {} embeddings",
-                            m.rows()
-                        )));
-                    }
-                    xs.extend(m.row(t as usize));
-                }
-                Ok(Tensor::from_vec(xs, (1, tokens.len(), m.cols()), device)?)
-            }
-        }
-    }
 }
 
 impl Transformer {
@@ -196,5 +145,85 @@ impl Transformer {
         (0..segs.len())
             .map(|i| Ok(logits.get(0)?.get(i)?))
             .collect()
+    }
+}
+
+impl Transformer {
+    /// Loads the weights described by `ct` from `reader` (the same GGUF file).
+    pub fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+    ) -> Result<Self> {
+        Self::load_with(ct, reader, path, device, max_context, WeightLayout::Fastest)
+    }
+
+    /// [`Transformer::load`] with a choice of [`WeightLayout`].
+    pub fn load_with<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+        layout: WeightLayout,
+    ) -> Result<Self> {
+        let hp = Hparams::from_metadata(ct, path)?;
+        let layout = match layout {
+            WeightLayout::Fastest if !panel_kernels() => WeightLayout::CandleFastest,
+            layout => layout,
+        };
+        let mut tr = TensorReader {
+            ct,
+            reader,
+            path,
+            device,
+            layout,
+        };
+        let (embed, output) = tr.embedding_and_output()?;
+        let norm = tr.rms("output_norm.weight", hp.rms_eps)?;
+        let (global_rope, local_rope) = tr.ropes(&hp, max_context)?;
+        let (act, sandwich) = match hp.arch {
+            Arch::Gemma3 => (Activation::GeluTanh, true),
+            _ => (Activation::Silu, false),
+        };
+        let mut blocks = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let local = hp.is_local_layer(i);
+            let rope = match (&local_rope, local) {
+                (Some(r), true) => r.clone(),
+                _ => global_rope.clone(),
+            };
+            blocks.push(tr.block(&hp, i, rope, local, &act, sandwich)?);
+        }
+        let embed_scale = (hp.arch == Arch::Gemma3).then(|| (hp.n_embd as f64).sqrt());
+        let (hp_layers, hp_kv_heads, hp_head_dim) = (hp.n_layer, hp.n_kv_head, hp.head_dim);
+        Ok(Transformer {
+            hparams: hp,
+            embed,
+            embed_scale,
+            blocks,
+            norm,
+            output,
+            device: device.clone(),
+            cache: SeqCache::new(hp_layers, hp_kv_heads, hp_head_dim),
+        })
+    }
+
+    /// Loads a GGUF file from disk.
+    pub fn from_path(path: &Path, device: &Device, max_context: usize) -> Result<Self> {
+        Self::from_path_with(path, device, max_context, WeightLayout::Fastest)
+    }
+
+    /// [`Transformer::from_path`] with a choice of [`WeightLayout`].
+    pub fn from_path_with(
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+        layout: WeightLayout,
+    ) -> Result<Self> {
+        let (mut file, ct) = read_header(path)?;
+        Self::load_with(&ct, &mut file, path, device, max_context, layout)
     }
 }

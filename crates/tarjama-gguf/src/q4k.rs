@@ -386,4 +386,30 @@ mod tests {
         assert!(Q4kMatrix::from_blocks(&[0; 143], 1, 256).is_none());
         assert!(Q4kMatrix::from_blocks(&[0; 144], 1, 256).is_some());
     }
+
+    #[test]
+    fn rows_packed_in_uneven_pieces_land_in_their_panels_and_lanes() {
+        // 70 rows: four whole panels and a last one of 6; pieces of 7 rows start and end
+        // inside panels, as a loader reading a few rows at a time may.
+        let layout = LAYOUT;
+        let (rows, cols) = (70, 512);
+        let (data, _) = quantized(GgmlDType::Q4K, rows, cols);
+        let mut panels = Panels::zeros(layout, rows, cols).unwrap();
+        let (row_bytes, nb) = (panels.row_bytes(), panels.blocks());
+        for (i, piece) in data.chunks(7 * row_bytes).enumerate() {
+            panels.pack_rows(7 * i, piece);
+        }
+        // Row r's block b goes to lane r % 16 of block b of panel r / 16.
+        let mut want = vec![0u8; rows.div_ceil(PANEL) * nb * layout.panel_block];
+        for (r, row) in data.chunks(row_bytes).enumerate() {
+            for (b, block) in row.chunks(layout.file_block).enumerate() {
+                let at = ((r / PANEL) * nb + b) * layout.panel_block;
+                (layout.pack)(block, &mut want[at..][..layout.panel_block], r % PANEL);
+            }
+        }
+        let got: Vec<u8> = (0..rows.div_ceil(PANEL))
+            .flat_map(|p| panels.panel(p).to_vec())
+            .collect();
+        assert!(got == want);
+    }
 }

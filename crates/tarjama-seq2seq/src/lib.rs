@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod spm;
 pub mod tokenizer;
 pub mod unigram;
+mod values;
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -457,20 +458,6 @@ pub fn pack_batches(ids: &[Vec<u32>], budget: usize, max_sentences: usize) -> Ve
         batches.push(current);
     }
     batches
-}
-
-/// Calls `f` on the values of a contiguous f32 tensor: in place for one on the CPU,
-/// otherwise on a copy.
-pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&cpu.as_slice::<f32>()?[start..end]));
-        }
-    }
-    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// Checkpoint tensors that are handed over, not lent: a tensor leaves the map when the

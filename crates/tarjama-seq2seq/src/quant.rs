@@ -7,7 +7,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 use super::int8::{self, Int8Matrix};
-use super::with_values;
+use super::values::with_values;
 
 /// A linear layer `x W^T + b`, with f32, int8 or Q8_0 weights.
 #[derive(Debug, Clone)]
