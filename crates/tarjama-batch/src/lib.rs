@@ -12,6 +12,7 @@
 
 pub mod atomic;
 pub mod cache;
+pub mod document;
 pub mod folder;
 pub mod formats;
 pub mod inputs;

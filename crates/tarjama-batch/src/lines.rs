@@ -125,6 +125,23 @@ impl Pending {
     }
 }
 
+/// Translates `text` line by line in memory, as `--lines` does a file: one output line
+/// per input line, rendered in `txt` or `jsonl` (what a server answers for a request in
+/// line mode). The translator must send each line alone (`batch_sentences` 1).
+pub fn translate_text(
+    translator: &mut dyn Translator,
+    text: &str,
+    normalizer: Option<&Normalizer>,
+    glossary: Option<&Glossary>,
+    format: Format,
+    model: &str,
+) -> anyhow::Result<String> {
+    let pending = Pending::new(text, normalizer);
+    let translated = translator.translate(&pending.requests())?;
+    let lines = pending.finish(translated, glossary)?;
+    render(&lines, format, "<request>", model, glossary.is_some())
+}
+
 /// Where a line of `--lines` is: 1-based, as editors and error messages count.
 #[derive(Serialize)]
 struct OnLine {

@@ -19,6 +19,10 @@ pub enum Error {
     /// where and why.
     #[error(transparent)]
     Engine(Box<dyn std::error::Error + Send + Sync>),
+    /// The caller gave up on the request ([`crate::ChatEngine::chat_until`]) before it
+    /// was complete.
+    #[error("the request was cancelled before it was complete")]
+    Cancelled,
 }
 
 /// The engine API's result type.

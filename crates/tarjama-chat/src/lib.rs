@@ -12,6 +12,7 @@
 mod error;
 mod sampling;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,6 +84,15 @@ pub struct Completion {
 pub trait TokenCounter: Send + Sync {
     /// How many tokens `text` takes.
     fn count_tokens(&self, text: &str) -> Result<usize>;
+
+    /// The token ids of `text` (no special tokens), for engines that know them (a
+    /// server's tokenize route); others answer [`Error::Unsupported`].
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let _ = text;
+        Err(Error::Unsupported(
+            "this engine counts tokens but does not give their ids".into(),
+        ))
+    }
 }
 
 /// A chat model as the pipelines use it.
@@ -95,8 +105,38 @@ pub trait ChatEngine: Send + Sync {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion>;
 
+    /// [`ChatEngine::chat`], for a caller that may stop listening: when `on_text` answers
+    /// [`ControlFlow::Break`] (a client that went away), the request is abandoned and the
+    /// call returns [`Error::Cancelled`]. The batched engine frees the request's sequence
+    /// at its next token; an engine that cannot stop a request midway (the default)
+    /// finishes it, passing nothing more to `on_text`.
+    fn chat_until(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let mut cancelled = false;
+        let result = self.chat(messages, params, &mut |text| {
+            cancelled = cancelled || on_text(text).is_break();
+        });
+        if cancelled {
+            return Err(Error::Cancelled);
+        }
+        result
+    }
+
     /// How many tokens `text` takes.
     fn count_tokens(&self, text: &str) -> Result<usize>;
+
+    /// The token ids of `text` (no special tokens), for engines that know them (a
+    /// server's tokenize route); others answer [`Error::Unsupported`].
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let _ = text;
+        Err(Error::Unsupported(
+            "this engine counts tokens but does not give their ids".into(),
+        ))
+    }
 
     /// The context window in tokens.
     fn max_context(&self) -> usize;
@@ -155,8 +195,21 @@ macro_rules! forward_chat_engine {
                 (**self).chat(messages, params, on_text)
             }
 
+            fn chat_until(
+                &self,
+                messages: &[Message],
+                params: &SamplingParams,
+                on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+            ) -> Result<Completion> {
+                (**self).chat_until(messages, params, on_text)
+            }
+
             fn count_tokens(&self, text: &str) -> Result<usize> {
                 (**self).count_tokens(text)
+            }
+
+            fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+                (**self).tokenize(text)
             }
 
             fn max_context(&self) -> usize {

@@ -38,6 +38,8 @@ enum Command {
     Models(commands::models::Command),
     /// Score hypotheses against references (BLEU, chrF, chrF++, ROUGE).
     Eval(commands::eval::Args),
+    /// Serve the model over HTTP: OpenAI- and LibreTranslate-compatible APIs and a web page.
+    Serve(commands::serve::Args),
     /// Measure models' quality, speed and memory on the same sentences.
     Bench(commands::bench::Args),
     /// Print shell completions.
@@ -61,6 +63,7 @@ fn main() {
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Completions(args) => commands::completions::run::<Cli>(args),
         Command::Man(args) => commands::man::run::<Cli>(args),
     };

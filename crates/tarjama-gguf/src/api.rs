@@ -1,6 +1,7 @@
 //! The GGUF runtimes as [`ChatEngine`]s: the batched [`Engine`], and one [`ChatModel`]
 //! behind a mutex (one request at a time).
 
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use tarjama_chat::{ChatEngine, Completion, Error, Message, Result, SamplingParams, TokenCounter};
@@ -19,8 +20,21 @@ impl ChatEngine for Engine {
         Ok(Engine::chat(self, messages, params, on_text)?)
     }
 
+    fn chat_until(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        Engine::chat_until(self, messages, params, on_text)?.ok_or(Error::Cancelled)
+    }
+
     fn count_tokens(&self, text: &str) -> Result<usize> {
         Ok(Engine::count_tokens(self, text)?)
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer().encode(text, false, false)?)
     }
 
     fn max_context(&self) -> usize {

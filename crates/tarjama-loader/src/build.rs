@@ -122,6 +122,7 @@ pub struct Translators {
     pub parallel: usize,
     stats: Stats,
     make: Box<dyn FnMut() -> Option<Box<dyn Translator + Send>> + Send>,
+    chat: Option<ChatParts>,
 }
 
 /// Another translator, while this model gives more.
@@ -134,6 +135,12 @@ impl Iterator for Translators {
 }
 
 impl Translators {
+    /// The chat engine behind these translators, with its prompts (none for an
+    /// encoder-decoder).
+    pub fn chat(&self) -> Option<&ChatParts> {
+        self.chat.as_ref()
+    }
+
     /// What the engine has done so far (none for an encoder-decoder).
     pub fn stats(&self) -> Option<EngineReport> {
         match &self.stats {
@@ -156,17 +163,17 @@ pub fn load_translator(
 ) -> anyhow::Result<Translators> {
     let resolved = match target {
         Target::Remote(engine, prompts) => {
+            let parts = ChatParts {
+                engine: engine.clone(),
+                prompts: prompts.clone(),
+                name: target.name(),
+            };
             return Ok(Translators {
                 parallel: engine.parallel(),
                 stats: Stats::Remote(engine.clone()),
-                make: chat_translators(
-                    engine.clone(),
-                    prompts.clone(),
-                    target.name(),
-                    params,
-                    choices,
-                ),
-            })
+                make: chat_translators(parts.clone(), params, choices),
+                chat: Some(parts),
+            });
         }
         Target::Local(resolved) => resolved,
     };
@@ -176,10 +183,16 @@ pub fn load_translator(
             let options = args.run.engine_options(&loaded.model);
             let parallel = options.parallel;
             let engine = Arc::new(Engine::new(loaded.model, options)?);
+            let parts = ChatParts {
+                engine: engine.clone(),
+                prompts: loaded.prompts,
+                name: loaded.name,
+            };
             Ok(Translators {
                 parallel,
-                stats: Stats::Local(engine.clone()),
-                make: chat_translators(engine, loaded.prompts, loaded.name, params, choices),
+                stats: Stats::Local(engine),
+                make: chat_translators(parts.clone(), params, choices),
+                chat: Some(parts),
             })
         }
         ModelKind::HfFolder => {
@@ -210,25 +223,36 @@ pub fn load_translator(
                 parallel: 1,
                 stats: Stats::None,
                 make: Box::new(move || one.take()),
+                chat: None,
             })
         }
     }
 }
 
-/// A translator for every call, all asking `engine`.
-fn chat_translators(
-    engine: Arc<dyn ChatEngine>,
-    prompts: PromptSet,
-    name: String,
-    params: SamplingParams,
-    choices: ChatChoices,
-) -> Box<dyn FnMut() -> Option<Box<dyn Translator + Send>> + Send> {
-    Box::new(move || {
+/// A chat engine with the prompts and name its translators use: what a server keeps to
+/// make a translator for each request, with that request's choices.
+#[derive(Clone)]
+pub struct ChatParts {
+    /// The engine (batched local, or a server).
+    pub engine: Arc<dyn ChatEngine>,
+    /// The model's prompts.
+    pub prompts: PromptSet,
+    /// The model's name for reports.
+    pub name: String,
+}
+
+impl ChatParts {
+    /// A translator asking this engine as `choices` says.
+    pub fn translator(
+        &self,
+        params: SamplingParams,
+        choices: &ChatChoices,
+    ) -> Box<dyn Translator + Send> {
         let mut translator = ChatTranslator::new(
-            engine.clone(),
-            name.clone(),
-            prompts.clone(),
-            params.clone(),
+            self.engine.clone(),
+            self.name.clone(),
+            self.prompts.clone(),
+            params,
         )
         .with_chunking(choices.batch_tokens, choices.batch_sentences)
         .with_candidates(choices.candidates.clone())
@@ -236,6 +260,15 @@ fn chat_translators(
         if let Some(glossary) = &choices.glossary {
             translator = translator.with_glossary(glossary.clone());
         }
-        Some(Box::new(translator))
-    })
+        Box::new(translator)
+    }
+}
+
+/// A translator for every call, all asking the same engine.
+fn chat_translators(
+    parts: ChatParts,
+    params: SamplingParams,
+    choices: ChatChoices,
+) -> Box<dyn FnMut() -> Option<Box<dyn Translator + Send>> + Send> {
+    Box::new(move || Some(parts.translator(params.clone(), &choices)))
 }

@@ -8,5 +8,6 @@ mod eval_checks;
 pub mod man;
 pub mod models;
 pub mod prep;
+pub mod serve;
 pub mod summarize;
 pub mod translate;

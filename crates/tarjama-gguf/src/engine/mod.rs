@@ -38,6 +38,7 @@
 //! [`Transformer::forward_batch`]: crate::model::Transformer::forward_batch
 //! [`SeqCache::with_prefix`]: crate::kv::SeqCache::with_prefix
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -137,13 +138,16 @@ impl Engine {
         self.max_context
     }
 
-    /// What the engine has done so far.
+    /// What the engine has done so far, and what it holds now.
     pub fn stats(&self) -> EngineStats {
-        self.shared
+        let mut stats = self
+            .shared
             .stats
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        stats.waiting = self.shared.queue.lock().map_or(0, |q| q.waiting.len());
+        stats
     }
 
     /// How many tokens `text` takes (no special tokens).
@@ -177,6 +181,32 @@ impl Engine {
     ) -> Result<Completion> {
         let rx = self.enqueue(ids, std::slice::from_ref(params))?.remove(0);
         wait(rx, on_text)
+    }
+
+    /// [`Engine::chat`] for a caller that may stop listening: when `on_text` answers
+    /// `Break`, the request is abandoned (its sequence is freed at its next token) and
+    /// `Ok(None)` returned.
+    pub fn chat_until(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Option<Completion>> {
+        let ids = self.prompt_tokens(messages)?;
+        let rx = self.enqueue(&ids, std::slice::from_ref(params))?.remove(0);
+        for event in rx {
+            match event {
+                Event::Text(t) => {
+                    if on_text(&t).is_break() {
+                        // Dropping the receiver is the signal: the engine's next send to
+                        // it fails and the sequence ends.
+                        return Ok(None);
+                    }
+                }
+                Event::Done(result) => return result.map(Some),
+            }
+        }
+        Err(stopped())
     }
 
     /// Several answers to one prompt, one per entry of `params`, started together: they

@@ -73,6 +73,14 @@ pub struct EngineStats {
     pub rode: usize,
     /// Most sequences running in one step.
     pub peak_running: usize,
+    /// Sequences running after the last step.
+    pub running: usize,
+    /// Requests waiting for a slot now.
+    pub waiting: usize,
+    /// Bytes of keys and values held after the last step.
+    pub kv_bytes: usize,
+    /// Requests whose caller stopped listening before they were complete.
+    pub abandoned: usize,
     /// Most bytes of keys and values held at once (running sequences and kept prefixes).
     pub peak_kv_bytes: usize,
     /// The budget they were held to.

@@ -216,6 +216,7 @@ impl<'m> Scheduler<'m> {
             stats.rows += rows;
             stats.busy += start.elapsed();
             stats.peak_running = stats.peak_running.max(self.running.len());
+            stats.running = self.running.iter().map(|r| 1 + r.riders.len()).sum();
             let held: usize = self
                 .running
                 .iter()
@@ -223,6 +224,7 @@ impl<'m> Scheduler<'m> {
                 .sum::<usize>()
                 + self.prefixes.bytes();
             stats.peak_kv_bytes = stats.peak_kv_bytes.max(held);
+            stats.kv_bytes = held;
         }
     }
 
@@ -491,7 +493,10 @@ impl<'m> Scheduler<'m> {
                 self.count_done(generated, reused);
                 let _ = tx.send(Event::Done(Err(e)));
             }
-            Outcome::Abandoned => self.count_done(generated, reused),
+            Outcome::Abandoned => {
+                self.count_done(generated, reused);
+                self.shared.stats.lock().expect("stats lock").abandoned += 1;
+            }
         }
     }
 
