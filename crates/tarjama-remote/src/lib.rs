@@ -11,7 +11,11 @@
 //! Token budgets need token counts. [`RemoteEngine::connect`] looks for the server's
 //! tokenizer endpoint (llama.cpp's and vLLM's `/tokenize`, llama-cpp-python's
 //! `/extras/tokenize/count`); without one it uses a local tokenizer for the model when
-//! given one, else an estimate that errs on the high side ([`TokenCounting`]).
+//! given one, else an estimate that errs on the high side ([`TokenCounting`]). The way of
+//! counting shapes how sentences are grouped, so a fault must never change it: the
+//! start-up probes are retried like any request, a route counts as missing only when the
+//! server says so (404, 405, 400, 422, 501, an answer without a count), and a probe whose
+//! faults do not pass stops the start rather than fall back to another way of counting.
 #![deny(missing_docs)]
 
 pub mod retry;
@@ -56,6 +60,21 @@ pub enum Error {
     #[error("{url}: gave up after {attempts} attempts; the last: {last}")]
     GaveUp {
         /// The URL asked.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What the last one said.
+        last: String,
+    },
+    /// A tokenizer route kept failing in ways that pass (dropped, 5xx, 429, cut short):
+    /// counting tokens another way would change the output, so the engine does not start.
+    #[error(
+        "{url}: finding how the server counts tokens, gave up after {attempts} attempts \
+         (the last: {last}); rather than count tokens differently from a run without \
+         faults, the remote engine does not start (try again, or raise --retries)"
+    )]
+    TokenizerProbe {
+        /// The tokenizer route asked.
         url: String,
         /// Attempts made.
         attempts: u32,
@@ -178,10 +197,11 @@ enum Failure {
 }
 
 impl RemoteEngine {
-    /// Checks that the server answers (`GET /models`, once: a server that is down fails
-    /// here, at once, and a wrong key gives the server's 401 message once), reads its
-    /// context window when it says it, and finds how to count tokens: the server's
-    /// tokenizer endpoint, else `local`, else an estimate.
+    /// Checks that the server answers (`GET /models`: a server that is still down after
+    /// the retries is [`Error::Unreachable`], a wrong key gives the server's 401 message
+    /// at once), reads its context window when it says it, and finds how to count tokens:
+    /// the server's tokenizer endpoint, else `local`, else an estimate. Every probe is
+    /// retried like a chat request, and its retries are counted in [`RemoteStats`].
     pub fn connect(
         mut options: RemoteOptions,
         local: Option<Box<dyn TokenCounter>>,
@@ -219,7 +239,7 @@ impl RemoteEngine {
             options,
         };
         engine.probe_models()?;
-        engine.counting = match engine.find_tokenizer() {
+        engine.counting = match engine.find_tokenizer()? {
             Some(server) => server,
             None if local.is_some() => {
                 engine.local = local;
@@ -266,26 +286,55 @@ impl RemoteEngine {
     /// `GET /models`: reachable, authorized, and the context window when given.
     fn probe_models(&mut self) -> Result<(), Error> {
         let url = format!("{}/models", self.options.endpoint);
-        let body = match self.request("GET", &url).call() {
-            Ok(response) => response.into_string().unwrap_or_default(),
-            // Some servers have no model list; answering at all is enough.
-            Err(ureq::Error::Status(404 | 405, _)) => return Ok(()),
-            Err(ureq::Error::Status(status, response)) => {
-                return Err(Error::Refused {
-                    url,
-                    status,
-                    message: server_message(response),
-                })
+        // Set while the last attempt did not reach the server at all.
+        let mut unreached = None;
+        let mut first = true;
+        let body = self.with_retries(&url, || {
+            unreached = None;
+            let first = std::mem::replace(&mut first, false);
+            let response = match self.request("GET", &url).call() {
+                Ok(response) => response,
+                // Some servers have no model list; answering at all is enough.
+                Err(ureq::Error::Status(404 | 405, _)) => return Ok(None),
+                // Nothing listens there (or the name does not resolve) at the very first
+                // contact: a wrong URL or a server not started, said at once. A server
+                // that answered once and then drops is retried like any request.
+                Err(ureq::Error::Transport(t))
+                    if first
+                        && matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns
+                        ) =>
+                {
+                    return Err(Failure::Fatal(Error::Unreachable {
+                        endpoint: self.options.endpoint.clone(),
+                        reason: transport_reason(&t),
+                    }));
+                }
+                Err(ureq::Error::Transport(t)) => {
+                    unreached = Some(transport_reason(&t));
+                    return Err(classify(&url, ureq::Error::Transport(t)));
+                }
+                Err(e) => return Err(classify(&url, e)),
+            };
+            let body = response.into_string().map_err(|e| read_failure(&e))?;
+            match serde_json::from_str::<Value>(&body) {
+                Ok(list) => Ok(Some(list)),
+                // A list that stops early was cut short; one that is not JSON says nothing.
+                Err(e) if e.is_eof() => Err(Failure::Retry(Cause::CutShort, None, e.to_string())),
+                Err(_) => Ok(None),
             }
-            Err(ureq::Error::Transport(t)) => {
+        });
+        let list = match (body, unreached) {
+            (Ok(Some(list)), _) => list,
+            (Ok(None), _) => return Ok(()),
+            (Err(Error::GaveUp { attempts, .. }), Some(reason)) => {
                 return Err(Error::Unreachable {
                     endpoint: self.options.endpoint.clone(),
-                    reason: transport_reason(&t),
+                    reason: format!("{reason} ({attempts} attempts)"),
                 })
             }
-        };
-        let Ok(list) = serde_json::from_str::<Value>(&body) else {
-            return Ok(());
+            (Err(e), _) => return Err(e),
         };
         let models = list.get("data").and_then(Value::as_array);
         let ours = models.and_then(|m| {
@@ -313,53 +362,77 @@ impl RemoteEngine {
         Ok(())
     }
 
-    /// The first tokenizer route of the server that counts a test string.
-    fn find_tokenizer(&self) -> Option<TokenCounting> {
-        [
+    /// The first tokenizer route of the server that counts a test string. A route the
+    /// server says it lacks (a status a retry would not change, an answer without a
+    /// count) is passed over; a fault is retried on the same route, and a route whose
+    /// faults do not pass is an error rather than a reason to count some other way.
+    fn find_tokenizer(&self) -> Result<Option<TokenCounting>, Error> {
+        for how in [
             TokenCounting::LlamaCpp,
             TokenCounting::Vllm,
             TokenCounting::LlamaCppPython,
-        ]
-        .into_iter()
-        .find(|&how| self.server_count(how, "مرحبا بالعالم").is_ok_and(|n| n > 0))
+        ] {
+            let url = self.tokenizer_url(how);
+            let count = self.with_retries(&url, || self.probe_count(how));
+            match count {
+                Ok(0) => {}
+                Ok(_) => return Ok(Some(how)),
+                Err(Error::GaveUp {
+                    url,
+                    attempts,
+                    last,
+                }) => {
+                    return Err(Error::TokenizerProbe {
+                        url,
+                        attempts,
+                        last,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// One try of tokenizer route `how` on a test string: 0 where the server says it has
+    /// no such route, a retry where it failed in a way that can pass.
+    fn probe_count(&self, how: TokenCounting) -> Result<usize, Failure> {
+        match self.server_count(how, "مرحبا بالعالم") {
+            Err(Failure::Fatal(e)) => {
+                tracing::debug!("no {}: {e}", how.describe());
+                Ok(0)
+            }
+            answer => answer,
+        }
+    }
+
+    /// The URL of the server's tokenizer route `how`.
+    fn tokenizer_url(&self, how: TokenCounting) -> String {
+        let path = match how {
+            TokenCounting::LlamaCpp | TokenCounting::Vllm => "/tokenize",
+            TokenCounting::LlamaCppPython => "/extras/tokenize/count",
+            TokenCounting::Local | TokenCounting::Estimate => unreachable!("not a server route"),
+        };
+        format!("{}{path}", self.root)
     }
 
     /// One token count from the server's tokenizer route `how`.
     fn server_count(&self, how: TokenCounting, text: &str) -> Result<usize, Failure> {
-        let (path, body) = match how {
-            TokenCounting::LlamaCpp => ("/tokenize", json!({ "content": text })),
-            TokenCounting::Vllm => (
-                "/tokenize",
-                json!({ "model": self.options.model, "prompt": text, "add_special_tokens": false }),
-            ),
-            TokenCounting::LlamaCppPython => (
-                "/extras/tokenize/count",
-                json!({ "model": self.options.model, "input": text }),
-            ),
-            TokenCounting::Local | TokenCounting::Estimate => unreachable!("not a server route"),
+        let body = match how {
+            TokenCounting::LlamaCpp => json!({ "content": text }),
+            TokenCounting::Vllm => {
+                json!({ "model": self.options.model, "prompt": text, "add_special_tokens": false })
+            }
+            _ => json!({ "model": self.options.model, "input": text }),
         };
-        let url = format!("{}{path}", self.root);
+        let url = self.tokenizer_url(how);
         let response = self
             .request("POST", &url)
-            .send_json(body)
-            .map_err(|e| classify(&url, e))?;
-        let value: Value = response
-            .into_json()
-            .map_err(|e| Failure::Retry(Cause::CutShort, None, e.to_string()))?;
-        let count = match how {
-            TokenCounting::LlamaCpp => value.get("tokens").and_then(Value::as_array).map(Vec::len),
-            _ => value
-                .get("count")
-                .and_then(Value::as_u64)
-                .map(|n| n as usize),
-        };
-        count.ok_or_else(|| {
-            Failure::Fatal(Error::Refused {
-                url,
-                status: 200,
-                message: "no token count in the answer".into(),
-            })
-        })
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .map_err(|e| classify_route(&url, e))?;
+        let answer = response.into_string().map_err(|e| read_failure(&e))?;
+        count_in(how, &url, &answer)
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries run out.
@@ -597,6 +670,56 @@ fn classify(url: &str, error: ureq::Error) -> Failure {
     }
 }
 
+/// What a failed request to a tokenizer route means: as [`classify`], except that 501
+/// (Not Implemented) says the route is missing, however often it is asked.
+fn classify_route(url: &str, error: ureq::Error) -> Failure {
+    match error {
+        ureq::Error::Status(501, response) => Failure::Fatal(Error::Refused {
+            url: url.to_string(),
+            status: 501,
+            message: server_message(response),
+        }),
+        e => classify(url, e),
+    }
+}
+
+/// The token count in the answer `body` of tokenizer route `how`: a retry when the JSON
+/// stops early (an answer cut short, an empty one included), fatal when it is whole but
+/// holds no count.
+fn count_in(how: TokenCounting, url: &str, body: &str) -> Result<usize, Failure> {
+    let value: Value = match serde_json::from_str(body) {
+        Ok(value) => value,
+        Err(e) if e.is_eof() => {
+            return Err(Failure::Retry(
+                Cause::CutShort,
+                None,
+                format!("the answer stopped early: {e}"),
+            ))
+        }
+        Err(e) => {
+            return Err(Failure::Fatal(Error::Refused {
+                url: url.to_string(),
+                status: 200,
+                message: format!("not a token count: {e}"),
+            }))
+        }
+    };
+    let count = match how {
+        TokenCounting::LlamaCpp => value.get("tokens").and_then(Value::as_array).map(Vec::len),
+        _ => value
+            .get("count")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+    };
+    count.ok_or_else(|| {
+        Failure::Fatal(Error::Refused {
+            url: url.to_string(),
+            status: 200,
+            message: "no token count in the answer".into(),
+        })
+    })
+}
+
 fn read_failure(e: &std::io::Error) -> Failure {
     let cause = match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Cause::Timeout,
@@ -678,7 +801,7 @@ impl ChatEngine for RemoteEngine {
             }
             TokenCounting::Estimate => Ok(text.chars().count().div_ceil(2)),
             server => {
-                let url = format!("{}/tokenize", self.root);
+                let url = self.tokenizer_url(server);
                 Ok(self.with_retries(&url, || self.server_count(server, text))?)
             }
         }
@@ -690,5 +813,63 @@ impl ChatEngine for RemoteEngine {
 
     fn parallel(&self) -> usize {
         self.options.parallel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "http://127.0.0.1:1/tokenize";
+
+    fn status(code: u16) -> Failure {
+        let response =
+            ureq::Response::new(code, "status", r#"{"error":"no"}"#).expect("a response");
+        classify_route(URL, ureq::Error::Status(code, response))
+    }
+
+    #[test]
+    fn a_route_that_is_not_there_is_told_from_one_that_failed() {
+        for code in [400, 401, 403, 404, 405, 422, 501] {
+            assert!(matches!(status(code), Failure::Fatal(_)), "{code}");
+        }
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(matches!(status(code), Failure::Retry(..)), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_count_cut_short_is_retried_and_an_answer_without_one_is_not() {
+        let count = |how, body| count_in(how, URL, body);
+        assert!(matches!(
+            count(TokenCounting::LlamaCpp, r#"{"tokens":[5,6,7]}"#),
+            Ok(3)
+        ));
+        assert!(matches!(
+            count(TokenCounting::Vllm, r#"{"count":4}"#),
+            Ok(4)
+        ));
+        for cut in [r#"{"tokens":[5,6"#, r#"{"count""#, ""] {
+            assert!(
+                matches!(
+                    count(TokenCounting::LlamaCpp, cut),
+                    Err(Failure::Retry(Cause::CutShort, ..))
+                ),
+                "{cut:?}"
+            );
+        }
+        for whole in [
+            r#"{"detail":"Not Found"}"#,
+            r#"{"count":4}"#,
+            "<html>not here</html>",
+        ] {
+            assert!(
+                matches!(
+                    count(TokenCounting::LlamaCpp, whole),
+                    Err(Failure::Fatal(_))
+                ),
+                "{whole:?}"
+            );
+        }
     }
 }

@@ -2,10 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use tarjama_chat::{ChatEngine, Message, SamplingParams};
+use tarjama_chat::{ChatEngine, Message, SamplingParams, TokenCounter};
 use tarjama_remote::retry::Policy;
 use tarjama_remote::{Error, RemoteEngine, RemoteOptions, TokenCounting};
-use tarjama_testkit::http::{closed_port, socket_addr, FakeServer, Fault, FaultProxy};
+use tarjama_testkit::http::{
+    closed_port, socket_addr, FakeServer, Fault, FaultProxy, Tokenizer, MAX_MODEL_LEN,
+};
+
+/// A text to count: its count tells the server's tokenizer (a token per three
+/// characters) from the estimate (per two) and from [`Words`].
+const TEXT: &str = "Sentences are grouped by their token counts.";
 
 fn options(endpoint: String) -> RemoteOptions {
     RemoteOptions {
@@ -92,13 +98,19 @@ fn retries_run_out_with_the_last_failure_named() {
 
 #[test]
 fn a_server_that_is_down_fails_at_once() {
+    // Nothing listening at the first contact is a wrong URL or a server not started:
+    // said at once, not after the retries (a server that answered and then drops is
+    // retried: `a_model_list_that_keeps_failing_is_reported_after_the_retries`).
     let start = Instant::now();
     let endpoint = format!("http://127.0.0.1:{}/v1", closed_port());
-    let err = RemoteEngine::connect(options(endpoint.clone()), None).unwrap_err();
+    let mut slow = options(endpoint.clone());
+    slow.policy.base = Duration::from_secs(5);
+    let err = RemoteEngine::connect(slow, None).unwrap_err();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&endpoint), "{message}");
-    assert!(start.elapsed() < Duration::from_secs(5), "no retries");
+    assert!(!message.contains("attempts"), "{message}");
+    assert!(start.elapsed() < Duration::from_secs(4), "no retry waits");
 }
 
 #[test]
@@ -122,4 +134,164 @@ fn a_wrong_key_gives_the_servers_message_once() {
 fn a_bad_endpoint_is_refused_before_any_request() {
     let err = RemoteEngine::connect(options("localhost:8000/v1".into()), None).unwrap_err();
     assert!(err.to_string().contains("not an http"), "{err}");
+}
+
+/// What a run depends on from the start-up probes, and a chat answer.
+fn outcome(engine: &RemoteEngine) -> (TokenCounting, usize, usize, String) {
+    (
+        engine.token_counting(),
+        engine.count_tokens(TEXT).unwrap(),
+        engine.options().max_context,
+        ask(engine, "question").unwrap(),
+    )
+}
+
+#[test]
+fn a_fault_at_any_start_up_probe_changes_nothing() {
+    let servers = [
+        (Some(Tokenizer::LlamaCpp), TokenCounting::LlamaCpp),
+        (
+            Some(Tokenizer::LlamaCppPython),
+            TokenCounting::LlamaCppPython,
+        ),
+        (None, TokenCounting::Estimate),
+    ];
+    for (tokenizer, counting) in servers {
+        let server = FakeServer::start_with("fake", None, tokenizer);
+        let clean = RemoteEngine::connect(options(server.endpoint()), None).unwrap();
+        let probes = server.paths();
+        let expected = outcome(&clean);
+        assert_eq!(
+            (expected.0, expected.2),
+            (counting, MAX_MODEL_LEN),
+            "{probes:?}"
+        );
+        // Each fault, alone, at each probe in turn.
+        for (at, probe) in probes.iter().enumerate() {
+            for fault in [
+                Fault::Drop,
+                Fault::ServerError,
+                Fault::RateLimited(0),
+                Fault::Cut,
+            ] {
+                let case = format!("{fault:?} at probe {at} ({probe}) of {tokenizer:?}");
+                let mut schedule = vec![Fault::Pass; at];
+                schedule.push(fault);
+                let proxy =
+                    FaultProxy::start_on_every_request(socket_addr(&server.endpoint()), schedule);
+                let engine = RemoteEngine::connect(options(proxy.endpoint()), None)
+                    .unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(outcome(&engine), expected, "{case}");
+                assert_eq!(proxy.applied(), [fault], "{case}");
+                // A cut in the body of a 404 leaves its status whole, and that is the
+                // answer: the route is missing. Every other fault costs one retry.
+                let missing_route = at > 0 && (tokenizer.is_none() || at + 1 < probes.len());
+                let retries = usize::from(!(fault == Fault::Cut && missing_route));
+                assert_eq!(engine.stats().retries.total(), retries as u64, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn faults_in_a_row_are_retried_on_the_route_that_met_them() {
+    // llama-cpp-python answers /tokenize with 404 twice (the llama.cpp and vLLM bodies),
+    // then meets every kind of fault on its own route.
+    let server = FakeServer::start_with("fake", None, Some(Tokenizer::LlamaCppPython));
+    let expected = outcome(&RemoteEngine::connect(options(server.endpoint()), None).unwrap());
+    let proxy = FaultProxy::start_on_every_request(
+        socket_addr(&server.endpoint()),
+        vec![
+            Fault::Pass,
+            Fault::Pass,
+            Fault::Pass,
+            Fault::Drop,
+            Fault::ServerError,
+            Fault::RateLimited(0),
+            Fault::Slow(Duration::from_secs(2)),
+            Fault::Cut,
+        ],
+    );
+    let mut patient = options(proxy.endpoint());
+    patient.policy.retries = 5;
+    let engine = RemoteEngine::connect(patient, None).unwrap();
+    assert_eq!(outcome(&engine), expected);
+    assert_eq!(engine.token_counting(), TokenCounting::LlamaCppPython);
+    let r = engine.stats().retries;
+    assert_eq!(
+        (
+            r.connection,
+            r.server_error,
+            r.rate_limited,
+            r.timeout,
+            r.cut_short
+        ),
+        (1, 1, 1, 1, 1),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_tokenizer_route_that_keeps_failing_stops_the_start() {
+    let server = FakeServer::start_with("fake", None, Some(Tokenizer::LlamaCpp));
+    let mut schedule = vec![Fault::Pass];
+    schedule.extend([Fault::ServerError; 4]);
+    let proxy = FaultProxy::start_on_every_request(socket_addr(&server.endpoint()), schedule);
+    let err = RemoteEngine::connect(options(proxy.endpoint()), None).unwrap_err();
+    assert!(
+        matches!(err, Error::TokenizerProbe { attempts: 4, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("/tokenize"), "{message}");
+    assert!(message.contains("injected failure"), "{message}");
+    assert_eq!(proxy.applied().len(), 4);
+    assert_eq!(server.paths(), ["/v1/models"], "no other route was tried");
+}
+
+#[test]
+fn a_model_list_that_keeps_failing_is_reported_after_the_retries() {
+    let server = FakeServer::start("fake", None);
+    let upstream = socket_addr(&server.endpoint());
+
+    let proxy = FaultProxy::start_on_every_request(upstream, vec![Fault::ServerError; 4]);
+    let err = RemoteEngine::connect(options(proxy.endpoint()), None).unwrap_err();
+    assert!(matches!(err, Error::GaveUp { attempts: 4, .. }), "{err}");
+    assert!(err.to_string().contains("/v1/models"), "{err}");
+
+    let proxy = FaultProxy::start_on_every_request(upstream, vec![Fault::Drop; 4]);
+    let err = RemoteEngine::connect(options(proxy.endpoint()), None).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("(4 attempts)"), "{err}");
+    assert!(server.paths().is_empty(), "{:?}", server.paths());
+}
+
+/// A local tokenizer: a token per word.
+struct Words;
+
+impl TokenCounter for Words {
+    fn count_tokens(&self, text: &str) -> tarjama_chat::Result<usize> {
+        Ok(text.split_whitespace().count())
+    }
+}
+
+#[test]
+fn a_server_without_a_tokenizer_route_is_asked_each_route_once() {
+    let server = FakeServer::start("fake", None);
+    let engine = RemoteEngine::connect(options(server.endpoint()), None).unwrap();
+    assert_eq!(engine.token_counting(), TokenCounting::Estimate);
+    assert_eq!(engine.count_tokens(TEXT).unwrap(), TEXT.len().div_ceil(2));
+    let probes = [
+        "/v1/models",
+        "/tokenize",
+        "/tokenize",
+        "/extras/tokenize/count",
+    ];
+    assert_eq!(server.paths(), probes);
+    assert_eq!(engine.stats().retries.total(), 0);
+
+    let local = RemoteEngine::connect(options(server.endpoint()), Some(Box::new(Words))).unwrap();
+    assert_eq!(local.token_counting(), TokenCounting::Local);
+    assert_eq!(local.count_tokens(TEXT).unwrap(), 7);
+    assert_eq!(server.paths().len(), 2 * probes.len());
 }

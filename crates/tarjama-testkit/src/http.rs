@@ -2,10 +2,11 @@
 //!
 //! - [`FakeServer`]: an OpenAI-compatible chat server whose answers are a pure function
 //!   of the request (numbered lines are answered line by line), so a run's outputs can be
-//!   compared byte for byte without a model;
-//! - [`FaultProxy`]: sits in front of any server and spoils chat requests on a schedule
-//!   (dropped connections, 500s, 429 with `Retry-After`, answers too slow, streams cut in
-//!   the middle), counting what it did.
+//!   compared byte for byte without a model; it can also count tokens as llama.cpp or
+//!   llama-cpp-python do ([`Tokenizer`]);
+//! - [`FaultProxy`]: sits in front of any server and spoils chat requests (or every
+//!   request) on a schedule (dropped connections, 500s, 429 with `Retry-After`, answers
+//!   too slow, answers cut in the middle), counting what it did.
 //!
 //! Both speak just enough HTTP/1.1 for a client that sends `Content-Length` bodies, and
 //! answer every request with `Connection: close`.
@@ -152,6 +153,19 @@ impl Drop for Listener {
     }
 }
 
+/// The tokenizer route a [`FakeServer`] offers; it counts a token per three characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokenizer {
+    /// llama.cpp's `POST /tokenize` (`{"content"}` → `{"tokens"}`; 400 without `content`).
+    LlamaCpp,
+    /// llama-cpp-python's `POST /extras/tokenize/count` (`{"input"}` → `{"count"}`); its
+    /// `/tokenize` is a 404, as in llama-cpp-python.
+    LlamaCppPython,
+}
+
+/// The context window a [`FakeServer`] states in its model list, as vLLM does.
+pub const MAX_MODEL_LEN: usize = 2048;
+
 /// An OpenAI-compatible chat server without a model: each answer is a function of the
 /// request's last message. A message of numbered lines (`1. ...`) is answered with as
 /// many numbered lines; anything else with one sentence. Every answer is English.
@@ -159,19 +173,28 @@ pub struct FakeServer {
     listener: Listener,
     chats: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeServer {
-    /// Starts a server for `model`, asking for `key` as a bearer token when given.
+    /// Starts a server for `model`, asking for `key` as a bearer token when given, with no
+    /// tokenizer route.
     pub fn start(model: &str, key: Option<&str>) -> FakeServer {
+        FakeServer::start_with(model, key, None)
+    }
+
+    /// Starts a server like [`FakeServer::start`] that also offers `tokenizer`.
+    pub fn start_with(model: &str, key: Option<&str>, tokenizer: Option<Tokenizer>) -> FakeServer {
         let chats = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let (model, key) = (model.to_string(), key.map(str::to_string));
-        let (c, r) = (chats.clone(), refused.clone());
+        let (c, r, p) = (chats.clone(), refused.clone(), paths.clone());
         let listener = Listener::start(move |mut stream| {
             let Some(request) = read_request(&stream) else {
                 return;
             };
+            p.lock().expect("paths").push(request.path.clone());
             let authorized = key.as_ref().is_none_or(|k| {
                 request.header("authorization") == Some(format!("Bearer {k}").as_str())
             });
@@ -184,8 +207,9 @@ impl FakeServer {
                     br#"{"error":{"message":"Invalid API key","type":"invalid_request_error"}}"#,
                 )
             } else if request.path.ends_with("/models") {
-                let body =
-                    format!(r#"{{"object":"list","data":[{{"id":"{model}","object":"model"}}]}}"#);
+                let body = format!(
+                    r#"{{"object":"list","data":[{{"id":"{model}","object":"model","max_model_len":{MAX_MODEL_LEN}}}]}}"#
+                );
                 response(
                     200,
                     "OK",
@@ -195,6 +219,8 @@ impl FakeServer {
             } else if request.path.ends_with("/chat/completions") {
                 c.fetch_add(1, Ordering::SeqCst);
                 chat_answer(&request.body)
+            } else if let Some(answer) = tokenize_answer(tokenizer, &request) {
+                answer
             } else {
                 response(404, "Not Found", &[], b"not found")
             };
@@ -204,6 +230,7 @@ impl FakeServer {
             listener,
             chats,
             refused,
+            paths,
         }
     }
 
@@ -221,6 +248,44 @@ impl FakeServer {
     pub fn refused(&self) -> usize {
         self.refused.load(Ordering::SeqCst)
     }
+
+    /// The paths of the requests received so far, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().expect("paths").clone()
+    }
+}
+
+/// The answer of `tokenizer`'s route to `request`; `None` when it is not that route.
+fn tokenize_answer(tokenizer: Option<Tokenizer>, request: &Request) -> Option<Vec<u8>> {
+    let field = match (tokenizer?, request.path.as_str()) {
+        (Tokenizer::LlamaCpp, "/tokenize") => "content",
+        (Tokenizer::LlamaCppPython, "/extras/tokenize/count") => "input",
+        _ => return None,
+    };
+    // The field's string as sent, escapes and all: enough for a count that is a function
+    // of the request.
+    let body = String::from_utf8_lossy(&request.body);
+    let Some(text) = body
+        .split_once(&format!("\"{field}\":\""))
+        .and_then(|(_, rest)| rest.split('"').next())
+    else {
+        let message = format!(r#"{{"error":{{"message":"'{field}' is required"}}}}"#);
+        return Some(response(400, "Bad Request", &[], message.as_bytes()));
+    };
+    let count = text.chars().count().div_ceil(3);
+    let answer = match tokenizer? {
+        Tokenizer::LlamaCpp => {
+            let ids: Vec<String> = (0..count).map(|i| i.to_string()).collect();
+            format!(r#"{{"tokens":[{}]}}"#, ids.join(","))
+        }
+        Tokenizer::LlamaCppPython => format!(r#"{{"count":{count}}}"#),
+    };
+    Some(response(
+        200,
+        "OK",
+        &[("content-type", "application/json".into())],
+        answer.as_bytes(),
+    ))
 }
 
 /// The fake's answer to a chat request body, streamed in several events.
@@ -275,9 +340,12 @@ fn fnv(bytes: &[u8]) -> u32 {
     })
 }
 
-/// What the proxy does to one chat request.
+/// What the proxy does to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// Passes the request on untouched: a gap in the schedule, so that a later request is
+    /// the one spoiled. Not counted in [`FaultProxy::applied`].
+    Pass,
     /// Closes the connection without an answer.
     Drop,
     /// Answers 500 without asking the server.
@@ -286,21 +354,32 @@ pub enum Fault {
     RateLimited(u64),
     /// Waits this long before passing the request on (past the client's timeout).
     Slow(Duration),
-    /// Passes the request on, then sends only the first half of the answer.
+    /// Passes the request on, then sends the answer's head and only the first half of its
+    /// body.
     Cut,
 }
 
-/// A proxy in front of `upstream` that spoils chat requests (`/chat/completions`) as its
-/// schedule says, in the order they arrive; other requests and chat requests past the
-/// schedule pass through.
+/// A proxy in front of `upstream` that spoils chat requests (`/chat/completions`), or
+/// every request, as its schedule says, in the order they arrive; other requests and
+/// requests past the schedule pass through.
 pub struct FaultProxy {
     listener: Listener,
     done: Arc<Mutex<Vec<Fault>>>,
 }
 
 impl FaultProxy {
-    /// Starts the proxy; `upstream` is the server's `host:port`.
+    /// Starts the proxy, spoiling chat requests; `upstream` is the server's `host:port`.
     pub fn start(upstream: SocketAddr, schedule: Vec<Fault>) -> FaultProxy {
+        FaultProxy::start_on(upstream, schedule, false)
+    }
+
+    /// Starts the proxy, spoiling every request whatever its path (start-up probes
+    /// included); `upstream` is the server's `host:port`.
+    pub fn start_on_every_request(upstream: SocketAddr, schedule: Vec<Fault>) -> FaultProxy {
+        FaultProxy::start_on(upstream, schedule, true)
+    }
+
+    fn start_on(upstream: SocketAddr, schedule: Vec<Fault>, every: bool) -> FaultProxy {
         let schedule = Arc::new(Mutex::new(schedule.into_iter()));
         let done = Arc::new(Mutex::new(Vec::new()));
         let record = done.clone();
@@ -308,11 +387,11 @@ impl FaultProxy {
             let Some(request) = read_request(&client) else {
                 return;
             };
-            let fault = if request.path.ends_with("/chat/completions") {
-                schedule.lock().expect("schedule").next()
-            } else {
-                None
-            };
+            let spoiled = every || request.path.ends_with("/chat/completions");
+            let fault = spoiled
+                .then(|| schedule.lock().expect("schedule").next())
+                .flatten()
+                .filter(|&f| f != Fault::Pass);
             if let Some(fault) = fault {
                 record.lock().expect("record").push(fault);
             }
@@ -346,12 +425,16 @@ impl FaultProxy {
                 }
                 Some(Fault::Cut) => match forward(&request) {
                     Some(mut a) => {
-                        a.truncate(a.len() / 2);
+                        let head = a
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map_or(0, |at| at + 4);
+                        a.truncate(head + (a.len() - head) / 2);
                         a
                     }
                     None => return,
                 },
-                None => match forward(&request) {
+                Some(Fault::Pass) | None => match forward(&request) {
                     Some(a) => a,
                     None => return,
                 },
