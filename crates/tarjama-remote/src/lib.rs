@@ -176,6 +176,10 @@ pub struct RemoteEngine {
     counting: TokenCounting,
     local: Option<Box<dyn TokenCounter>>,
     stats: Mutex<(RemoteStats, Duration)>,
+    /// The server is `tarjama serve` (its model list says `owned_by: tarjama`): it takes
+    /// every stop condition of [`SamplingParams`] and applies it as the local engine does,
+    /// so answers are the local engine's to the byte.
+    tarjama: bool,
 }
 
 impl std::fmt::Debug for RemoteEngine {
@@ -228,6 +232,7 @@ impl RemoteEngine {
             root,
             counting: TokenCounting::Estimate,
             local: None,
+            tarjama: false,
             stats: Mutex::new((
                 RemoteStats {
                     endpoint: endpoint.clone(),
@@ -352,6 +357,8 @@ impl RemoteEngine {
                 ids.join(", ")
             );
         }
+        self.tarjama =
+            ours.and_then(|m| m.get("owned_by")).and_then(Value::as_str) == Some("tarjama");
         // vLLM says how long a context it serves.
         if let Some(len) = ours
             .and_then(|m| m.get("max_model_len"))
@@ -498,7 +505,21 @@ impl RemoteEngine {
             fields.insert("repeat_penalty".into(), json!(params.repetition_penalty));
         }
         let stops: Vec<&String> = params.stop.iter().filter(|s| !s.is_empty()).collect();
-        if !stops.is_empty() {
+        if self.tarjama {
+            // tarjama's own fields: the server stops as the local engine would.
+            fields.insert("stop_on_loop".into(), json!(params.stop_on_loop));
+            fields.insert(
+                "stop_after_sentences".into(),
+                json!(params.stop_after_sentences),
+            );
+            if params.epsilon.is_some() {
+                fields.insert("epsilon".into(), json!(params.epsilon));
+            }
+            fields.insert("repeat_last_n".into(), json!(params.repeat_last_n));
+            if !stops.is_empty() {
+                fields.insert("stop".into(), json!(stops));
+            }
+        } else if !stops.is_empty() {
             // OpenAI takes at most four; the rest are applied here, on the stream.
             fields.insert("stop".into(), json!(stops[..stops.len().min(4)]));
         }
@@ -535,6 +556,7 @@ impl RemoteEngine {
                 finish,
                 usage,
                 done: true,
+                tarjama_stop: None,
             };
             return Ok(finish_answer(stream, None, start, start.elapsed(), waited));
         }
@@ -543,7 +565,18 @@ impl RemoteEngine {
         let mut first_text = None;
         let mut line = String::new();
         let mut chars: Vec<char> = Vec::new();
-        let loop_window = params.stop_on_loop * 4;
+        // A tarjama server applies the loop and sentence stops itself, on tokens as the
+        // local engine does; anything else is told them here, on the text.
+        let loop_window = if self.tarjama {
+            0
+        } else {
+            params.stop_on_loop * 4
+        };
+        let sentences = if self.tarjama {
+            0
+        } else {
+            params.stop_after_sentences
+        };
         loop {
             line.clear();
             let read = Instant::now();
@@ -576,7 +609,7 @@ impl RemoteEngine {
                 Some(StopReason::StopString)
             } else if loop_window > 0 && repeats_earlier(&chars, loop_window) {
                 Some(StopReason::Loop)
-            } else if has_sentences(&stream.text, params.stop_after_sentences) {
+            } else if has_sentences(&stream.text, sentences) {
                 Some(StopReason::Sentences)
             } else {
                 None
@@ -616,10 +649,16 @@ fn finish_answer(
     waited: Duration,
 ) -> Answer {
     let elapsed = start.elapsed();
-    let stop = stopped.unwrap_or(match stream.finish.as_deref() {
-        Some("length") => StopReason::Length,
-        _ => StopReason::EndOfTurn,
-    });
+    let stop = stopped.unwrap_or(
+        match (stream.tarjama_stop.as_deref(), stream.finish.as_deref()) {
+            (Some("loop"), _) => StopReason::Loop,
+            (Some("sentences"), _) => StopReason::Sentences,
+            (Some("stop_string"), _) => StopReason::StopString,
+            (Some("context"), _) => StopReason::Context,
+            (_, Some("length")) => StopReason::Length,
+            _ => StopReason::EndOfTurn,
+        },
+    );
     let usage = stream.usage.unwrap_or_default();
     Answer {
         completion: Completion {

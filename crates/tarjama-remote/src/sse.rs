@@ -40,6 +40,9 @@ pub struct Stream {
     pub pieces: usize,
     /// Whether `[DONE]` arrived.
     pub done: bool,
+    /// A tarjama server's own word for why it stopped (`tarjama_stop`: `loop`,
+    /// `sentences`, ...), finer than `finish_reason`.
+    pub tarjama_stop: Option<String>,
 }
 
 impl Stream {
@@ -71,6 +74,9 @@ impl Stream {
         };
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish = Some(reason.to_string());
+        }
+        if let Some(reason) = choice.get("tarjama_stop").and_then(Value::as_str) {
+            self.tarjama_stop = Some(reason.to_string());
         }
         // Chat chunks carry `delta.content`; a few servers send `text` (completions).
         let piece = choice

@@ -77,6 +77,10 @@ struct ChatRequest {
     stop_on_loop: Option<usize>,
     /// tarjama's own: stop after this many complete sentences.
     stop_after_sentences: Option<usize>,
+    /// tarjama's own: epsilon sampling.
+    epsilon: Option<f64>,
+    /// tarjama's own: how many recent tokens the repetition penalty looks at.
+    repeat_last_n: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +211,8 @@ impl ChatRequest {
             },
             stop_on_loop: self.stop_on_loop.unwrap_or(0),
             stop_after_sentences: self.stop_after_sentences.unwrap_or(0),
+            epsilon: self.epsilon.filter(|&e| e > 0.0),
+            repeat_last_n: self.repeat_last_n.unwrap_or(defaults.repeat_last_n),
             ..defaults
         };
         Ok((messages, params))
@@ -317,6 +323,7 @@ pub async fn chat_completions(
             "index": 0,
             "message": { "role": "assistant", "content": text },
             "finish_reason": finish_reason(completion.stop),
+            "tarjama_stop": completion.stop,
         }],
         "usage": usage(&completion),
     });
@@ -367,6 +374,9 @@ fn stream_answer(
                 let overhead = start.elapsed().saturating_sub(took);
                 state.metrics.overhead.observe(overhead.as_secs_f64());
                 let mut last = chunk(json!({}), Some(finish_reason(c.stop)));
+                // tarjama's own word for the stop (`loop`, `sentences`, ...), which
+                // tarjama's remote engine reads.
+                last["choices"][0]["tarjama_stop"] = json!(c.stop);
                 // llama.cpp puts the usage in the last chunk; OpenAI, when asked, in one
                 // more. Clients read it from either, so it goes in the last one always.
                 let _ = usage_chunk;
