@@ -213,7 +213,6 @@ impl ChatRequest {
             stop_after_sentences: self.stop_after_sentences.unwrap_or(0),
             epsilon: self.epsilon.filter(|&e| e > 0.0),
             repeat_last_n: self.repeat_last_n.unwrap_or(defaults.repeat_last_n),
-            ..defaults
         };
         Ok((messages, params))
     }

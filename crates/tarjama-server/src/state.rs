@@ -92,8 +92,8 @@ pub struct Model {
     /// An encoder-decoder's one translator (it batches sentences itself): requests take
     /// turns.
     pub seq2seq: Option<Mutex<Box<dyn Translator + Send>>>,
-    /// Where the engine's statistics come from.
-    pub translators: Mutex<Translators>,
+    /// Where the engine's statistics come from (none: the engine reports none).
+    pub translators: Option<Mutex<Translators>>,
     /// Translation defaults.
     pub defaults: Defaults,
 }
@@ -112,14 +112,27 @@ impl Model {
             max_context,
             chat,
             seq2seq,
-            translators: Mutex::new(translators),
+            translators: Some(Mutex::new(translators)),
+            defaults,
+        }
+    }
+
+    /// A chat engine served as it is (an embedding application's, or a test's).
+    pub fn from_chat(chat: ChatParts, defaults: Defaults) -> Self {
+        Model {
+            name: chat.name.clone(),
+            max_context: chat.engine.max_context(),
+            chat: Some(chat),
+            seq2seq: None,
+            translators: None,
             defaults,
         }
     }
 
     /// The engine's statistics now.
     pub fn stats(&self) -> Option<EngineReport> {
-        self.translators.lock().ok().and_then(|t| t.stats())
+        let translators = self.translators.as_ref()?.lock().ok()?;
+        translators.stats()
     }
 
     /// The chat engine, or a 400 saying this model is not one.
