@@ -175,6 +175,10 @@ impl Translator for CachedTranslator {
         self.inner.name()
     }
 
+    fn glossary(&self) -> Option<std::sync::Arc<tarjama_pipeline::Glossary>> {
+        self.inner.glossary()
+    }
+
     fn translate(&mut self, sentences: &[&str]) -> tarjama_chat::Result<Vec<Translated>> {
         let mut todo: Vec<&str> = Vec::new();
         {

@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -127,18 +126,19 @@ impl Pending {
 
 /// Translates `text` line by line in memory, as `--lines` does a file: one output line
 /// per input line, rendered in `txt` or `jsonl` (what a server answers for a request in
-/// line mode). The translator must send each line alone (`batch_sentences` 1).
+/// line mode), each checked against the translator's glossary. The translator must send
+/// each line alone (`batch_sentences` 1).
 pub fn translate_text(
     translator: &mut dyn Translator,
     text: &str,
     normalizer: Option<&Normalizer>,
-    glossary: Option<&Glossary>,
     format: Format,
     model: &str,
 ) -> anyhow::Result<String> {
     let pending = Pending::new(text, normalizer);
     let translated = translator.translate(&pending.requests())?;
-    let lines = pending.finish(translated, glossary)?;
+    let glossary = translator.glossary();
+    let lines = pending.finish(translated, glossary.as_deref())?;
     render(&lines, format, "<request>", model, glossary.is_some())
 }
 
@@ -231,8 +231,6 @@ pub struct Job {
     pub read: ReadOptions,
     /// Normalization of the Arabic lines before translation.
     pub normalizer: Option<Normalizer>,
-    /// The glossary whose missing terms each record lists.
-    pub glossary: Option<Arc<Glossary>>,
     /// No notes (errors and warnings are still reported).
     pub quiet: bool,
 }
@@ -407,7 +405,10 @@ pub fn run(
             out
         };
         let n_requests = requests.len();
-        let lines = pending.finish(translated, job.glossary.as_deref())?;
+        // The translator's glossary: the one it was asked to follow (none loaded yet: no
+        // line needed the model, and no line can miss a term).
+        let glossary = translator.as_ref().and_then(|t| t.glossary());
+        let lines = pending.finish(translated, glossary.as_deref())?;
         let display = match source {
             Source::Stdin => "<stdin>".to_string(),
             Source::File(_) => name.clone(),
@@ -417,7 +418,7 @@ pub fn run(
             job.format,
             &display,
             &summary.model,
-            job.glossary.is_some(),
+            glossary.is_some(),
         )?;
         match target {
             None => {

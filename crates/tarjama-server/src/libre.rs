@@ -67,9 +67,13 @@ struct TranslateRequest {
     api_key: Option<String>,
 }
 
-/// A JSON body, or a form (`application/x-www-form-urlencoded`) whose repeated `q`
-/// fields make a list.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<TranslateRequest, ApiError> {
+/// A request's fields from a JSON body, or from a form
+/// (`application/x-www-form-urlencoded`), where repeated `q` fields make a list, as
+/// LibreTranslate takes both.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -176,7 +180,7 @@ pub async fn translate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request = parse_body(&headers, &body)?;
+    let request: TranslateRequest = parse_body(&headers, &body)?;
     state
         .authorize(&headers, request.api_key.as_deref())
         .map_err(ApiError::libre)?;
@@ -243,18 +247,7 @@ pub async fn detect_route(
         #[serde(default)]
         api_key: Option<String>,
     }
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    let request: Request = if form {
-        let fields: serde_json::Map<String, Value> = form_urlencoded::parse(&body)
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect();
-        parse_json(Value::Object(fields).to_string().as_bytes()).map_err(ApiError::libre)?
-    } else {
-        parse_json(&body).map_err(ApiError::libre)?
-    };
+    let request: Request = parse_body(&headers, &body)?;
     state
         .authorize(&headers, request.api_key.as_deref())
         .map_err(ApiError::libre)?;

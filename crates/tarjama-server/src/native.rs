@@ -126,15 +126,12 @@ pub async fn translate(
         };
     }
     if glossary.is_some() {
-        choices.glossary = glossary.clone();
+        choices.glossary = glossary;
     }
     if request.lines {
         choices.batch_sentences = 1;
     }
-    let options = TranslateOptions {
-        glossary,
-        ..model.defaults.translate.clone()
-    };
+    let options = model.defaults.translate.clone();
     let permit = state.admit()?;
     let job_state = state.clone();
     let text = request.text;
@@ -184,7 +181,6 @@ fn run_translation(
                 t,
                 &text,
                 options.normalizer.as_ref(),
-                options.glossary.as_deref(),
                 format,
                 &name,
             )

@@ -150,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the server's runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host, args.port))
             .await
             .with_context(|| {
@@ -169,7 +169,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let state = State::new(config);
         let load = move || load(&args, normalizer);
         tarjama_server::serve(listener, state, load).await
-    })?;
+    });
+    // Dropping the runtime would wait for its blocking threads: a model still loading when
+    // the signal came (minutes for a large one), a translation whose client is gone. Every
+    // answer is sent (or, past the drain, cut) by now: those threads end with the process.
+    runtime.shutdown_background();
+    served?;
     eprintln!("tarjama serve: stopped");
     Ok(exit::SUCCESS)
 }
@@ -199,7 +204,7 @@ fn load(args: &Args, normalizer: Option<tarjama_text::Normalizer>) -> anyhow::Re
         choices,
         translate: TranslateOptions {
             normalizer,
-            glossary: None,
+            check_glossary: true,
         },
     };
     let model = Model::new(translators, name, defaults);

@@ -205,7 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         read: read_options(&args),
         translate: TranslateOptions {
             normalizer,
-            glossary: glossary.clone(),
+            check_glossary: true,
         },
         overwrite: args.batch.overwrite,
         resume: args.batch.resume,
@@ -251,14 +251,14 @@ fn run_lines(args: Args) -> anyhow::Result<i32> {
         format: args.format,
         read: read_options(&args),
         normalizer: common::normalizer(&args.normalize)?,
-        glossary: args.glossary.load()?,
         quiet: args.quiet,
     };
+    let glossary = args.glossary.load()?;
     let plan = lines::plan(&job)?;
     let target = common::target(&args.model, args.quiet)?;
     // Each line a request of its own (1 sentence per chunk): a chat model given several
     // numbered lines can merge or split them.
-    let mut load = || translators(&args, &target, job.glossary.clone(), 1);
+    let mut load = || translators(&args, &target, glossary.clone(), 1);
     let mut events = tarjama_batch::Stderr;
     let summary = lines::run(&job, &plan, &target.name(), &mut load, &mut events)?;
     if summary.interrupted {

@@ -97,7 +97,8 @@ pub(super) fn translate_article(
         text,
         &TranslateOptions {
             normalizer: options.normalizer.clone(),
-            glossary: None,
+            // The summary reports the glossary terms it leaves out itself.
+            check_glossary: false,
         },
     )?;
     events.extend(doc.events.iter().cloned());

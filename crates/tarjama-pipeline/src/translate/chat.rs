@@ -452,6 +452,10 @@ impl<E: ChatEngine> ChatTranslator<E> {
 }
 
 impl<E: ChatEngine> Translator for ChatTranslator<E> {
+    fn glossary(&self) -> Option<Arc<Glossary>> {
+        self.glossary.clone()
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

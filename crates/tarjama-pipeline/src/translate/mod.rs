@@ -60,16 +60,32 @@ pub trait Translator {
     fn take_events(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// The glossary this translator follows, if any: the one its prompts name (or its
+    /// beam search enforces), and so the one its translations are checked against.
+    fn glossary(&self) -> Option<Arc<Glossary>> {
+        None
+    }
 }
 
 /// How to prepare a document for translation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TranslateOptions {
     /// Normalization applied to Arabic sentences before translation (`None`: as is).
     pub normalizer: Option<Normalizer>,
-    /// A glossary to check the translations against: each sentence reports the entries
-    /// of its source whose English its translation lacks.
-    pub glossary: Option<Arc<Glossary>>,
+    /// Check the translations against the translator's glossary ([`Translator::glossary`]):
+    /// each sentence reports the entries of its source whose English its translation
+    /// lacks, with a note. On by default; a summary, which reports what it leaves out its
+    /// own way, turns it off.
+    pub check_glossary: bool,
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        TranslateOptions {
+            normalizer: None,
+            check_glossary: true,
+        }
+    }
 }
 
 /// One sentence of a translated document.
@@ -221,7 +237,8 @@ pub fn plan_document(text: &str, options: &TranslateOptions) -> DocumentPlan {
     plan
 }
 
-/// Translates a planned document; `options.glossary`, if any, checks the translations.
+/// Translates a planned document; the translator's glossary, if any, checks the
+/// translations (unless `options.check_glossary` is off).
 pub fn translate_planned(
     translator: &mut dyn Translator,
     plan: DocumentPlan,
@@ -249,7 +266,8 @@ pub fn translate_planned(
         sentences[i].utility = t.utility;
     }
     let mut events = translator.take_events();
-    if let Some(glossary) = &options.glossary {
+    let glossary = translator.glossary().filter(|_| options.check_glossary);
+    if let Some(glossary) = glossary {
         for s in sentences.iter_mut().filter(|s| !s.passthrough) {
             s.glossary_missing = glossary.missing(&s.source, &s.translation);
             if !s.glossary_missing.is_empty() {

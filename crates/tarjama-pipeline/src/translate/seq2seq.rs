@@ -72,6 +72,10 @@ impl Seq2SeqAdapter {
 }
 
 impl Translator for Seq2SeqAdapter {
+    fn glossary(&self) -> Option<Arc<Glossary>> {
+        self.glossary.clone()
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

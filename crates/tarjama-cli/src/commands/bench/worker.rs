@@ -444,7 +444,7 @@ impl Pass<'_> {
                 progress(name, "reference translation", i, articles.len());
                 let options = TranslateOptions {
                     normalizer: normalizer.clone(),
-                    glossary: None,
+                    check_glossary: true,
                 };
                 let doc = translate_document(&mut translator, text, &options)?;
                 translations.push(Some(doc.text()));
