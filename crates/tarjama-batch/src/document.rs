@@ -8,6 +8,26 @@ use crate::formats::Prepared;
 use crate::inputs::Kind;
 use crate::render::{render, Format};
 
+/// Why a document could not be translated: the input (a caller's mistake: a server's
+/// 400) or the model (the engine's failure: a 500).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The text cannot be taken apart as its kind says (a subtitle file that is not one).
+    #[error("{0}")]
+    Input(String),
+    /// The model failed.
+    #[error("{file}: translation failed: {source}")]
+    Translation {
+        /// The document.
+        file: String,
+        /// What the engine said.
+        source: tarjama_chat::Error,
+    },
+    /// The output could not be rendered.
+    #[error("{0}")]
+    Render(String),
+}
+
 /// A translated document and its rendering.
 #[derive(Debug)]
 pub struct Rendered {
@@ -28,12 +48,16 @@ pub fn translate(
     format: Format,
     file: &str,
     model: &str,
-) -> anyhow::Result<Rendered> {
-    let prepared = Prepared::new(kind, text).map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+) -> Result<Rendered, Error> {
+    let prepared = Prepared::new(kind, text).map_err(|e| Error::Input(format!("{file}: {e:#}")))?;
     let plan = plan_document(&prepared.text, options);
-    let mut doc = translate_planned(translator, plan, options)
-        .map_err(|e| anyhow::anyhow!("{file}: translation failed: {e:#}"))?;
+    let mut doc =
+        translate_planned(translator, plan, options).map_err(|source| Error::Translation {
+            file: file.to_string(),
+            source,
+        })?;
     prepared.map_back(&mut doc);
-    let output = render(&prepared, &doc, format, file, model)?;
+    let output = render(&prepared, &doc, format, file, model)
+        .map_err(|e| Error::Render(format!("{file}: {e:#}")))?;
     Ok(Rendered { output, doc })
 }

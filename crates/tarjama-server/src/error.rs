@@ -113,6 +113,17 @@ impl From<tarjama_chat::Error> for ApiError {
     }
 }
 
+impl From<tarjama_batch::document::Error> for ApiError {
+    fn from(e: tarjama_batch::document::Error) -> Self {
+        use tarjama_batch::document::Error;
+        match e {
+            Error::Input(message) => ApiError::field("text", message),
+            Error::Translation { source, .. } => ApiError::from(source),
+            Error::Render(message) => ApiError::engine(message),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();

@@ -159,7 +159,7 @@ fn translate_one(model: &Model, text: &str, html: bool) -> Result<String, ApiErr
                 &model.name,
             )
         })?;
-        let out = rendered.map_err(|e| ApiError::engine(format!("{e:#}")).libre())?;
+        let out = rendered.map_err(|e| ApiError::from(e).libre())?;
         // A text without a final line break comes back without one.
         Ok(if text.ends_with('\n') {
             out.output
@@ -321,9 +321,10 @@ pub async fn translate_file(
                 &model.name,
             )
         })?;
-        rendered
-            .map(|r| r.output)
-            .map_err(|e| ApiError::field("file", format!("{e:#}")))
+        rendered.map(|r| r.output).map_err(|e| match e {
+            tarjama_batch::document::Error::Input(m) => ApiError::field("file", m),
+            other => ApiError::from(other),
+        })
     })
     .await
     .map_err(|e| ApiError::engine(e).libre())?

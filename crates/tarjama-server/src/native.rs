@@ -207,14 +207,7 @@ fn run_translation(
     let rendered = model.with_translator(choices, |t| {
         tarjama_batch::document::translate(t, kind, text, options, format, "<request>", &name)
     })?;
-    let rendered = rendered.map_err(|e| {
-        let message = format!("{e:#}");
-        if message.contains("subtitle") || message.contains("srt") {
-            ApiError::field("text", message)
-        } else {
-            ApiError::engine(message)
-        }
-    })?;
+    let rendered = rendered?;
     if !json_answer {
         return Ok((
             [(header::CONTENT_TYPE, content_type(format))],
