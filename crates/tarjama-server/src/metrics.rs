@@ -33,6 +33,8 @@ pub struct Metrics {
     waiting: IntGauge,
     kv_bytes: IntGauge,
     kv_usage: prometheus::Gauge,
+    /// The engine's totals at the last scrape, to add what came since.
+    seen: std::sync::Mutex<(usize, usize)>,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -139,14 +141,24 @@ impl Metrics {
                 "Bytes of keys and values held now",
             ),
             kv_usage,
+            seen: std::sync::Mutex::new((0, 0)),
             registry,
         }
     }
 
-    /// The text exposition, with the gauges read now.
+    /// The text exposition, with the gauges read now. The local engine's own totals of
+    /// prompt and generated tokens count every route's work (translations and summaries
+    /// too); without one, the chat route counts what its answers report.
     pub fn render(&self, admitted: usize, engine: Option<EngineReport>) -> String {
         self.admitted.set(admitted as i64);
         if let Some(EngineReport::Local(stats)) = engine {
+            if let Ok(mut seen) = self.seen.lock() {
+                self.prompt_tokens
+                    .inc_by(stats.prompt.saturating_sub(seen.0) as u64);
+                self.generated_tokens
+                    .inc_by(stats.generated.saturating_sub(seen.1) as u64);
+                *seen = (stats.prompt.max(seen.0), stats.generated.max(seen.1));
+            }
             self.running.set(stats.running as i64);
             self.waiting.set(stats.waiting as i64);
             self.kv_bytes.set(stats.kv_bytes as i64);

@@ -235,6 +235,9 @@ fn spawn_chat(
 ) -> Result<mpsc::Receiver<Piece>, ApiError> {
     let model = state.model()?;
     let engine = model.chat()?.engine.clone();
+    // The local engine counts tokens itself (every route's); another engine's tokens are
+    // counted here, from the answers.
+    let count_tokens = model.stats().is_none();
     let permit = state.admit()?;
     let (tx, rx) = mpsc::channel(256);
     let state = state.clone();
@@ -253,8 +256,10 @@ fn spawn_chat(
         let m = &state.metrics;
         match &result {
             Ok(c) => {
-                m.prompt_tokens.inc_by(c.prompt_tokens as u64);
-                m.generated_tokens.inc_by(c.generated_tokens as u64);
+                if count_tokens {
+                    m.prompt_tokens.inc_by(c.prompt_tokens as u64);
+                    m.generated_tokens.inc_by(c.generated_tokens as u64);
+                }
                 if let Some(first) = first {
                     m.first_token.observe(first.as_secs_f64());
                 }

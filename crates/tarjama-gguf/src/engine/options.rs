@@ -66,6 +66,8 @@ pub struct EngineStats {
     pub rows: usize,
     /// Tokens generated.
     pub generated: usize,
+    /// Prompt tokens of the requests admitted (computed or read from a shared prefix).
+    pub prompt: usize,
     /// Prompt tokens read from a shared prefix instead of computed.
     pub reused: usize,
     /// Rows not fed because a request rode on another sequence that had chosen the same

@@ -261,6 +261,7 @@ impl<'m> Scheduler<'m> {
                 break;
             }
             let req = q.waiting.pop_front().expect("front exists");
+            self.shared.stats.lock().expect("stats lock").prompt += req.ids.len();
             reserved += need;
             match host {
                 Some(h) => self.ride(h, req, need),
