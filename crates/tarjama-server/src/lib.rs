@@ -89,7 +89,11 @@ pub fn router(state: Arc<State>) -> Router {
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    // Failed requests are answered with their error as JSON; in the log they are detail
+    // (`-v`), not alarms: a 503 while the model loads is expected.
+    let trace = TraceLayer::new_for_http()
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::INFO));
+    app.layer(trace).with_state(state)
 }
 
 /// Serves on `listener` until SIGTERM or Ctrl-C, loading the model with `load` meanwhile
