@@ -186,7 +186,9 @@ fn assert_retries_counted(summary: &serde_json::Value, applied: usize) {
     assert_eq!(count("connection"), 2, "{retries}");
     assert_eq!(count("server_error"), 1, "{retries}");
     assert_eq!(count("rate_limited"), 1, "{retries}");
-    assert_eq!(count("timeout"), 1, "{retries}");
+    // The slow fault's timeout, and on a loaded machine perhaps a real answer that took
+    // longer than --timeout too: retried, it changes no byte either.
+    assert!(count("timeout") >= 1, "{retries}");
     assert_eq!(count("cut_short"), 1, "{retries}");
     assert_eq!(summary["remote"]["failed"], 0);
 }
@@ -387,10 +389,11 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
         );
     }
 
-    // The same folder through every kind of fault: the same bytes, the retries counted.
-    // The timeout must pass every real answer (prompts are evaluated a token at a time)
-    // and fall short of the slow one.
-    let proxy = FaultProxy::start(socket_addr(&server.endpoint), schedule(75));
+    // The same folder through every kind of fault, from the very first request (the
+    // start-up probes of the model list and the tokenizer routes): the same bytes, the
+    // same token counting, the retries counted. The timeout must pass every real answer
+    // (prompts are evaluated a token at a time) and fall short of the slow one.
+    let proxy = FaultProxy::start_on_every_request(socket_addr(&server.endpoint), schedule(75));
     let faulty = tmp.path().join("faulty");
     let o = translate(
         &proxy.endpoint(),
@@ -407,7 +410,12 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
         outputs(&faulty),
         "byte-identical to the fault-free run"
     );
-    assert_retries_counted(&json_line(&o.stdout), proxy.applied().len());
+    let faulty_summary = json_line(&o.stdout);
+    assert_eq!(
+        faulty_summary["remote"]["token_counting"], "llama_cpp_python",
+        "a fault at start must not switch to another way of counting tokens"
+    );
+    assert_retries_counted(&faulty_summary, proxy.applied().len());
 
     // A summary of one article, through the server.
     let o = Command::new(env!("CARGO_BIN_EXE_tarjama"))
