@@ -237,7 +237,7 @@ fn spawn_chat(
     let engine = model.chat()?.engine.clone();
     // The local engine counts tokens itself (every route's); another engine's tokens are
     // counted here, from the answers.
-    let count_tokens = model.stats().is_none();
+    let count_tokens = !model.engine_counts_tokens;
     let permit = state.admit()?;
     let (tx, rx) = mpsc::channel(256);
     let state = state.clone();

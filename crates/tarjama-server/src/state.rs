@@ -96,6 +96,9 @@ pub struct Model {
     pub translators: Option<Mutex<Translators>>,
     /// Translation defaults.
     pub defaults: Defaults,
+    /// Whether the engine counts its tokens itself (the local batched engine, whose
+    /// totals `/metrics` reads); another engine's are counted from its answers.
+    pub engine_counts_tokens: bool,
 }
 
 impl Model {
@@ -107,6 +110,7 @@ impl Model {
             None => translators.next().map(Mutex::new),
         };
         let max_context = chat.as_ref().map_or(0, |c| c.engine.max_context());
+        let engine_counts_tokens = matches!(translators.stats(), Some(EngineReport::Local(_)));
         Model {
             name,
             max_context,
@@ -114,6 +118,7 @@ impl Model {
             seq2seq,
             translators: Some(Mutex::new(translators)),
             defaults,
+            engine_counts_tokens,
         }
     }
 
@@ -126,6 +131,7 @@ impl Model {
             seq2seq: None,
             translators: None,
             defaults,
+            engine_counts_tokens: false,
         }
     }
 
