@@ -18,8 +18,8 @@ mod target;
 
 pub use args::{set_threads, ModelArgs, RunArgs};
 pub use build::{
-    chat_engine, load_chat, load_translator, ChatChoices, ChatParts, EngineReport, LoadedChat, Seq2SeqChoices,
-    Translators,
+    chat_engine, load_chat, load_translator, ChatChoices, ChatParts, EngineReport, LoadedChat,
+    Seq2SeqChoices, Translators,
 };
 pub use target::{resolve_model, target, Target};
 /// What the engines report, as [`EngineReport`] carries it.

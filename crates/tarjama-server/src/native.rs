@@ -5,6 +5,7 @@
 //! model, the notes, the glossary terms missed.
 
 use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tarjama_batch::inputs::Kind;
 use tarjama_batch::render::Format;
+use tarjama_chat::{ChatEngine, Completion, Message, SamplingParams};
 use tarjama_pipeline::summarize::{Strategy, SummaryLength, SummaryOptions};
 use tarjama_pipeline::{Candidates, Glossary, TranslateOptions};
 use tokio::sync::mpsc;
@@ -301,8 +303,14 @@ pub async fn summarize(
     let text = request.text;
     let worker = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        // The client that stops listening (its stream, and so this channel, dropped)
+        // ends the summary's model requests at their next token.
+        let engine = Cancellable {
+            inner: chat.engine.as_ref(),
+            gone: &|| tx.is_closed(),
+        };
         let report = tarjama_pipeline::summarize::summarize(
-            chat.engine.as_ref(),
+            &engine,
             &chat.prompts,
             &text,
             &options,
@@ -326,7 +334,8 @@ pub async fn summarize(
         let events = tokio_stream::StreamExt::map(ReceiverStream::new(rx), Ok::<_, Infallible>);
         return Ok(Sse::new(events).into_response());
     }
-    drop(rx);
+    // Held while the summary is made: a handler dropped with its client drops it too.
+    let _listening = rx;
     let report = worker.await.map_err(ApiError::engine)?;
     Ok(Json(report.map_err(ApiError::from)?).into_response())
 }
@@ -341,5 +350,57 @@ fn clone_error(e: &tarjama_chat::Error) -> tarjama_chat::Error {
             }
         }
         other => tarjama_chat::Error::Unsupported(other.to_string()),
+    }
+}
+
+/// An engine whose requests end as soon as `gone` says the client went away: each
+/// request runs through [`ChatEngine::chat_until`], which the batched engine honours at
+/// the next token.
+struct Cancellable<'a> {
+    inner: &'a dyn ChatEngine,
+    gone: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl ChatEngine for Cancellable<'_> {
+    fn chat(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> tarjama_chat::Result<Completion> {
+        self.chat_until(messages, params, &mut |text| {
+            on_text(text);
+            ControlFlow::Continue(())
+        })
+    }
+
+    fn chat_until(
+        &self,
+        messages: &[Message],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> tarjama_chat::Result<Completion> {
+        if (self.gone)() {
+            return Err(tarjama_chat::Error::Cancelled);
+        }
+        self.inner.chat_until(messages, params, &mut |text| {
+            if (self.gone)() {
+                ControlFlow::Break(())
+            } else {
+                on_text(text)
+            }
+        })
+    }
+
+    fn count_tokens(&self, text: &str) -> tarjama_chat::Result<usize> {
+        self.inner.count_tokens(text)
+    }
+
+    fn max_context(&self) -> usize {
+        self.inner.max_context()
+    }
+
+    fn parallel(&self) -> usize {
+        self.inner.parallel()
     }
 }

@@ -435,3 +435,31 @@ async fn health_is_503_until_the_model_is_in() {
     assert_eq!(status, StatusCode::OK);
     assert!(answer.contains("echo"));
 }
+
+#[tokio::test]
+async fn a_summary_whose_client_goes_away_ends_its_model_requests() {
+    let engine = echo(20);
+    let app = server(engine.clone(), config());
+    let text = "قال الوزير إن المحادثات كانت مثمرة وستستمر غدا. ".repeat(20);
+    let body = json!({ "text": text, "sentences": 2 }).to_string();
+    let response = app
+        .clone()
+        .oneshot(post("/v1/summarize", body))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    while engine.running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The summary would take over 3 s more (160 tokens x 20 ms).
+    drop(response);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while engine.running.load(Ordering::SeqCst) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the summary's request ran on after its client left"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(engine.cancelled.load(Ordering::SeqCst) >= 1);
+}
