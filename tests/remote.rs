@@ -4,6 +4,9 @@
 //! (translate FLORES articles through faults, summarize, refuse a wrong key). Every server
 //! and proxy is stopped when its test ends.
 
+mod common;
+use common::outputs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,21 +15,6 @@ use tarjama_testkit::http::{closed_port, socket_addr, FakeServer, Fault, FaultPr
 use tarjama_testkit::{require_flores, require_llama_server, require_model};
 
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
-
-/// Every file under `dir` but the manifests and caches, as (relative path, bytes).
-fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 fn json_line(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);

@@ -13,6 +13,9 @@
 //! HTTP client (the test crate has none) and the one-server-at-a-time lock; split, each
 //! part would carry a copy of them.
 
+mod common;
+use common::outputs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -620,21 +623,6 @@ fn flores_articles(flores: &Path, dir: &Path, n: usize) {
         )
         .unwrap();
     }
-}
-
-/// Every file under `dir` but the manifests and caches, as (name, bytes).
-fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

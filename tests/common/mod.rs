@@ -8,3 +8,19 @@ use assert_cmd::Command;
 pub fn tarjama() -> Command {
     Command::cargo_bin("tarjama").expect("the tarjama binary is built")
 }
+
+/// Every file under `dir` but the manifests and caches, as (name, bytes), sorted: what
+/// two runs into two folders are compared by.
+pub fn outputs(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}

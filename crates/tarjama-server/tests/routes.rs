@@ -91,6 +91,27 @@ impl ChatEngine for Echo {
     }
 }
 
+impl Echo {
+    /// Waits until a request is running.
+    async fn busy(&self) {
+        while self.running.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether every request has ended within `limit`.
+    async fn idle_within(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.running.load(Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+}
+
 fn echo(delay_ms: u64) -> Arc<Echo> {
     Arc::new(Echo {
         delay: Duration::from_millis(delay_ms),
@@ -311,9 +332,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
         let app = app.clone();
         async move { call(&app, post("/v1/chat/completions", chat("a b c"))).await }
     });
-    while engine.running.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    engine.busy().await;
     let (status, headers, answer) = call(&app, post("/v1/chat/completions", chat("x"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "1");
@@ -339,19 +358,13 @@ async fn a_client_that_goes_away_mid_stream_ends_its_request() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    while engine.running.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    engine.busy().await;
     // The client reads nothing more and hangs up: the body (and its channel) is dropped.
     drop(response);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while engine.running.load(Ordering::SeqCst) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request ran on (500 words x 20 ms)"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        engine.idle_within(Duration::from_secs(5)).await,
+        "the request ran on (500 words x 20 ms)"
+    );
     assert_eq!(engine.cancelled.load(Ordering::SeqCst), 1);
     let (_, _, metrics) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert!(
@@ -448,18 +461,12 @@ async fn a_summary_whose_client_goes_away_ends_its_model_requests() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    while engine.running.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    engine.busy().await;
     // The summary would take over 3 s more (160 tokens x 20 ms).
     drop(response);
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    while engine.running.load(Ordering::SeqCst) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the summary's request ran on after its client left"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        engine.idle_within(Duration::from_secs(1)).await,
+        "the summary's request ran on after its client left"
+    );
     assert!(engine.cancelled.load(Ordering::SeqCst) >= 1);
 }
