@@ -31,7 +31,6 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State as Shared};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -295,9 +294,4 @@ fn plain_error(status: StatusCode, text: String, route: &str, max_body: usize) -
     let mut response = if libre { error.libre() } else { error }.into_response();
     *response.status_mut() = status;
     response
-}
-
-/// A body for tests and callers that build requests by hand.
-pub fn json_body(value: &serde_json::Value) -> Body {
-    Body::from(value.to_string())
 }

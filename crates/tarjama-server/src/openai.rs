@@ -62,7 +62,6 @@ struct ChatRequest {
     messages: Vec<InMessage>,
     #[serde(default)]
     stream: bool,
-    stream_options: Option<StreamOptions>,
     max_tokens: Option<usize>,
     max_completion_tokens: Option<usize>,
     temperature: Option<f64>,
@@ -81,12 +80,6 @@ struct ChatRequest {
     epsilon: Option<f64>,
     /// tarjama's own: how many recent tokens the repetition penalty looks at.
     repeat_last_n: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,10 +287,6 @@ pub async fn chat_completions(
     }
     let name = model.name.clone();
     let stream = request.stream;
-    let usage_chunk = request
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
     let (messages, params) = request.into_parts()?;
     let rx = spawn_chat(&state, messages, params)?;
     let id = format!("chatcmpl-{:x}", state.next_id());
@@ -305,15 +294,7 @@ pub async fn chat_completions(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if stream {
-        return Ok(stream_answer(
-            state,
-            rx,
-            id,
-            created,
-            name,
-            usage_chunk,
-            start,
-        ));
+        return Ok(stream_answer(state, rx, id, created, name, start));
     }
     let (text, completion, took) = collect(rx).await?;
     let overhead = start.elapsed().saturating_sub(took);
@@ -358,7 +339,6 @@ fn stream_answer(
     id: String,
     created: u64,
     model: String,
-    usage_chunk: bool,
     start: Instant,
 ) -> Response {
     let chunk = move |delta: Value, finish: Option<&str>| {
@@ -381,9 +361,9 @@ fn stream_answer(
                 // tarjama's own word for the stop (`loop`, `sentences`, ...), which
                 // tarjama's remote engine reads.
                 last["choices"][0]["tarjama_stop"] = json!(c.stop);
-                // llama.cpp puts the usage in the last chunk; OpenAI, when asked, in one
-                // more. Clients read it from either, so it goes in the last one always.
-                let _ = usage_chunk;
+                // llama.cpp puts the usage in the last chunk; OpenAI, when asked
+                // (`stream_options.include_usage`), in one more. Clients read it from
+                // either, so it goes in the last one always.
                 last["usage"] = usage(&c);
                 last
             }

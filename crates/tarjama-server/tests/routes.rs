@@ -131,8 +131,8 @@ fn config() -> Config {
     }
 }
 
-fn server(engine: Arc<Echo>, config: Config) -> axum::Router {
-    let state = State::new(config);
+/// The scripted engine as the served model.
+fn model(engine: Arc<Echo>) -> Model {
     let parts = ChatParts {
         engine,
         prompts: PromptSet::default(),
@@ -143,7 +143,12 @@ fn server(engine: Arc<Echo>, config: Config) -> axum::Router {
         choices: ChatChoices::default(),
         translate: TranslateOptions::default(),
     };
-    let _ = state.model.set(Model::from_chat(parts, defaults));
+    Model::from_chat(parts, defaults)
+}
+
+fn server(engine: Arc<Echo>, config: Config) -> axum::Router {
+    let state = State::new(config);
+    let _ = state.model.set(model(engine));
     router(state)
 }
 
@@ -432,17 +437,7 @@ async fn health_is_503_until_the_model_is_in() {
     let (status, headers, _) = call(&app, post("/v1/chat/completions", chat("x"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(headers.contains_key(header::RETRY_AFTER));
-    let parts = ChatParts {
-        engine: echo(0),
-        prompts: PromptSet::default(),
-        name: "echo".into(),
-    };
-    let defaults = Defaults {
-        params: SamplingParams::greedy(64),
-        choices: ChatChoices::default(),
-        translate: TranslateOptions::default(),
-    };
-    let _ = state.model.set(Model::from_chat(parts, defaults));
+    let _ = state.model.set(model(echo(0)));
     let (status, _, answer) =
         call(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
