@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use crate::metric::{check_streams, refs_per_segment, CorpusMetric, Signature};
+use crate::metric::{for_each_segment, refs_per_segment, sentence_refs, CorpusMetric, Signature};
 use crate::tokenize::Tokenizer;
 use crate::{pytext, EvalError, Result};
 
@@ -415,16 +415,15 @@ pub fn corpus_bleu_multi<H: AsRef<str>, R: AsRef<str>>(
     config: &BleuConfig,
 ) -> Result<BleuScore> {
     config.validate()?;
-    check_streams(hyps.len(), ref_streams)?;
     let mut total = BleuStats {
         counts: vec![0; config.max_ngram_order],
         totals: vec![0; config.max_ngram_order],
         ..BleuStats::default()
     };
-    for (i, hyp) in hyps.iter().enumerate() {
-        let refs: Vec<&str> = ref_streams.iter().map(|s| s[i].as_ref()).collect();
-        total.add(&segment_stats(hyp.as_ref(), &refs, config)?);
-    }
+    for_each_segment(hyps, ref_streams, |hyp, refs| {
+        total.add(&segment_stats(hyp, refs, config)?);
+        Ok(())
+    })?;
     Ok(score_from_stats(&total, ref_streams.len(), config))
 }
 
@@ -435,10 +434,7 @@ pub fn sentence_bleu<R: AsRef<str>>(
     refs: &[R],
     config: &BleuConfig,
 ) -> Result<BleuScore> {
-    if refs.is_empty() {
-        return Err(EvalError::InvalidConfig("at least one reference is needed"));
-    }
-    let refs: Vec<&str> = refs.iter().map(AsRef::as_ref).collect();
+    let refs = sentence_refs(refs)?;
     let stats = segment_stats(hyp, &refs, config)?;
     Ok(score_from_stats(&stats, refs.len(), config))
 }

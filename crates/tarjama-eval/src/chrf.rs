@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::metric::{check_streams, refs_per_segment, CorpusMetric, Signature};
+use crate::metric::{for_each_segment, refs_per_segment, sentence_refs, CorpusMetric, Signature};
 use crate::{pytext, EvalError, Result};
 
 /// Options of chrF, named after sacreBLEU's `CHRF(...)` arguments.
@@ -306,17 +306,13 @@ pub fn corpus_chrf_multi<H: AsRef<str>, R: AsRef<str>>(
     config: &ChrfConfig,
 ) -> Result<ChrfScore> {
     config.validate()?;
-    check_streams(hyps.len(), ref_streams)?;
     let mut total = vec![0u64; 3 * config.order()];
-    for (i, hyp) in hyps.iter().enumerate() {
-        let refs: Vec<&str> = ref_streams.iter().map(|s| s[i].as_ref()).collect();
-        for (t, v) in total
-            .iter_mut()
-            .zip(segment_stats(hyp.as_ref(), &refs, config)?)
-        {
+    for_each_segment(hyps, ref_streams, |hyp, refs| {
+        for (t, v) in total.iter_mut().zip(segment_stats(hyp, refs, config)?) {
             *t += v;
         }
-    }
+        Ok(())
+    })?;
     Ok(score_from_stats(total, ref_streams.len(), config))
 }
 
@@ -326,10 +322,7 @@ pub fn sentence_chrf<R: AsRef<str>>(
     refs: &[R],
     config: &ChrfConfig,
 ) -> Result<ChrfScore> {
-    if refs.is_empty() {
-        return Err(EvalError::InvalidConfig("at least one reference is needed"));
-    }
-    let refs: Vec<&str> = refs.iter().map(AsRef::as_ref).collect();
+    let refs = sentence_refs(refs)?;
     let stats = segment_stats(hyp, &refs, config)?;
     Ok(score_from_stats(stats, refs.len(), config))
 }

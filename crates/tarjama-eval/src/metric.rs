@@ -57,6 +57,32 @@ pub(crate) fn refs_per_segment<'a>(
         .collect())
 }
 
+/// Checks the reference streams against `hyps` (see [`check_streams`]), then calls `each`
+/// with every hypothesis and its references (one from each stream), stopping at the first
+/// error.
+pub(crate) fn for_each_segment<H: AsRef<str>, R: AsRef<str>>(
+    hyps: &[H],
+    ref_streams: &[&[R]],
+    mut each: impl FnMut(&str, &[&str]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    check_streams(hyps.len(), ref_streams)?;
+    for (i, hyp) in hyps.iter().enumerate() {
+        let refs: Vec<&str> = ref_streams.iter().map(|s| s[i].as_ref()).collect();
+        each(hyp.as_ref(), &refs)?;
+    }
+    Ok(())
+}
+
+/// The references of one sentence as `&str`s, or an error when there are none.
+pub(crate) fn sentence_refs<R: AsRef<str>>(refs: &[R]) -> crate::Result<Vec<&str>> {
+    if refs.is_empty() {
+        return Err(crate::EvalError::InvalidConfig(
+            "at least one reference is needed",
+        ));
+    }
+    Ok(refs.iter().map(AsRef::as_ref).collect())
+}
+
 /// Checks that there is at least one reference stream and that each is `n_hyps` long.
 pub(crate) fn check_streams<R>(n_hyps: usize, ref_streams: &[&[R]]) -> crate::Result<()> {
     if ref_streams.is_empty() {
