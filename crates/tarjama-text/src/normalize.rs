@@ -25,81 +25,70 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::{links, Error};
 
-/// One normalization step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Step {
+/// Declares [`Step`] from one list of its variants and their names, so that the enum,
+/// [`Step::ALL`] (its order, which is also the order of `Ord`) and [`Step::name`] cannot
+/// disagree.
+macro_rules! steps {
+    ($($(#[doc = $doc:literal])* $step:ident => $name:literal,)*) => {
+        /// One normalization step.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[non_exhaustive]
+        pub enum Step {
+            $($(#[doc = $doc])* $step,)*
+        }
+
+        impl Step {
+            /// Every step, in the order a [`Normalizer`] applies them.
+            pub const ALL: [Step; [$($name),*].len()] = [$(Step::$step),*];
+
+            /// The step's name on the command line and in JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Step::$step => $name,)*
+                }
+            }
+        }
+    };
+}
+
+steps! {
     /// `bom`: drops byte-order marks (U+FEFF) at the very start of the text.
-    Bom,
+    Bom => "bom",
     /// `line-endings`: turns `\r\n`, `\r`, U+0085, U+2028 and U+2029 into `\n`.
-    LineEndings,
+    LineEndings => "line-endings",
     /// `bidi`: removes bidirectional controls (U+061C, U+200E/F, U+202A–E, U+2066–9),
     /// which editors insert around mixed Arabic/Latin runs and which split tokens.
-    Bidi,
+    Bidi => "bidi",
     /// `zero-width`: removes zero-width space, non-joiner and joiner, word joiner,
     /// soft hyphen and U+FEFF inside the text. A joiner between two emoji is kept,
     /// since it is part of the emoji.
-    ZeroWidth,
+    ZeroWidth => "zero-width",
     /// `tatweel`: removes the kashida U+0640 (`مـــرحبا` → `مرحبا`), a justification
     /// stretch with no meaning.
-    Tatweel,
+    Tatweel => "tatweel",
     /// `diacritics`: removes harakat, tanwin, shadda, sukun, dagger alef and Quranic
     /// annotation marks (`مُحَمَّد` → `محمد`). Off in `mt`: vowel marks disambiguate.
-    Diacritics,
+    Diacritics => "diacritics",
     /// `alef`: folds alef with hamza or madda and alef wasla (`أ إ آ ٱ`) to bare `ا`.
-    Alef,
+    Alef => "alef",
     /// `ya`: folds alef maqsura `ى` and Farsi yeh `ی` to `ي`.
-    Ya,
+    Ya => "ya",
     /// `ta-marbuta`: folds `ة` to `ه`.
-    TaMarbuta,
+    TaMarbuta => "ta-marbuta",
     /// `digits`: writes Arabic-Indic (`٠–٩`) and extended Arabic-Indic (`۰–۹`) digits as
     /// ASCII, and the Arabic decimal and thousands separators between digits as `.` and
     /// `,` (`٣٫٥` → `3.5`, `١٬٠٠٠` → `1,000`). Off by default in every profile.
-    Digits,
+    Digits => "digits",
     /// `whitespace`: turns every other whitespace character (tab, no-break and thin
     /// spaces, ...) into a space, collapses runs of spaces, trims spaces at the start
     /// and end of lines, and collapses more than one blank line into one.
-    Whitespace,
+    Whitespace => "whitespace",
     /// `nfc`: Unicode canonical composition (NFC), so equal text has equal bytes.
-    Nfc,
+    Nfc => "nfc",
 }
 
 impl Step {
-    /// Every step, in the order a [`Normalizer`] applies them.
-    pub const ALL: [Step; 12] = [
-        Step::Bom,
-        Step::LineEndings,
-        Step::Bidi,
-        Step::ZeroWidth,
-        Step::Tatweel,
-        Step::Diacritics,
-        Step::Alef,
-        Step::Ya,
-        Step::TaMarbuta,
-        Step::Digits,
-        Step::Whitespace,
-        Step::Nfc,
-    ];
-
-    /// The step's name on the command line and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Bom => "bom",
-            Step::LineEndings => "line-endings",
-            Step::Bidi => "bidi",
-            Step::ZeroWidth => "zero-width",
-            Step::Tatweel => "tatweel",
-            Step::Diacritics => "diacritics",
-            Step::Alef => "alef",
-            Step::Ya => "ya",
-            Step::TaMarbuta => "ta-marbuta",
-            Step::Digits => "digits",
-            Step::Whitespace => "whitespace",
-            Step::Nfc => "nfc",
-        }
-    }
-
     /// Applies this step to one stretch of text that holds no URL or e-mail address.
     fn apply<'a>(self, s: &'a str, at: Position) -> Cow<'a, str> {
         match self {
