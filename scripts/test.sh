@@ -29,6 +29,17 @@ export TARJAMA_REQUIRE_MODELS="${TARJAMA_REQUIRE_MODELS:-1}"
 export TARJAMA_REQUIRE_FLORES="${TARJAMA_REQUIRE_FLORES:-1}"
 export TARJAMA_REQUIRE_CPU="${TARJAMA_REQUIRE_CPU:-auto}"
 export TARJAMA_REQUIRE_TOOLS="${TARJAMA_REQUIRE_TOOLS:-1}"
+# One build from scratch: incremental caches would only double the disk it takes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# The build, the models and the tools take about 15 GB; say so up front rather than let a
+# linker die of a full disk half an hour in.
+need_gb=15
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+echo "test.sh: ${free_gb} GB free on the disk of $(pwd) (the run takes about ${need_gb} GB)" >&2
+if [ "$free_gb" -lt "$need_gb" ]; then
+  echo "test.sh: warning: less than ${need_gb} GB free; the build may run out of disk" >&2
+fi
 
 if ! command -v qemu-x86_64 >/dev/null && command -v apt-get >/dev/null; then
   sudo=""
@@ -51,3 +62,4 @@ for model in qwen2.5-coder-0.5b-instruct gemma-3-270m qwen2.5-coder-1.5b-instruc
 done
 
 cargo test --locked --workspace -- --include-ignored
+echo "test.sh: done; $(du -sh target | cut -f1) in target/, $(df -Ph . | awk 'NR == 2 { print $4 }') free" >&2
