@@ -19,6 +19,10 @@ use std::time::Instant;
 use candle_core::Device;
 use tarjama_gguf::model::Transformer;
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::argmax;
+
 struct Args {
     model: PathBuf,
     prompt: Vec<u32>,
@@ -82,16 +86,6 @@ fn parse_args() -> Args {
         decode,
         runs,
     }
-}
-
-fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 fn median(xs: &[f64]) -> f64 {

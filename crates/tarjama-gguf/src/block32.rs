@@ -17,7 +17,7 @@
 
 use half::f16;
 
-use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
+use super::panel::{Int8Rows, Int8Scheme, Layout, PanelMatrix, Panels, RowStarts, PANEL};
 use tarjama_kernels::simd::Lanes;
 
 /// Weights per block.
@@ -169,40 +169,24 @@ impl Block32Matrix {
     }
 }
 
-/// Activations quantized as llama.cpp's Q8_0 on x86, row by row.
-#[derive(Debug)]
-pub struct Q8_0Rows {
-    rows: usize,
-    cols: usize,
-    qs: Vec<i8>,
-    /// One scale per 32 values (an f16 value, as llama.cpp stores it).
-    d: Vec<f32>,
-    /// The sum of each 32 values.
-    sums: Vec<i32>,
-}
+/// Activations quantized as llama.cpp's Q8_0 on x86, row by row: blocks of 32 values
+/// with one scale (an f16 value, as llama.cpp stores it), and the sum of each block.
+pub type Q8_0Rows = Int8Rows<Q8_0Scheme>;
 
-impl Q8_0Rows {
-    /// Quantizes `m` rows of `cols` values (`cols` a multiple of 32) as llama.cpp's x86
-    /// `quantize_row_q8_0`: per block, `q = round(x * 127 / max|x|)` (ties to even) and
-    /// `d = max|x| / 127` rounded to f16.
-    pub fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
-        assert!(
-            cols.is_multiple_of(QK) && x.len() == m * cols,
-            "Q8_0 input of {m} x {cols}"
-        );
-        let n = m * cols / QK;
-        let mut q = Q8_0Rows {
-            rows: m,
-            cols,
-            qs: vec![0; m * cols],
-            d: vec![0.0; n],
-            sums: vec![0; n],
-        };
-        let (qs, d, sums) = (
-            SendPtr(q.qs.as_mut_ptr()),
-            SendPtr(q.d.as_mut_ptr()),
-            SendPtr(q.sums.as_mut_ptr()),
-        );
+/// llama.cpp's Q8_0 for activations ([`Q8_0Rows`]).
+#[derive(Debug)]
+pub struct Q8_0Scheme;
+
+impl Int8Scheme for Q8_0Scheme {
+    const NAME: &'static str = "Q8_0";
+    const BLOCK: usize = QK;
+    const PER_SUM: usize = QK;
+
+    /// Quantizes as llama.cpp's x86 `quantize_row_q8_0`: per block,
+    /// `q = round(x * 127 / max|x|)` (ties to even) and `d = max|x| / 127` rounded to f16.
+    fn fill(x: &[f32], q: &mut Q8_0Rows) {
+        let n = q.d.len();
+        let (qs, d, sums) = q.buffers();
         tarjama_kernels::runtime::parallel_chunks(n, 512, |blocks| {
             let (qs, d, sums) = (&qs, &d, &sums);
             for b in blocks {
@@ -224,30 +208,6 @@ impl Q8_0Rows {
                 }
             }
         });
-        q
-    }
-
-    /// Back to f32 (for tests and references).
-    pub fn dequantize(&self) -> Vec<f32> {
-        self.qs
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| f32::from(q) * self.d[i / QK])
-            .collect()
-    }
-}
-
-impl QuantizedRows for Q8_0Rows {
-    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
-        Q8_0Rows::quantize(x, m, cols)
-    }
-
-    fn rows(&self) -> usize {
-        self.rows
-    }
-
-    fn cols(&self) -> usize {
-        self.cols
     }
 }
 
@@ -269,94 +229,107 @@ impl PanelMatrix for Block32Matrix {
         stride: usize,
         valid: usize,
     ) {
-        // SAFETY: the caller's contract, passed on.
+        let kind = self.kind;
+        let pb = kind.panel_block();
+        let at = (out, stride, valid);
+        let splats = (l.splat(kind.offset()), l.splat8(0x0F), l.splat8(0x10));
+        // SAFETY: the caller's guarantees are the ones `for_each_block` needs, and `block`
+        // reads only its block and block `b` of the rows.
         unsafe {
-            match self.kind {
-                Kind::Q8_0 => kernel::<L, false, R>(self, l, p, x, m0, out, stride, valid),
-                Kind::Q5_0 => kernel::<L, true, R>(self, l, p, x, m0, out, stride, valid),
+            match kind {
+                Kind::Q8_0 => super::panel::for_each_block(
+                    l,
+                    &self.panels,
+                    pb,
+                    p,
+                    x,
+                    m0,
+                    at,
+                    #[inline(always)]
+                    |blk, b, x, acc| block::<L, false, R>(l, kind, splats, blk, b, x, acc),
+                ),
+                Kind::Q5_0 => super::panel::for_each_block(
+                    l,
+                    &self.panels,
+                    pb,
+                    p,
+                    x,
+                    m0,
+                    at,
+                    #[inline(always)]
+                    |blk, b, x, acc| block::<L, true, R>(l, kind, splats, blk, b, x, acc),
+                ),
             }
         }
     }
 }
 
-/// [`PanelMatrix::kernel`], `Q5` for Q5_0, else Q8_0.
+/// What block `b` of a panel (at `blk`) adds to the sums `acc` of input rows `x`: `Q5` for
+/// Q5_0, else Q8_0. `splats`: the kind's offset, the low-nibble mask and the fifth bit,
+/// in every lane.
 ///
 /// # Safety
-/// As [`PanelMatrix::kernel`].
+/// `blk` is a whole panel block of `kind`, and block `b` exists in each row of `x`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel<L: Lanes, const Q5: bool, const R: usize>(
-    w: &Block32Matrix,
+unsafe fn block<L: Lanes, const Q5: bool, const R: usize>(
     l: L,
-    p: usize,
-    x: &Q8_0Rows,
-    m0: usize,
-    out: *mut f32,
-    stride: usize,
-    valid: usize,
+    kind: Kind,
+    (offset, nibble, fifth): (L::Int, L::Bytes, L::Bytes),
+    blk: *const u8,
+    b: usize,
+    x: &RowStarts<R>,
+    acc: &mut [L::Float; R],
 ) {
-    let (kind, nb) = (w.kind, w.panels.blocks());
     let pb = kind.panel_block();
-    let base = w.panels.panel(p).as_ptr();
-    // SAFETY: every read stays inside its buffer: `base` is panel `p`'s `nb` blocks of
-    // `pb` bytes, `b < nb`, and a block is read at offsets that end within `pb` (Q8_0:
-    // 512 bytes of values, then the scales; Q5_0: 256 bytes of nibbles, 64 of fifth-bit
-    // masks at Q5_MASKS, then the scales; 32 bytes of f16 scales at
-    // `kind.scales() = pb - 32`). Rows `m0..m0 + R` of `x` exist (the caller's), each
-    // `cols = 32 nb` values, `nb` scales and `nb` sums, and the last index read of each
-    // (`32 b + 8 pair + 7` for pair < 4, `b`) is inside a row; unaligned reads use
-    // `read_unaligned`. `out` holds `R` rows `stride` apart with room for `valid` values
-    // each (the caller's), and `store` writes no more. The prefetch address may lie past
-    // the panel: it is formed with `wrapping_add` and a prefetch never faults.
+    let (xs, ds, sums) = (&x.xs, &x.ds, &x.sums);
+    // SAFETY: every read stays inside its buffer: a block is read at offsets that end
+    // within `pb` (Q8_0: 512 bytes of values, then the scales; Q5_0: 256 bytes of
+    // nibbles, 64 of fifth-bit masks at Q5_MASKS, then the scales; 32 bytes of f16 scales
+    // at `kind.scales() = pb - 32`). Block `b` of each row is values `32 b..32 b + 32`,
+    // scale `b` and sum `b`, and the last index read of each (`32 b + 8 pair + 7` for
+    // pair < 4, `b`) is inside it; unaligned reads use `read_unaligned`. The prefetch
+    // address may lie past the panel: it is formed with `wrapping_add` and a prefetch
+    // never faults.
     unsafe {
-        let offset = l.splat(kind.offset());
-        let nibble = l.splat8(0x0F);
-        let fifth = l.splat8(0x10);
-        let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
-        let mut acc = [l.fsplat(0.0); R];
-        for b in 0..nb {
-            let blk = base.add(b * pb);
-            // The hardware prefetcher alone left a core well short of the memory bandwidth.
-            for line in (0..pb).step_by(64) {
-                l.prefetch(blk.wrapping_add(PREFETCH_BLOCKS * pb + line));
-            }
-            // Two chains a row (even and odd groups of 4 inputs).
-            let mut even = [l.zero(); R];
-            let mut odd = [l.zero(); R];
-            for pair in 0..4 {
-                let (w0, w1) = if Q5 {
-                    let v = l.load(blk.add(pair * 64));
-                    let lo = l.and(v, nibble);
-                    let hi = l.and(l.shr16(v, 4), nibble);
-                    let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
-                    let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
-                    (l.or_where(lo, m0, fifth), l.or_where(hi, m1, fifth))
+        // The hardware prefetcher alone left a core well short of the memory bandwidth.
+        for line in (0..pb).step_by(64) {
+            l.prefetch(blk.wrapping_add(PREFETCH_BLOCKS * pb + line));
+        }
+        // Two chains a row (even and odd groups of 4 inputs).
+        let mut even = [l.zero(); R];
+        let mut odd = [l.zero(); R];
+        for pair in 0..4 {
+            let (w0, w1) = if Q5 {
+                let v = l.load(blk.add(pair * 64));
+                let lo = l.and(v, nibble);
+                let hi = l.and(l.shr16(v, 4), nibble);
+                let masks = blk.add(Q5_MASKS + pair * 16).cast::<u64>();
+                let (m0, m1) = (masks.read_unaligned(), masks.add(1).read_unaligned());
+                (l.or_where(lo, m0, fifth), l.or_where(hi, m1, fifth))
+            } else {
+                (
+                    l.load(blk.add(pair * 128)),
+                    l.load(blk.add(pair * 128 + 64)),
+                )
+            };
+            for r in 0..R {
+                let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
+                if Q5 {
+                    let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
+                    even[r] = l.dot2(even[r], w0, x0, w1, x1);
                 } else {
-                    (
-                        l.load(blk.add(pair * 128)),
-                        l.load(blk.add(pair * 128 + 64)),
-                    )
-                };
-                for r in 0..R {
-                    let xp = xs[r].add(b * QK + pair * 8).cast::<i32>();
-                    if Q5 {
-                        let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
-                        even[r] = l.dot2(even[r], w0, x0, w1, x1);
-                    } else {
-                        even[r] = l.dot_u8(even[r], w0, xp.read_unaligned());
-                        odd[r] = l.dot_u8(odd[r], w1, xp.add(1).read_unaligned());
-                    }
+                    even[r] = l.dot_u8(even[r], w0, xp.read_unaligned());
+                    odd[r] = l.dot_u8(odd[r], w1, xp.add(1).read_unaligned());
                 }
             }
-            let d = l.load_f16(blk.add(kind.scales()));
-            for r in 0..R {
-                let sum = l.add(even[r], odd[r]);
-                let corr = l.mul(offset, l.splat(*sums[r].add(b)));
-                let v = l.to_float(l.sub(sum, corr));
-                acc[r] = l.fmadd(v, l.fmul(d, l.fsplat(*ds[r].add(b))), acc[r]);
-            }
         }
-        super::panel::store_rows(l, &acc, out, stride, valid);
+        let d = l.load_f16(blk.add(kind.scales()));
+        for r in 0..R {
+            let sum = l.add(even[r], odd[r]);
+            let corr = l.mul(offset, l.splat(*sums[r].add(b)));
+            let v = l.to_float(l.sub(sum, corr));
+            acc[r] = l.fmadd(v, l.fmul(d, l.fsplat(*ds[r].add(b))), acc[r]);
+        }
     }
 }
 

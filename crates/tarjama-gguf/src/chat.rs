@@ -71,12 +71,11 @@ impl ChatModel {
                 )?
             }
             None => ChatTemplate::from_gguf(&ct, &tokenizer, path)?.ok_or_else(|| {
-                Error::BadModelFile {
-                    path: path.to_path_buf(),
-                    reason: "no chat template (`tokenizer.chat_template`) in the file; \
-                             give one in the model's manifest"
-                        .into(),
-                }
+                Error::bad_file(
+                    path,
+                    "no chat template (`tokenizer.chat_template`) in the file; \
+                     give one in the model's manifest",
+                )
             })?,
         };
         let transformer =

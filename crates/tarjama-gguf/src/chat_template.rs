@@ -55,13 +55,13 @@ impl ChatTemplate {
             return Ok(None);
         };
         let Value::String(source) = value else {
-            return Err(Error::BadModelFile {
-                path: path.to_path_buf(),
-                reason: format!(
+            return Err(Error::bad_file(
+                path,
+                format!(
                     "`{KEY_CHAT_TEMPLATE}` should be a string, found {:?}",
                     value.value_type()
                 ),
-            });
+            ));
         };
         let text = |id: Option<u32>| {
             id.and_then(|id| tok.tokenizer.id_to_token(id))
@@ -69,9 +69,8 @@ impl ChatTemplate {
         };
         ChatTemplate::from_source(source.clone(), text(tok.bos), text(tok.eos))
             .map(Some)
-            .map_err(|e| Error::BadModelFile {
-                path: path.to_path_buf(),
-                reason: format!("`{KEY_CHAT_TEMPLATE}` does not compile: {e}"),
+            .map_err(|e| {
+                Error::bad_file(path, format!("`{KEY_CHAT_TEMPLATE}` does not compile: {e}"))
             })
     }
 

@@ -75,12 +75,12 @@ pub struct Hparams {
 impl Hparams {
     pub(super) fn from_metadata(ct: &gguf_file::Content, path: &Path) -> Result<Self> {
         let arch_name = meta_str(ct, "general.architecture", path)?;
-        let arch = Arch::from_name(&arch_name).ok_or_else(|| Error::BadModelFile {
-            path: path.to_path_buf(),
-            reason: format!(
+        let arch = Arch::from_name(&arch_name).ok_or_else(|| bad(
+            path,
+            format!(
                 "architecture `{arch_name}` is not supported (supported: llama, qwen2, qwen3, gemma3)"
             ),
-        })?;
+        ))?;
         let p = arch.name();
         let u = |key: &str| meta_u32(ct, &format!("{p}.{key}"), path).map(|v| v as usize);
         let n_embd = u("embedding_length")?;
@@ -144,8 +144,5 @@ pub(crate) fn meta_u32(ct: &gguf_file::Content, key: &str, path: &Path) -> Resul
 }
 
 pub(super) fn bad(path: &Path, reason: String) -> Error {
-    Error::BadModelFile {
-        path: path.to_path_buf(),
-        reason,
-    }
+    Error::bad_file(path, reason)
 }

@@ -6,23 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A model file is malformed, truncated or of an unsupported kind.
-    #[error("{path}: {reason}")]
-    BadModelFile {
-        /// The file involved.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// A model file could not be read, or is malformed, truncated or of an unsupported
+    /// kind: [`tarjama_registry::Error::Io`] or [`tarjama_registry::Error::BadModelFile`].
+    #[error(transparent)]
+    File(#[from] tarjama_registry::Error),
     /// The model or engine cannot do what was asked.
     #[error("{0}")]
     Unsupported(String),
@@ -51,10 +38,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
+        Error::File(tarjama_registry::Error::io(path, source))
+    }
+
+    /// A model file at `path` that is malformed, truncated or of an unsupported kind.
+    pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::File(tarjama_registry::Error::BadModelFile {
             path: path.into(),
-            source,
-        }
+            reason: reason.into(),
+        })
     }
 }
 

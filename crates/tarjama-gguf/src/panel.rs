@@ -246,46 +246,151 @@ pub fn matmul_many_on<M: PanelMatrix>(tier: Tier, ws: &[&M], x: &M::Input) -> Ve
     outs
 }
 
-/// Where quantized activation rows `m0..m0 + R` start: their values, scales and sums
-/// (each buffer holds `rows` rows of equal length), for a kernel to read.
-///
-/// # Safety
-/// Rows `m0..m0 + R` must exist (`m0 + R <= rows`).
-#[inline(always)]
-pub(crate) unsafe fn row_starts<const R: usize>(
-    qs: &[i8],
-    d: &[f32],
-    sums: &[i32],
-    rows: usize,
-    m0: usize,
-) -> ([*const i8; R], [*const f32; R], [*const i32; R]) {
-    let (q, s, b) = (qs.len() / rows, d.len() / rows, sums.len() / rows);
-    // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
-    unsafe {
+/// Activations quantized row by row as llama.cpp does for a weight type (scheme `S`):
+/// i8 values in blocks of [`Int8Scheme::BLOCK`] with one f32 scale each, and the sums of
+/// each [`Int8Scheme::PER_SUM`] values.
+#[derive(Debug)]
+pub struct Int8Rows<S> {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    /// i8 values, row-major.
+    pub(crate) qs: Vec<i8>,
+    /// One scale per block.
+    pub(crate) d: Vec<f32>,
+    /// The sum of each `PER_SUM` values.
+    pub(crate) sums: Vec<i32>,
+    scheme: std::marker::PhantomData<S>,
+}
+
+/// How activations are quantized for a weight type (llama.cpp's Q8_K or Q8_0).
+pub trait Int8Scheme: Sized {
+    /// The scheme's name, as llama.cpp spells it.
+    const NAME: &'static str;
+    /// Values per block (one scale each).
+    const BLOCK: usize;
+    /// Values per sum.
+    const PER_SUM: usize;
+
+    /// Fills `q` (zeros, `x`'s size) with the quantized rows of `x`.
+    fn fill(x: &[f32], q: &mut Int8Rows<Self>);
+}
+
+impl<S: Int8Scheme> Int8Rows<S> {
+    /// Quantizes `m` rows of `cols` values (`cols` a multiple of the block) with `S`.
+    pub fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        assert!(
+            cols.is_multiple_of(S::BLOCK) && x.len() == m * cols,
+            "{} input of {m} x {cols}",
+            S::NAME
+        );
+        let mut q = Int8Rows {
+            rows: m,
+            cols,
+            qs: vec![0; m * cols],
+            d: vec![0.0; m * cols / S::BLOCK],
+            sums: vec![0; m * cols / S::PER_SUM],
+            scheme: std::marker::PhantomData,
+        };
+        S::fill(x, &mut q);
+        q
+    }
+
+    /// Back to f32 (for tests and references).
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.qs
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| f32::from(q) * self.d[i / S::BLOCK])
+            .collect()
+    }
+
+    /// Where the values, scales and sums are, for threads that each write their own
+    /// blocks.
+    pub(crate) fn buffers(&mut self) -> (SendPtr<i8>, SendPtr<f32>, SendPtr<i32>) {
         (
-            std::array::from_fn(|r| qs.as_ptr().add((m0 + r) * q)),
-            std::array::from_fn(|r| d.as_ptr().add((m0 + r) * s)),
-            std::array::from_fn(|r| sums.as_ptr().add((m0 + r) * b)),
+            SendPtr(self.qs.as_mut_ptr()),
+            SendPtr(self.d.as_mut_ptr()),
+            SendPtr(self.sums.as_mut_ptr()),
         )
+    }
+
+    /// Where rows `m0..m0 + R` start, for a kernel to read.
+    ///
+    /// # Safety
+    /// Rows `m0..m0 + R` must exist (`m0 + R <= rows`).
+    #[inline(always)]
+    unsafe fn row_starts<const R: usize>(&self, m0: usize) -> RowStarts<R> {
+        let (q, s, b) = (self.cols, self.cols / S::BLOCK, self.cols / S::PER_SUM);
+        // SAFETY: the caller's: the rows exist, so each offset is inside its buffer.
+        unsafe {
+            RowStarts {
+                xs: std::array::from_fn(|r| self.qs.as_ptr().add((m0 + r) * q)),
+                ds: std::array::from_fn(|r| self.d.as_ptr().add((m0 + r) * s)),
+                sums: std::array::from_fn(|r| self.sums.as_ptr().add((m0 + r) * b)),
+            }
+        }
     }
 }
 
-/// Writes each row's sums (`R` rows of 16 lanes) to the `valid` columns at `out`, rows
-/// `stride` apart: the end of every kernel.
+impl<S: Int8Scheme> QuantizedRows for Int8Rows<S> {
+    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        Int8Rows::quantize(x, m, cols)
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// Where input rows `m0..m0 + R` of [`Int8Rows`] start, as a kernel reads them.
+pub(crate) struct RowStarts<const R: usize> {
+    /// Each row's values.
+    pub(crate) xs: [*const i8; R],
+    /// Each row's scales, one a block.
+    pub(crate) ds: [*const f32; R],
+    /// Each row's sums.
+    pub(crate) sums: [*const i32; R],
+}
+
+/// The loop of every kernel ([`PanelMatrix::kernel`]): for each block of panel `p` (blocks
+/// `panel_block` bytes long), in order, `block` adds the block's products with input rows
+/// `m0..m0 + R` of `x` to the rows' sums (given the block's start, its index and where the
+/// rows start); the sums then go to the panel's `valid` columns of `R` output rows at
+/// `out`, `stride` values apart.
 ///
 /// # Safety
-/// `out` has room for `R` rows of `valid` values, `stride` apart.
+/// As [`PanelMatrix::kernel`], `panel_block` that of `panels`; `block` must read only
+/// inside the block it is given and block `b`'s values, scale and sums of each row.
 #[inline(always)]
-pub(crate) unsafe fn store_rows<L: Lanes, const R: usize>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn for_each_block<L: Lanes, S: Int8Scheme, const R: usize>(
     l: L,
-    acc: &[L::Float; R],
-    out: *mut f32,
-    stride: usize,
-    valid: usize,
+    panels: &Panels,
+    panel_block: usize,
+    p: usize,
+    x: &Int8Rows<S>,
+    m0: usize,
+    (out, stride, valid): (*mut f32, usize, usize),
+    mut block: impl FnMut(*const u8, usize, &RowStarts<R>, &mut [L::Float; R]),
 ) {
-    for (r, &a) in acc.iter().enumerate() {
-        // SAFETY: the caller's: row `r` has room for `valid` values.
-        unsafe { l.store(out.add(r * stride), a, valid) };
+    let nb = panels.blocks();
+    let w = panels.panel(p).as_ptr();
+    // SAFETY: the caller's: rows `m0..m0 + R` exist, panel `p` holds `nb` blocks of
+    // `panel_block` bytes, and `out` has room for `R` rows of `valid` values, `stride`
+    // apart.
+    unsafe {
+        let rows = x.row_starts::<R>(m0);
+        let mut acc = [l.fsplat(0.0); R];
+        for b in 0..nb {
+            block(w.add(b * panel_block), b, &rows, &mut acc);
+        }
+        for (r, &a) in acc.iter().enumerate() {
+            l.store(out.add(r * stride), a, valid);
+        }
     }
 }
 

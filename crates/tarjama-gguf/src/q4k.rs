@@ -18,7 +18,7 @@
 //! (prompt processing and many sequences' decoding, up to eight rows per pass over the
 //! weights).
 
-use super::panel::{Layout, PanelMatrix, Panels, QuantizedRows, SendPtr, PANEL};
+use super::panel::{Int8Rows, Int8Scheme, Layout, PanelMatrix, Panels, RowStarts, SendPtr, PANEL};
 use tarjama_kernels::simd::{self, Lanes, WithLanes};
 
 /// Weights per block.
@@ -104,41 +104,25 @@ impl Q4kMatrix {
     }
 }
 
-/// Activations quantized as llama.cpp's Q8_K, row by row.
-#[derive(Debug)]
-pub struct Q8k {
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
-    /// i8 values, row-major.
-    pub(crate) qs: Vec<i8>,
-    /// One scale per 256 values.
-    pub(crate) d: Vec<f32>,
-    /// The sum of each 16 values (llama.cpp's `bsums`).
-    pub(crate) sums: Vec<i32>,
-}
+/// Activations quantized as llama.cpp's Q8_K, row by row: blocks of 256 values with one
+/// scale, and the sums of each 16 values (llama.cpp's `bsums`), which the mins multiply.
+pub type Q8k = Int8Rows<Q8KScheme>;
 
-impl Q8k {
-    /// Quantizes `m` rows of `cols` values (`cols` a multiple of 256) exactly as
-    /// llama.cpp's `quantize_row_q8_K_ref`: per block, the value of largest magnitude
-    /// maps to -127 and the others round to nearest, ties to even.
-    pub fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
-        assert!(
-            cols.is_multiple_of(QK) && x.len() == m * cols,
-            "Q8_K input of {m} x {cols}"
-        );
-        let nb = cols / QK;
-        let mut q = Q8k {
-            rows: m,
-            cols,
-            qs: vec![0; m * cols],
-            d: vec![0.0; m * nb],
-            sums: vec![0; m * cols / 16],
-        };
-        let (qs, d, sums) = (
-            SendPtr(q.qs.as_mut_ptr()),
-            SendPtr(q.d.as_mut_ptr()),
-            SendPtr(q.sums.as_mut_ptr()),
-        );
+/// llama.cpp's Q8_K ([`Q8k`]).
+#[derive(Debug)]
+pub struct Q8KScheme;
+
+impl Int8Scheme for Q8KScheme {
+    const NAME: &'static str = "Q8_K";
+    const BLOCK: usize = QK;
+    const PER_SUM: usize = 16;
+
+    /// Quantizes exactly as llama.cpp's `quantize_row_q8_K_ref`: per block, the value of
+    /// largest magnitude maps to -127 and the others round to nearest, ties to even.
+    fn fill(x: &[f32], q: &mut Q8k) {
+        let nb = q.cols / QK;
+        let m = q.rows;
+        let (qs, d, sums) = q.buffers();
         let tier = tarjama_kernels::cpu::Tier::active();
         tarjama_kernels::runtime::parallel_chunks(m * nb, 64, |blocks| {
             let work = QuantizeBlocks {
@@ -151,20 +135,10 @@ impl Q8k {
             // Compiled for the tier: its loops vectorize as wide as the CPU allows.
             simd::dispatch(tier, work);
         });
-        q
-    }
-
-    /// Back to f32 (for tests and references).
-    pub fn dequantize(&self) -> Vec<f32> {
-        self.qs
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| f32::from(q) * self.d[i / QK])
-            .collect()
     }
 }
 
-/// Blocks `blocks` of [`Q8k::quantize`], for one thread.
+/// Blocks `blocks` of [`Q8KScheme::fill`], for one thread.
 struct QuantizeBlocks<'a> {
     x: &'a [f32],
     blocks: std::ops::Range<usize>,
@@ -193,7 +167,7 @@ impl WithLanes for QuantizeBlocks<'_> {
     }
 }
 
-/// One block of [`Q8k::quantize`], written so that its loops vectorize (it was a twentieth
+/// One block of [`Q8KScheme::fill`], written so that its loops vectorize (it was a twentieth
 /// of a prefill as one branchy loop).
 #[inline(always)]
 fn quantize_block(x: &[f32], qs: &mut [i8], d: &mut f32, sums: &mut [i32]) {
@@ -242,73 +216,63 @@ impl PanelMatrix for Q4kMatrix {
         stride: usize,
         valid: usize,
     ) {
-        let nb = self.0.blocks();
-        let w = self.0.panel(p).as_ptr();
-        // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
-        // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
-        // QS + 64 g for g < 32, 16 at SCALES + 16 s and MINS + 16 s for s < 8, 32 at D
-        // and DMIN) end within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the
-        // caller's), each `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums,
-        // and the last index read of each (`256 b + 8 g + 7`, `b`, `16 b + 2 s + 1`) is
-        // inside a row; unaligned reads use `read_unaligned`. `out` holds `R` rows
-        // `stride` apart with room for `valid` values each (the caller's), and `store`
-        // writes no more. The prefetch address may lie past the panel: it is formed with
-        // `wrapping_add` and a prefetch never faults.
+        let nibble = l.splat8(0x0F);
+        // SAFETY: the caller's guarantees are the ones `for_each_block` needs, and every
+        // read of a block stays inside its buffers: a block is PANEL_BLOCK bytes, and the
+        // offsets read in it (64 bytes at QS + 64 g for g < 32, 16 at SCALES + 16 s and
+        // MINS + 16 s for s < 8, 32 at D and DMIN) end within it. Block `b` of each input
+        // row is values `256 b..256 b + 256`, scale `b` and sums `16 b..16 b + 16`, and the
+        // last index read of each (`256 b + 8 g + 7`, `b`, `16 b + 2 s + 1`) is inside it;
+        // unaligned reads use `read_unaligned`. The prefetch address may lie past the
+        // panel: it is formed with `wrapping_add` and a prefetch never faults.
         unsafe {
-            let nibble = l.splat8(0x0F);
-            let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
-            let mut acc = [l.fsplat(0.0); R];
-            for b in 0..nb {
-                let blk = w.add(b * PANEL_BLOCK);
-                let mut dots = [l.zero(); R];
-                let mut mins = [l.zero(); R];
-                for s in 0..8 {
-                    let sc = l.load_u8(blk.add(SCALES + s * PANEL));
-                    let mn = l.load_u8(blk.add(MINS + s * PANEL));
-                    let mut dot = [l.zero(); R];
-                    for j in 0..4 {
-                        let g = s * 4 + j;
-                        // The hardware prefetcher alone left one core at 21 GB/s here.
-                        l.prefetch(blk.wrapping_add(QS + g * 64 + PREFETCH));
-                        let v = l.load(blk.add(QS + g * 64));
-                        let vlo = l.and(v, nibble);
-                        let vhi = l.and(l.shr16(v, 4), nibble);
+            let at = (out, stride, valid);
+            super::panel::for_each_block(
+                l,
+                &self.0,
+                PANEL_BLOCK,
+                p,
+                x,
+                m0,
+                at,
+                #[inline(always)]
+                |blk, b, x: &RowStarts<R>, acc: &mut [L::Float; R]| {
+                    let (xs, ds, sums) = (&x.xs, &x.ds, &x.sums);
+                    let mut dots = [l.zero(); R];
+                    let mut mins = [l.zero(); R];
+                    for s in 0..8 {
+                        let sc = l.load_u8(blk.add(SCALES + s * PANEL));
+                        let mn = l.load_u8(blk.add(MINS + s * PANEL));
+                        let mut dot = [l.zero(); R];
+                        for j in 0..4 {
+                            let g = s * 4 + j;
+                            // The hardware prefetcher alone left one core at 21 GB/s here.
+                            l.prefetch(blk.wrapping_add(QS + g * 64 + PREFETCH));
+                            let v = l.load(blk.add(QS + g * 64));
+                            let vlo = l.and(v, nibble);
+                            let vhi = l.and(l.shr16(v, 4), nibble);
+                            for r in 0..R {
+                                let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
+                                let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
+                                dot[r] = l.dot2(dot[r], vlo, x0, vhi, x1);
+                            }
+                        }
                         for r in 0..R {
-                            let xp = xs[r].add(b * QK + g * 8).cast::<i32>();
-                            let (x0, x1) = (xp.read_unaligned(), xp.add(1).read_unaligned());
-                            dot[r] = l.dot2(dot[r], vlo, x0, vhi, x1);
+                            dots[r] = l.add(dots[r], l.mul(dot[r], sc));
+                            let pair = sums[r].add(b * 16 + 2 * s);
+                            mins[r] = l.add(mins[r], l.mul(mn, l.splat(*pair + *pair.add(1))));
                         }
                     }
+                    let d = l.load_f16(blk.add(D));
+                    let dmin = l.load_f16(blk.add(DMIN));
                     for r in 0..R {
-                        dots[r] = l.add(dots[r], l.mul(dot[r], sc));
-                        let pair = sums[r].add(b * 16 + 2 * s);
-                        mins[r] = l.add(mins[r], l.mul(mn, l.splat(*pair + *pair.add(1))));
+                        let dx = l.fsplat(*ds[r].add(b));
+                        acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
+                        acc[r] = l.fnmadd(l.to_float(mins[r]), l.fmul(dmin, dx), acc[r]);
                     }
-                }
-                let d = l.load_f16(blk.add(D));
-                let dmin = l.load_f16(blk.add(DMIN));
-                for r in 0..R {
-                    let dx = l.fsplat(*ds[r].add(b));
-                    acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
-                    acc[r] = l.fnmadd(l.to_float(mins[r]), l.fmul(dmin, dx), acc[r]);
-                }
-            }
-            super::panel::store_rows(l, &acc, out, stride, valid);
+                },
+            );
         }
-    }
-}
-
-impl QuantizedRows for Q8k {
-    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
-        Q8k::quantize(x, m, cols)
-    }
-
-    fn rows(&self) -> usize {
-        self.rows
-    }
-
-    fn cols(&self) -> usize {
-        self.cols
     }
 }
 

@@ -13,7 +13,7 @@
 //! a panel block), in panels of 16 rows like [`super::q4k`]: 64-byte groups of low
 //! nibbles (two groups of 4 inputs each) and of high bit pairs (four groups each).
 
-use super::panel::{Layout, PanelMatrix, Panels, PANEL};
+use super::panel::{Layout, PanelMatrix, Panels, RowStarts, PANEL};
 use super::q4k::Q8k;
 use tarjama_kernels::simd::Lanes;
 
@@ -123,59 +123,64 @@ impl PanelMatrix for Q6kMatrix {
         stride: usize,
         valid: usize,
     ) {
-        let nb = self.0.blocks();
-        let w = self.0.panel(p).as_ptr();
-        // SAFETY: every read stays inside its buffer: `w` is one panel of `nb` blocks of
-        // PANEL_BLOCK bytes, `b < nb`, and the offsets read in a block (64 bytes at
-        // SUB s, SUB s + 64 and SUB s + 128, 16 at SCALES + 16 s for s < 16, 32 at D) end
-        // within PANEL_BLOCK. Rows `m0..m0 + R` of `x` exist (the caller's), each
-        // `cols = 256 nb` values, `nb` scales and `16 nb` sub-block sums, and the last
-        // index read of each (`256 b + 16 s + 15`, `b`, `16 b + s`) is inside a row;
-        // unaligned reads use `read_unaligned`. `out` holds `R` rows `stride` apart with
-        // room for `valid` values each (the caller's), and `store` writes no more. The
-        // prefetch address may lie past the panel: it is formed with `wrapping_add` and
-        // a prefetch never faults.
+        let nibble = l.splat8(0x0F);
+        let bits45 = l.splat8(0x30);
+        // SAFETY: the caller's guarantees are the ones `for_each_block` needs, and every
+        // read of a block stays inside its buffers: a block is PANEL_BLOCK bytes, and the
+        // offsets read in it (64 bytes at SUB s, SUB s + 64 and SUB s + 128, 16 at
+        // SCALES + 16 s for s < 16, 32 at D) end within it. Block `b` of each input row is
+        // values `256 b..256 b + 256`, scale `b` and sums `16 b..16 b + 16`, and the last
+        // index read of each (`256 b + 16 s + 15`, `b`, `16 b + s`) is inside it; unaligned
+        // reads use `read_unaligned`. The prefetch address may lie past the panel: it is
+        // formed with `wrapping_add` and a prefetch never faults.
         unsafe {
-            let nibble = l.splat8(0x0F);
-            let bits45 = l.splat8(0x30);
-            let (xs, ds, sums) = super::panel::row_starts::<R>(&x.qs, &x.d, &x.sums, x.rows, m0);
-            let mut acc = [l.fsplat(0.0); R];
-            for b in 0..nb {
-                let blk = w.add(b * PANEL_BLOCK);
-                let mut dots = [l.zero(); R];
-                for s in 0..16 {
-                    // Sub-block s: inputs 16s..16s+16, four groups of 4.
-                    let (lo0, lo1, high) = (low_group(2 * s), low_group(2 * s + 1), high_group(s));
-                    for line in [lo0, lo1, high] {
-                        l.prefetch(blk.wrapping_add(line + PREFETCH));
+            let at = (out, stride, valid);
+            super::panel::for_each_block(
+                l,
+                &self.0,
+                PANEL_BLOCK,
+                p,
+                x,
+                m0,
+                at,
+                #[inline(always)]
+                |blk, b, x: &RowStarts<R>, acc: &mut [L::Float; R]| {
+                    let (xs, ds, sums) = (&x.xs, &x.ds, &x.sums);
+                    let mut dots = [l.zero(); R];
+                    for s in 0..16 {
+                        // Sub-block s: inputs 16s..16s+16, four groups of 4.
+                        let (lo0, lo1, high) =
+                            (low_group(2 * s), low_group(2 * s + 1), high_group(s));
+                        for line in [lo0, lo1, high] {
+                            l.prefetch(blk.wrapping_add(line + PREFETCH));
+                        }
+                        let v0 = l.load(blk.add(lo0));
+                        let v1 = l.load(blk.add(lo1));
+                        let h = l.load(blk.add(high));
+                        let g = [
+                            l.or(l.and(v0, nibble), l.and(l.shl16(h, 4), bits45)),
+                            l.or(l.and(l.shr16(v0, 4), nibble), l.and(l.shl16(h, 2), bits45)),
+                            l.or(l.and(v1, nibble), l.and(h, bits45)),
+                            l.or(l.and(l.shr16(v1, 4), nibble), l.and(l.shr16(h, 2), bits45)),
+                        ];
+                        let sc = l.load_i8(blk.add(SCALES + s * PANEL));
+                        for r in 0..R {
+                            let xp = xs[r].add(b * QK + s * 16).cast::<i32>();
+                            let x: [i32; 4] = std::array::from_fn(|i| xp.add(i).read_unaligned());
+                            let dot = l.dot2(l.zero(), g[0], x[0], g[1], x[1]);
+                            let dot = l.dot2(dot, g[2], x[2], g[3], x[3]);
+                            let corr = l.splat(32 * *sums[r].add(b * 16 + s));
+                            let dot = l.sub(dot, corr);
+                            dots[r] = l.add(dots[r], l.mul(dot, sc));
+                        }
                     }
-                    let v0 = l.load(blk.add(lo0));
-                    let v1 = l.load(blk.add(lo1));
-                    let h = l.load(blk.add(high));
-                    let g = [
-                        l.or(l.and(v0, nibble), l.and(l.shl16(h, 4), bits45)),
-                        l.or(l.and(l.shr16(v0, 4), nibble), l.and(l.shl16(h, 2), bits45)),
-                        l.or(l.and(v1, nibble), l.and(h, bits45)),
-                        l.or(l.and(l.shr16(v1, 4), nibble), l.and(l.shr16(h, 2), bits45)),
-                    ];
-                    let sc = l.load_i8(blk.add(SCALES + s * PANEL));
+                    let d = l.load_f16(blk.add(D));
                     for r in 0..R {
-                        let xp = xs[r].add(b * QK + s * 16).cast::<i32>();
-                        let x: [i32; 4] = std::array::from_fn(|i| xp.add(i).read_unaligned());
-                        let dot = l.dot2(l.zero(), g[0], x[0], g[1], x[1]);
-                        let dot = l.dot2(dot, g[2], x[2], g[3], x[3]);
-                        let corr = l.splat(32 * *sums[r].add(b * 16 + s));
-                        let dot = l.sub(dot, corr);
-                        dots[r] = l.add(dots[r], l.mul(dot, sc));
+                        let dx = l.fsplat(*ds[r].add(b));
+                        acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
                     }
-                }
-                let d = l.load_f16(blk.add(D));
-                for r in 0..R {
-                    let dx = l.fsplat(*ds[r].add(b));
-                    acc[r] = l.fmadd(l.to_float(dots[r]), l.fmul(d, dx), acc[r]);
-                }
-            }
-            super::panel::store_rows(l, &acc, out, stride, valid);
+                },
+            );
         }
     }
 }

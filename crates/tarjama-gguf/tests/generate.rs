@@ -32,6 +32,9 @@ use serde::Deserialize;
 use tarjama_gguf::model::{Transformer, WeightLayout};
 use tarjama_testkit::require_model_file;
 
+mod support;
+use support::argmax;
+
 #[derive(Deserialize)]
 struct Fixture {
     model: String,
@@ -53,16 +56,6 @@ struct Case {
     output_ids: Vec<u32>,
     /// Per generated step, llama.cpp's best `[id, logit]` pairs, best first.
     top_logits: Vec<Vec<(u32, f32)>>,
-}
-
-fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// How far below the best logit `token` scores: 0 when it is the argmax.

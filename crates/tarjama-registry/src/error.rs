@@ -15,7 +15,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A model file is malformed, truncated or not the one the manifest names.
+    /// A model file is malformed, truncated, of an unsupported kind or not the one the
+    /// manifest names.
     #[error("{path}: {reason}")]
     BadModelFile {
         /// The file involved.

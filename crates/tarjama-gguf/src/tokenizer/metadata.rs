@@ -77,15 +77,9 @@ impl GgufTokenizer {
         let mut token_types = read_token_types(&md, n)?;
         let vocab = read_vocab(&md, &tokens)?;
         force_control(&vocab, &mut token_types);
-        let Flavor {
-            kind,
-            pre,
-            default_add_bos,
-            default_bos,
-            default_eos,
-            clean_spaces,
-        } = flavor(&md, model)?;
-        let ids = special_ids(&md, n, default_add_bos, default_bos, default_eos)?;
+        let flavor = flavor(&md, model)?;
+        let ids = special_ids(&md, n, &flavor)?;
+        let (kind, pre) = (flavor.kind, flavor.pre);
         let end_of_turn = end_of_turn(&md, n, ids.eos, &vocab)?;
         let bpe = bpe_model(&md, &kind, &pre, vocab, &tokens, ids.unk)?;
         let mut tokenizer = Tokenizer::new(bpe);
@@ -112,7 +106,7 @@ impl GgufTokenizer {
             token_types,
             pieces,
             specials,
-            clean_spaces,
+            clean_spaces: flavor.clean_spaces,
         })
     }
 }
@@ -251,20 +245,18 @@ struct SpecialIds {
 
 /// The file's special-token ids, the vocabulary kind's defaults where it names none, and
 /// whether BOS and EOS are added (an error when one is to be added but there is none).
-fn special_ids(
-    md: &Metadata<'_>,
-    n: usize,
-    default_add_bos: bool,
-    default_bos: Option<u32>,
-    default_eos: Option<u32>,
-) -> Result<SpecialIds> {
+fn special_ids(md: &Metadata<'_>, n: usize, flavor: &Flavor) -> Result<SpecialIds> {
     // llama.cpp's SentencePiece defaults (BOS 1, EOS 2) apply only inside the vocabulary.
     let in_vocab = |id: Option<u32>| id.filter(|&id| (id as usize) < n);
-    let bos = md.opt_token_id(KEY_BOS, n)?.or(in_vocab(default_bos));
-    let eos = md.opt_token_id(KEY_EOS, n)?.or(in_vocab(default_eos));
+    let bos = md
+        .opt_token_id(KEY_BOS, n)?
+        .or(in_vocab(flavor.default_bos));
+    let eos = md
+        .opt_token_id(KEY_EOS, n)?
+        .or(in_vocab(flavor.default_eos));
     let unk = md.opt_token_id(KEY_UNK, n)?;
     let _pad = md.opt_token_id(KEY_PAD, n)?;
-    let add_bos = md.opt_bool(KEY_ADD_BOS)?.unwrap_or(default_add_bos);
+    let add_bos = md.opt_bool(KEY_ADD_BOS)?.unwrap_or(flavor.default_add_bos);
     let add_eos = md.opt_bool(KEY_ADD_EOS)?.unwrap_or(false);
     if add_bos && bos.is_none() {
         return Err(md.bad(format!(
@@ -470,10 +462,7 @@ struct Metadata<'a> {
 
 impl Metadata<'_> {
     fn bad(&self, reason: String) -> Error {
-        Error::BadModelFile {
-            path: self.path.to_path_buf(),
-            reason,
-        }
+        Error::bad_file(self.path, reason)
     }
 
     fn wrong_type(&self, key: &str, want: &str, got: &Value) -> Error {
