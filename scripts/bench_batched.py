@@ -42,16 +42,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tarjama_scripts import find_model
+
 ROOT = Path(__file__).resolve().parent.parent
 BATCHED_BENCH = "llama-batched-bench"
-
-
-def models_dir() -> Path:
-    home = os.environ.get("TARJAMA_HOME")
-    if home:
-        return Path(home) / "models"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tarjama" / "models"
 
 
 def find_batched_bench(arg) -> Path:
@@ -187,11 +181,7 @@ def main() -> int:
               "positions", file=sys.stderr)
         args.ctx = need
 
-    model = Path(args.model)
-    if not model.is_file():
-        model = models_dir() / args.model
-    if not model.is_file():
-        sys.exit(f"error: model {args.model} not found (looked in {models_dir()})")
+    model = find_model(args.model)
     sides = ["llama.cpp", "tarjama"] if args.only is None else [args.only]
     if "llama.cpp" in sides:
         llama_bin = find_batched_bench(args.llama_cpp)

@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tarjama_scripts import marian_config_args
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "crates/tarjama-seq2seq/tests/fixtures/seq2seq/marian"
 VOCAB_SIZE = 62_000
@@ -53,25 +55,9 @@ def build_model(out: Path):
     shutil.rmtree(tmp)
     pad = vocab["<pad>"]
     config = MarianConfig(
-        vocab_size=len(vocab),
-        decoder_vocab_size=len(vocab),
-        d_model=512,
-        encoder_layers=6,
-        decoder_layers=6,
-        encoder_attention_heads=8,
-        decoder_attention_heads=8,
-        encoder_ffn_dim=2048,
-        decoder_ffn_dim=2048,
-        activation_function="swish",
-        max_position_embeddings=512,
-        pad_token_id=pad,
-        eos_token_id=0,
-        decoder_start_token_id=pad,
-        scale_embedding=True,
-        share_encoder_decoder_embeddings=True,
+        **marian_config_args(len(vocab), pad, 512, d_model=512, layers=6, heads=8, ffn=2048),
         tie_word_embeddings=True,
         bad_words_ids=[[pad]],
-        architectures=["MarianMTModel"],
     )
     torch.manual_seed(0)
     model = MarianMTModel(config).eval()

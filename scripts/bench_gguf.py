@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tarjama_scripts import find_model, flores_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = "You are a professional translator."
 
@@ -94,18 +96,6 @@ print(json.dumps(ids))
 """
 
 
-def models_dir() -> Path:
-    home = os.environ.get("TARJAMA_HOME")
-    if home:
-        return Path(home) / "models"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tarjama" / "models"
-
-
-def flores_dir(arg) -> Path:
-    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT / "tests" / "data" / "flores200")
-
-
 def chatml(text: str) -> str:
     return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
             f"<|im_start|>user\nTranslate into English:\n{text}<|im_end|>\n<|im_start|>assistant\n")
@@ -137,11 +127,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     args = ap.parse_args()
 
-    model = Path(args.model)
-    if not model.is_file():
-        model = models_dir() / args.model
-    if not model.is_file():
-        sys.exit(f"error: model {args.model} not found (looked in {models_dir()})")
+    model = find_model(args.model)
     if not Path(args.bin).is_file():
         sys.exit(f"error: {args.bin} not found; run: cargo build --release -p tarjama-gguf --example gguf_speed")
     src = flores_dir(args.flores) / "arb_Arab.devtest"

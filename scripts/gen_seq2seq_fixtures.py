@@ -42,6 +42,8 @@ from transformers import (
 )
 from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
 
+from tarjama_scripts import encoder_decoder_shape, marian_config_args
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Our own Arabic sentences (not FLORES), of different lengths, with digits, Latin script
@@ -59,6 +61,10 @@ N_TRAIN = 300
 MAX_LENGTH = 24
 EOS_BIAS = 3.5  # added to </s>'s final_logits_bias in the Marian fixture
 NLLB_EOS_SCALE = 2.5  # scales </s>'s lm_head row in the NLLB fixture
+# The size of both fixture models, and their dropout (none, so that nothing depends on
+# whether a model is in training mode).
+SHAPE = dict(d_model=32, layers=2, heads=4, ffn=64)
+NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
 
 
 def read_lines(path):
@@ -236,32 +242,14 @@ def build_marian(ar, en, out_dir, flores_ar):
 
     pad = vocab["<pad>"]
     config = MarianConfig(
-        vocab_size=len(vocab),
-        decoder_vocab_size=len(vocab),
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        activation_function="swish",
-        max_position_embeddings=128,
-        pad_token_id=pad,
-        eos_token_id=0,
-        decoder_start_token_id=pad,
+        **marian_config_args(len(vocab), pad, 128, **SHAPE),
         forced_eos_token_id=0,
-        scale_embedding=True,
-        share_encoder_decoder_embeddings=True,
         # Untied: with random weights a tied output projection makes the model repeat its
         # previous token (the hidden state stays closest to its own input embedding). Real
         # OPUS-MT checkpoints tie; the loader falls back to `model.shared` for any
         # embedding or lm_head the checkpoint lacks.
         tie_word_embeddings=False,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        architectures=["MarianMTModel"],
+        **NO_DROPOUT,
     )
     torch.manual_seed(1)
     model = MarianMTModel(config)
@@ -310,13 +298,7 @@ def build_nllb(ar, en, out_dir, flores_ar):
 
     config = M2M100Config(
         vocab_size=len(tok),
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
+        **encoder_decoder_shape(**SHAPE),
         activation_function="relu",
         max_position_embeddings=128,
         scale_embedding=True,
@@ -324,9 +306,7 @@ def build_nllb(ar, en, out_dir, flores_ar):
         bos_token_id=0,
         eos_token_id=2,
         decoder_start_token_id=2,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
+        **NO_DROPOUT,
         encoder_layerdrop=0.0,
         decoder_layerdrop=0.0,
         # Untied for the same reason as the Marian fixture.

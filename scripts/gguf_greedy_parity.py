@@ -18,13 +18,14 @@ Needs: pip install -r scripts/requirements-llamacpp.txt
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import llama_cpp
 from llama_cpp import Llama
+
+from tarjama_scripts import flores_dir, models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "crates" / "tarjama-gguf" / "tests" / "fixtures" / "gguf_greedy"
@@ -36,19 +37,6 @@ MODELS = [
     ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "chatml"),
     ("gemma-3-270m-q4_k_m.gguf", "raw"),
 ]
-
-
-def models_dir() -> Path:
-    """tarjama's paths::models_dir(): $TARJAMA_HOME/models, else <cache dir>/tarjama/models."""
-    home = os.environ.get("TARJAMA_HOME")
-    if home:
-        return Path(home) / "models"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tarjama" / "models"
-
-
-def flores_dir(arg) -> Path:
-    return Path(arg or os.environ.get("TARJAMA_FLORES") or ROOT / "tests" / "data" / "flores200")
 
 
 def prompt_text(style: str, line: str) -> str:

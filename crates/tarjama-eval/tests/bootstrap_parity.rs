@@ -12,26 +12,14 @@
 //! the interval as `ci / 1.96`), interval widths within 20%, p-values within 0.04 (Monte
 //! Carlo error with 1000 resamples is about 0.01 near p = 0.05).
 
-use std::path::Path;
+mod common;
 
+use common::{expected, f, read_lines};
 use serde_json::Value;
 use tarjama_eval::bleu::BleuConfig;
 use tarjama_eval::bootstrap::{paired_bootstrap, paired_bootstrap_with_indices, BootstrapConfig};
 use tarjama_eval::chrf::ChrfConfig;
 use tarjama_eval::CorpusMetric;
-
-fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics")
-}
-
-fn read_lines(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
-    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
-    if lines.last().is_some_and(String::is_empty) {
-        lines.pop();
-    }
-    lines
-}
 
 fn metric(name: &str) -> Box<dyn CorpusMetric> {
     match name {
@@ -66,10 +54,6 @@ fn stats(exp: &Value, metric: &dyn CorpusMetric) -> Case {
     }
 }
 
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap()
-}
-
 /// Four standard errors of the difference between two independent bootstrap means.
 fn mean_tolerance(ci: f64, n_samples: usize) -> f64 {
     4.0 * std::f64::consts::SQRT_2 * (ci / 1.96) / (n_samples as f64).sqrt() + 1e-9
@@ -77,8 +61,7 @@ fn mean_tolerance(ci: f64, n_samples: usize) -> f64 {
 
 #[test]
 fn replaying_sacrebleu_resamples_reproduces_its_results() {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
-    let exp: Value = serde_json::from_str(&text).unwrap();
+    let exp = expected();
     let bs = &exp["bootstrap"];
     let replay = &bs["replay"];
     let indices: Vec<Vec<usize>> = replay["indices"]
@@ -137,8 +120,7 @@ fn replaying_sacrebleu_resamples_reproduces_its_results() {
 
 #[test]
 fn own_resamples_agree_with_sacrebleu_in_distribution() {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
-    let exp: Value = serde_json::from_str(&text).unwrap();
+    let exp = expected();
     let bs = &exp["bootstrap"];
     let default = &bs["default"];
     let config = BootstrapConfig {

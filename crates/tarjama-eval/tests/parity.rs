@@ -10,8 +10,9 @@
 //! another platform's libm rounding the last bit of `exp`/`ln` differently; it is nine
 //! orders of magnitude tighter than what is printed (2 decimals, 4 for ROUGE).
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{expected, f, read_lines};
 use serde_json::Value;
 use tarjama_eval::bleu::{self, BleuConfig, Smoothing};
 use tarjama_eval::chrf::{self, ChrfConfig};
@@ -19,28 +20,6 @@ use tarjama_eval::rouge::{porter, RougeScorer, RougeType};
 use tarjama_eval::tokenize::Tokenizer;
 
 const TOL: f64 = 1e-11;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics")
-}
-
-fn read_lines(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
-    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
-    if lines.last().is_some_and(String::is_empty) {
-        lines.pop();
-    }
-    lines
-}
-
-fn expected() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
 
 fn close(actual: f64, expected: f64, what: &str) {
     assert!(

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use tarjama_chat::{ChatEngine, Message, SamplingParams, TokenCounter};
-use tarjama_remote::retry::Policy;
+use tarjama_remote::retry::{Policy, Retries};
 use tarjama_remote::{Error, RemoteEngine, RemoteOptions, TokenCounting};
 use tarjama_testkit::http::{
     closed_port, socket_addr, FakeServer, Fault, FaultProxy, Tokenizer, MAX_MODEL_LEN,
@@ -29,6 +29,41 @@ fn options(endpoint: String) -> RemoteOptions {
     }
 }
 
+/// [`options`] with five retries: enough for one fault of each kind in a row.
+fn patient(endpoint: String) -> RemoteEngine {
+    let mut patient = options(endpoint);
+    patient.policy.retries = 5;
+    RemoteEngine::connect(patient, None).unwrap()
+}
+
+/// One fault of each kind, in this order: a dropped connection, a 500, a 429 whose
+/// Retry-After is `retry_after` seconds, an answer `slow` in coming (past the timeout),
+/// an answer cut short.
+fn each_fault_once(retry_after: u64, slow: Duration) -> [Fault; 5] {
+    [
+        Fault::Drop,
+        Fault::ServerError,
+        Fault::RateLimited(retry_after),
+        Fault::Slow(slow),
+        Fault::Cut,
+    ]
+}
+
+/// One retry counted of each kind that [`each_fault_once`] causes.
+fn assert_one_retry_of_each_kind(r: &Retries, context: &dyn std::fmt::Debug) {
+    assert_eq!(
+        (
+            r.connection,
+            r.server_error,
+            r.rate_limited,
+            r.timeout,
+            r.cut_short
+        ),
+        (1, 1, 1, 1, 1),
+        "{context:?}"
+    );
+}
+
 fn ask(engine: &RemoteEngine, text: &str) -> tarjama_chat::Result<String> {
     let messages = [Message::new("user", text)];
     let mut shown = String::new();
@@ -49,18 +84,10 @@ fn every_kind_of_fault_is_retried_to_the_same_answer() {
 
     let proxy = FaultProxy::start(
         socket_addr(&server.endpoint()),
-        vec![
-            Fault::Drop,
-            Fault::ServerError,
-            Fault::RateLimited(1),
-            Fault::Slow(Duration::from_secs(3)),
-            Fault::Cut,
-        ],
+        each_fault_once(1, Duration::from_secs(3)).to_vec(),
     );
     // The first question meets all five faults in a row.
-    let mut patient = options(proxy.endpoint());
-    patient.policy.retries = 5;
-    let engine = RemoteEngine::connect(patient, None).unwrap();
+    let engine = patient(proxy.endpoint());
     let start = Instant::now();
     let got: Vec<String> = questions.iter().map(|q| ask(&engine, q).unwrap()).collect();
     assert_eq!(got, expected);
@@ -69,18 +96,7 @@ fn every_kind_of_fault_is_retried_to_the_same_answer() {
         "Retry-After was honoured"
     );
     let stats = engine.stats();
-    let r = &stats.retries;
-    assert_eq!(
-        (
-            r.connection,
-            r.server_error,
-            r.rate_limited,
-            r.timeout,
-            r.cut_short
-        ),
-        (1, 1, 1, 1, 1),
-        "{stats:?}"
-    );
+    assert_one_retry_of_each_kind(&stats.retries, &stats);
     assert_eq!((stats.requests, stats.failed), (6, 0));
     assert_eq!(proxy.applied().len(), 5);
 }
@@ -199,36 +215,14 @@ fn faults_in_a_row_are_retried_on_the_route_that_met_them() {
     // then meets every kind of fault on its own route.
     let server = FakeServer::start_with("fake", None, Some(Tokenizer::LlamaCppPython));
     let expected = outcome(&RemoteEngine::connect(options(server.endpoint()), None).unwrap());
-    let proxy = FaultProxy::start_on_every_request(
-        socket_addr(&server.endpoint()),
-        vec![
-            Fault::Pass,
-            Fault::Pass,
-            Fault::Pass,
-            Fault::Drop,
-            Fault::ServerError,
-            Fault::RateLimited(0),
-            Fault::Slow(Duration::from_secs(2)),
-            Fault::Cut,
-        ],
-    );
-    let mut patient = options(proxy.endpoint());
-    patient.policy.retries = 5;
-    let engine = RemoteEngine::connect(patient, None).unwrap();
+    let mut schedule = vec![Fault::Pass; 3];
+    schedule.extend(each_fault_once(0, Duration::from_secs(2)));
+    let proxy = FaultProxy::start_on_every_request(socket_addr(&server.endpoint()), schedule);
+    let engine = patient(proxy.endpoint());
     assert_eq!(outcome(&engine), expected);
     assert_eq!(engine.token_counting(), TokenCounting::LlamaCppPython);
     let r = engine.stats().retries;
-    assert_eq!(
-        (
-            r.connection,
-            r.server_error,
-            r.rate_limited,
-            r.timeout,
-            r.cut_short
-        ),
-        (1, 1, 1, 1, 1),
-        "{r:?}"
-    );
+    assert_one_retry_of_each_kind(&r, &r);
 }
 
 #[test]

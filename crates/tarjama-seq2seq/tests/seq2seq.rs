@@ -28,20 +28,39 @@ fn reference(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
+/// The fixture model `name` and what `transformers` computed with it.
+fn load_with_reference(name: &str) -> (Seq2SeqTranslator, Value) {
+    (load(name), reference(name))
+}
+
+/// The error loading `model` gives, as its message.
+fn load_error(model: &str) -> String {
+    Seq2SeqTranslator::load(model, &Device::Cpu)
+        .err()
         .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+        .to_string()
+}
+
+/// Each element of the JSON array `v`, through `f`.
+fn array<'a, T>(v: &'a Value, f: impl FnMut(&'a Value) -> T) -> Vec<T> {
+    v.as_array().unwrap().iter().map(f).collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    array(v, |x| x.as_u64().unwrap() as u32)
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
+    array(v, |x| x.as_f64().unwrap() as f32)
+}
+
+fn strs(v: &Value) -> Vec<&str> {
+    array(v, |x| x.as_str().unwrap())
+}
+
+/// All the values of `t`, flattened.
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -50,6 +69,12 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// `got` equals `want` but for float rounding ([`TOL`]).
+fn assert_close(got: &Tensor, want: &[f32], what: &str) {
+    let diff = max_abs_diff(&values(got), want);
+    assert!(diff < TOL, "{what} differ by {diff}");
 }
 
 fn check_flores_ids(name: &str) {
@@ -93,8 +118,7 @@ fn nllb_tokenizer_matches_transformers_on_all_flores_lines() {
 }
 
 fn check_fixture_ids(name: &str) {
-    let t = load(name);
-    let r = reference(name);
+    let (t, r) = load_with_reference(name);
     for (text, want) in r["inputs"]
         .as_array()
         .unwrap()
@@ -130,18 +154,12 @@ fn reference_batch(r: &Value) -> Vec<Vec<u32>> {
 }
 
 fn check_encoder(name: &str) {
-    let t = load(name);
-    let r = reference(name);
+    let (t, r) = load_with_reference(name);
     let (encoded, _) = t.encode_batch(&reference_batch(&r)).unwrap();
     let want = floats(&r["encoder"]["values"]);
-    let shape: Vec<usize> = ids(&r["encoder"]["shape"])
-        .iter()
-        .map(|&x| x as usize)
-        .collect();
+    let shape: Vec<usize> = array(&r["encoder"]["shape"], |x| x.as_u64().unwrap() as usize);
     assert_eq!(encoded.dims(), &shape[..]);
-    let got = encoded.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = max_abs_diff(&got, &want);
-    assert!(diff < TOL, "{name}: encoder differs by {diff}");
+    assert_close(&encoded, &want, &format!("{name}: encoder states"));
 }
 
 #[test]
@@ -151,15 +169,9 @@ fn encoder_states_match_transformers() {
 }
 
 fn check_step_logits(name: &str) {
-    let t = load(name);
-    let r = reference(name);
+    let (t, r) = load_with_reference(name);
     let (encoded, mask) = t.encode_batch(&reference_batch(&r)).unwrap();
-    let dec: Vec<Vec<u32>> = r["step_logits"]["decoder_input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ids)
-        .collect();
+    let dec: Vec<Vec<u32>> = array(&r["step_logits"]["decoder_input_ids"], ids);
     let want = floats(&r["step_logits"]["values"]);
     let (b, steps) = (dec.len(), dec[0].len());
     let flat: Vec<u32> = dec.concat();
@@ -168,9 +180,7 @@ fn check_step_logits(name: &str) {
     let mut state = t.model().start(&encoded, &mask).unwrap();
     let ids_t = Tensor::from_vec(flat.clone(), (b, steps), &Device::Cpu).unwrap();
     let logits = t.model().step(&ids_t, &mut state).unwrap();
-    let got = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = max_abs_diff(&got, &want);
-    assert!(diff < TOL, "{name}: teacher-forced logits differ by {diff}");
+    assert_close(&logits, &want, &format!("{name}: teacher-forced logits"));
 
     // ... and one step at a time through the cache give the reference logits.
     let mut state = t.model().start(&encoded, &mask).unwrap();
@@ -181,9 +191,7 @@ fn check_step_logits(name: &str) {
         per_step.push(t.model().step(&ids_t, &mut state).unwrap());
     }
     let cat = Tensor::cat(&per_step, 1).unwrap();
-    let got = cat.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = max_abs_diff(&got, &want);
-    assert!(diff < TOL, "{name}: cached step logits differ by {diff}");
+    assert_close(&cat, &want, &format!("{name}: cached step logits"));
 }
 
 #[test]
@@ -228,14 +236,8 @@ fn generated(row: &[u32], eos: u32, pad: u32) -> Vec<u32> {
 }
 
 fn check_generation(name: &str, eos: u32, pad: u32) {
-    let t = load(name);
-    let r = reference(name);
-    let inputs: Vec<&str> = r["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let (t, r) = load_with_reference(name);
+    let inputs = strs(&r["inputs"]);
     let mut failures = Vec::new();
     for case in r["cases"].as_array().unwrap() {
         let case_name = case["name"].as_str().unwrap();
@@ -248,12 +250,7 @@ fn check_generation(name: &str, eos: u32, pad: u32) {
         {
             let src = t.encode_source(text, &opts).unwrap();
             let hyps = t.generate_ids(&[src], &params).unwrap().remove(0);
-            let want: Vec<Vec<u32>> = out["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| generated(&ids(r), eos, pad))
-                .collect();
+            let want = array(&out["ids"], |r| generated(&ids(r), eos, pad));
             let got: Vec<Vec<u32>> = hyps.iter().map(|h| h.tokens.clone()).collect();
             if got != want {
                 failures.push(format!("{case_name}[{i}]: got {got:?}\n   want {want:?}"));
@@ -303,21 +300,10 @@ fn reference_pad(name: &str) -> u32 {
 }
 
 fn check_batched(name: &str, eos: u32) {
-    let t = load(name);
-    let r = reference(name);
-    let inputs: Vec<&str> = r["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let (t, r) = load_with_reference(name);
+    let inputs = strs(&r["inputs"]);
     let pad = reference_pad(name);
-    let want: Vec<Vec<u32>> = r["batched_beam4"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| generated(&ids(row), eos, pad))
-        .collect();
+    let want = array(&r["batched_beam4"], |row| generated(&ids(row), eos, pad));
     // All sentences of different lengths in one batch, and in small batches of the
     // length-sorted order: every sentence gets what it gets alone (the reference).
     for budget in [10_000, 60] {
@@ -341,14 +327,8 @@ fn batched_beam_search_equals_each_sentence_alone() {
 #[test]
 fn translate_returns_transformers_text_and_scores() {
     for name in ["marian", "nllb"] {
-        let t = load(name);
-        let r = reference(name);
-        let inputs: Vec<&str> = r["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let (t, r) = load_with_reference(name);
+        let inputs = strs(&r["inputs"]);
         let case = r["cases"]
             .as_array()
             .unwrap()
@@ -362,12 +342,7 @@ fn translate_returns_transformers_text_and_scores() {
         };
         let out = t.translate(&inputs, &opts).unwrap();
         for (tr, want) in out.iter().zip(case["outputs"].as_array().unwrap()) {
-            let texts: Vec<&str> = want["texts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
+            let texts = strs(&want["texts"]);
             let got: Vec<&str> = tr.nbest.iter().map(|c| c.text.as_str()).collect();
             assert_eq!(got, texts, "{name}");
             assert_eq!(tr.text, texts[0]);
@@ -392,21 +367,14 @@ fn int8_weights_stay_close_to_f32() {
     let batch = reference_batch(&r);
     let (a, _) = f32_model.encode_batch(&batch).unwrap();
     let (b, _) = q.encode_batch(&batch).unwrap();
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = max_abs_diff(&a, &b);
+    let diff = max_abs_diff(&values(&a), &values(&b));
     // 8-bit weights (per row with VNNI, per 32-block with Q8_0) keep ~2-3 significant
     // digits; on unit-scale activations after layer norm the encoder states move by a few
     // hundredths at most.
     assert!(diff > 0.0 && diff < 0.1, "int8 encoder differs by {diff}");
 
     // Quality loss on the fixture: how often greedy int8 output equals f32 output.
-    let inputs: Vec<&str> = r["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let inputs = strs(&r["inputs"]);
     let opts = GenerateOptions {
         beam: Some(1),
         ..GenerateOptions::default()
@@ -442,10 +410,7 @@ fn offline_hub_ids_fail_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     std::env::set_var("HF_HOME", home.path());
     std::env::set_var("HF_HUB_OFFLINE", "1");
-    let err = Seq2SeqTranslator::load("no-such-org/no-such-model", &Device::Cpu)
-        .err()
-        .unwrap();
-    let msg = err.to_string();
+    let msg = load_error("no-such-org/no-such-model");
     assert!(
         msg.contains("no-such-org/no-such-model") && msg.contains("HF_HUB_OFFLINE"),
         "{msg}"
@@ -453,25 +418,8 @@ fn offline_hub_ids_fail_with_one_line() {
     assert!(!msg.contains('\n'));
 }
 
-#[test]
-fn bad_model_directories_get_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = Seq2SeqTranslator::load(dir.path().to_str().unwrap(), &Device::Cpu)
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("no config.json"), "{err}");
-
-    std::fs::write(dir.path().join("config.json"), r#"{"architectures":["BertModel"],"vocab_size":10,"d_model":8,"encoder_layers":1,"decoder_layers":1,"encoder_attention_heads":2,"decoder_attention_heads":2,"encoder_ffn_dim":8,"decoder_ffn_dim":8,"pad_token_id":0,"eos_token_id":1}"#).unwrap();
-    let err = Seq2SeqTranslator::load(dir.path().to_str().unwrap(), &Device::Cpu)
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string()
-            .contains("unsupported architecture \"BertModel\""),
-        "{err}"
-    );
-
-    // A real config with weights of the wrong shape: the error names file and tensor.
+/// Copies a Marian checkpoint's files but its weights (`model.safetensors`) from `from` to `to`.
+fn copy_all_but_weights(from: &Path, to: &Path) {
     for f in [
         "config.json",
         "generation_config.json",
@@ -480,17 +428,32 @@ fn bad_model_directories_get_clear_errors() {
         "vocab.json",
         "tokenizer_config.json",
     ] {
-        std::fs::copy(fixture("marian").join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
+}
+
+#[test]
+fn bad_model_directories_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let err = load_error(path);
+    assert!(err.contains("no config.json"), "{err}");
+
+    std::fs::write(dir.path().join("config.json"), r#"{"architectures":["BertModel"],"vocab_size":10,"d_model":8,"encoder_layers":1,"decoder_layers":1,"encoder_attention_heads":2,"decoder_attention_heads":2,"encoder_ffn_dim":8,"decoder_ffn_dim":8,"pad_token_id":0,"eos_token_id":1}"#).unwrap();
+    let err = load_error(path);
+    assert!(
+        err.contains("unsupported architecture \"BertModel\""),
+        "{err}"
+    );
+
+    // A real config with weights of the wrong shape: the error names file and tensor.
+    copy_all_but_weights(&fixture("marian"), dir.path());
     std::fs::copy(
         fixture("nllb").join("model.safetensors"),
         dir.path().join("model.safetensors"),
     )
     .unwrap();
-    let err = Seq2SeqTranslator::load(dir.path().to_str().unwrap(), &Device::Cpu)
-        .err()
-        .unwrap();
-    let msg = err.to_string();
+    let msg = load_error(path);
     assert!(
         msg.contains("model.safetensors") && msg.contains("shape"),
         "{msg}"
@@ -509,16 +472,7 @@ fn missing_embeddings_and_lm_head_are_tied_to_shared() {
     let w = tensors["lm_head.weight"].clone();
     let make = |explicit: bool| {
         let dir = tempfile::tempdir().unwrap();
-        for f in [
-            "config.json",
-            "generation_config.json",
-            "source.spm",
-            "target.spm",
-            "vocab.json",
-            "tokenizer_config.json",
-        ] {
-            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-        }
+        copy_all_but_weights(&src, dir.path());
         let mut t = tensors.clone();
         t.insert("model.shared.weight".into(), w.clone());
         for k in [
@@ -545,13 +499,7 @@ fn missing_embeddings_and_lm_head_are_tied_to_shared() {
         let (enc, mask) = t.encode_batch(&[src]).unwrap();
         let mut state = t.model().start(&enc, &mask).unwrap();
         let ids = Tensor::from_vec(vec![5u32, 9, 11], (1, 3), &Device::Cpu).unwrap();
-        t.model()
-            .step(&ids, &mut state)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
+        values(&t.model().step(&ids, &mut state).unwrap())
     };
     let (a, b) = (logits(tied.path()), logits(explicit.path()));
     assert_eq!(a, b);
@@ -560,21 +508,14 @@ fn missing_embeddings_and_lm_head_are_tied_to_shared() {
 #[test]
 fn constrained_beam_writes_every_term_and_leaves_other_sentences_alone() {
     for name in ["marian", "nllb"] {
-        let t = load(name);
-        let r = reference(name);
-        let inputs: Vec<&str> = r["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .take(3)
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let (t, r) = load_with_reference(name);
+        let inputs = &strs(&r["inputs"])[..3];
         let opts = GenerateOptions {
             beam: Some(2),
             max_tokens: Some(24),
             ..GenerateOptions::default()
         };
-        let plain = t.translate(&inputs, &opts).unwrap();
+        let plain = t.translate(inputs, &opts).unwrap();
         let terms = ["Bush", "nuclear"];
         for term in terms {
             let ids = t.tokenizer().encode_target(term).unwrap();
@@ -592,7 +533,7 @@ fn constrained_beam_writes_every_term_and_leaves_other_sentences_alone() {
             vec!["nuclear".into()],
             vec![],
         ];
-        let out = t.translate_constrained(&inputs, &opts, &wanted).unwrap();
+        let out = t.translate_constrained(inputs, &opts, &wanted).unwrap();
         assert_eq!(out.len(), 3);
         for (tr, must) in out.iter().zip(&wanted) {
             for w in must {

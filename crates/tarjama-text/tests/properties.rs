@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use tarjama_text::input::{decode, ReadOptions};
-use tarjama_text::{chunk, split, split_at, Normalizer, Position, Profile, Step};
+use tarjama_text::{chunk, split, split_at, Block, Blocks, Normalizer, Position, Profile, Step};
 
 /// Pieces of Arabic news text and of what breaks it: marks, invisible characters,
 /// odd whitespace, terminators, abbreviations, numbers, URLs, emails.
@@ -285,15 +285,33 @@ fn large_pool_text(seed: u64, bytes: usize) -> String {
     text
 }
 
+/// `text` read in blocks, as a long input is.
+fn read_blocks(text: &str) -> Vec<Block> {
+    Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Each block normalized as a piece where it stands, joined: what normalizing the whole
+/// text must give.
+fn normalize_by_block(normalizer: &Normalizer, blocks: &[Block]) -> String {
+    let mut joined = String::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let position = Position {
+            starts_text: i == 0,
+            starts_line: block.starts_line,
+            ends_line: block.ends_line,
+        };
+        joined.push_str(&normalizer.normalize_piece(&block.text, position));
+    }
+    joined
+}
+
 #[test]
 fn streamed_blocks_split_and_normalize_like_the_whole() {
-    use tarjama_text::input::Blocks;
-
     for seed in [1, 2] {
         let text = large_pool_text(seed, 2 * 1024 * 1024);
-        let blocks: Vec<_> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let blocks = read_blocks(&text);
         assert!(blocks.len() > 4, "{} blocks", blocks.len());
 
         // Splitting: same sentences, same spans, same paragraph breaks.
@@ -319,17 +337,8 @@ fn streamed_blocks_split_and_normalize_like_the_whole() {
 
         // Normalizing: the pieces add up to the whole.
         for normalizer in normalizers() {
-            let mut joined = String::new();
-            for (i, block) in blocks.iter().enumerate() {
-                let position = Position {
-                    starts_text: i == 0,
-                    starts_line: block.starts_line,
-                    ends_line: block.ends_line,
-                };
-                joined.push_str(&normalizer.normalize_piece(&block.text, position));
-            }
             assert!(
-                joined == normalizer.normalize(&text),
+                normalize_by_block(&normalizer, &blocks) == normalizer.normalize(&text),
                 "seed {seed}, steps {:?}",
                 normalizer.steps()
             );
@@ -339,8 +348,6 @@ fn streamed_blocks_split_and_normalize_like_the_whole() {
 
 #[test]
 fn a_line_cut_inside_normalizes_like_the_whole() {
-    use tarjama_text::input::Blocks;
-
     // One line longer than a block's maximum: the reader must cut inside it.
     let text: String = large_pool_text(3, Blocks::<&[u8]>::MAX_BLOCK + 512 * 1024)
         .chars()
@@ -352,25 +359,14 @@ fn a_line_cut_inside_normalizes_like_the_whole() {
             }
         })
         .collect();
-    let blocks: Vec<_> = Blocks::new(text.as_bytes(), "x", &ReadOptions::default())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let blocks = read_blocks(&text);
     assert!(blocks.len() > 1 && !blocks[1].starts_line);
     for normalizer in [
         Normalizer::new(Profile::Mt),
         Normalizer::new(Profile::Search).with_step(Step::Digits),
     ] {
-        let mut joined = String::new();
-        for (i, block) in blocks.iter().enumerate() {
-            let position = Position {
-                starts_text: i == 0,
-                starts_line: block.starts_line,
-                ends_line: block.ends_line,
-            };
-            joined.push_str(&normalizer.normalize_piece(&block.text, position));
-        }
         assert!(
-            joined == normalizer.normalize(&text),
+            normalize_by_block(&normalizer, &blocks) == normalizer.normalize(&text),
             "steps {:?}",
             normalizer.steps()
         );
