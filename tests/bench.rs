@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::tarjama;
+use common::{json_of, tarjama};
 use predicates::prelude::*;
 use serde_json::Value;
 use tarjama_testkit::require_model;
@@ -39,6 +39,27 @@ fn parallel(dir: &Path) -> (PathBuf, PathBuf) {
     (src, reference)
 }
 
+/// With gemma-3-270m: a temporary folder and [`parallel`]'s two files in it; `None`
+/// without the model (after `require_model`'s note, or its panic under
+/// `TARJAMA_REQUIRE_MODELS=1`).
+fn parallel_for_gemma() -> Option<(TempDir, PathBuf, PathBuf)> {
+    require_model(MODEL)?;
+    let dir = TempDir::new().unwrap();
+    let (src, reference) = parallel(dir.path());
+    Some((dir, src, reference))
+}
+
+/// `tarjama bench -m gemma-3-270m --src SRC --ref REF`, to which a test adds its flags.
+fn bench(src: &Path, reference: &Path) -> assert_cmd::Command {
+    let mut cmd = tarjama();
+    cmd.args(["bench", "-m", MODEL])
+        .arg("--src")
+        .arg(src)
+        .arg("--ref")
+        .arg(reference);
+    cmd
+}
+
 fn number(v: &Value, pointer: &str) -> f64 {
     v.pointer(pointer)
         .and_then(Value::as_f64)
@@ -48,39 +69,25 @@ fn number(v: &Value, pointer: &str) -> f64 {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn translation_json_and_html_report_everything() {
-    if require_model(MODEL).is_none() {
+    let Some((dir, src, reference)) = parallel_for_gemma() else {
         return;
-    }
-    let dir = TempDir::new().unwrap();
-    let (src, reference) = parallel(dir.path());
+    };
     let html = dir.path().join("report.html");
-    let out = tarjama()
-        .args(["bench", "--model", MODEL, "--limit", "3", "--runs", "1"])
-        .args([
-            "--speed-subset",
-            "1",
-            "--max-tokens",
-            "8",
-            "--threads",
-            "1",
-            "--parallel-levels",
-            "1,3",
-            "--json",
-        ])
-        .arg("--src")
-        .arg(&src)
-        .arg("--ref")
-        .arg(&reference)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_of(
+        bench(&src, &reference)
+            .args(["--limit", "3", "--runs", "1", "--speed-subset", "1"])
+            .args([
+                "--max-tokens",
+                "8",
+                "--threads",
+                "1",
+                "--parallel-levels",
+                "1,3",
+            ])
+            .arg("--json")
+            .arg("--html")
+            .arg(&html),
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(v["schema"], 1);
     assert_eq!(v["task"], "translate");
     assert_eq!(v["dataset"]["items"], 3);
@@ -150,31 +157,26 @@ fn translation_json_and_html_report_everything() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn kv_budget_reaches_the_batched_engine() {
-    if require_model(MODEL).is_none() {
+    let Some((_dir, src, reference)) = parallel_for_gemma() else {
         return;
-    }
-    let dir = TempDir::new().unwrap();
-    let (src, reference) = parallel(dir.path());
+    };
     let levels = |budget: Option<&str>| -> Vec<f64> {
-        let mut cmd = tarjama();
-        cmd.args(["bench", "-m", MODEL, "--limit", "2", "--runs", "0"])
-            .args(["--max-tokens", "4", "--threads", "1", "--json"])
-            .args(["--parallel-levels", "2"])
-            .arg("--src")
-            .arg(&src)
-            .arg("--ref")
-            .arg(&reference);
+        let mut cmd = bench(&src, &reference);
+        cmd.args([
+            "--limit",
+            "2",
+            "--runs",
+            "0",
+            "--max-tokens",
+            "4",
+            "--threads",
+            "1",
+        ])
+        .args(["--json", "--parallel-levels", "2"]);
         if let Some(mib) = budget {
             cmd.args(["--kv-budget", mib]);
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["models"][0]["translate"]["throughput"]
+        json_of(&mut cmd)["models"][0]["translate"]["throughput"]
             .as_array()
             .unwrap()
             .iter()
@@ -191,30 +193,26 @@ fn kv_budget_reaches_the_batched_engine() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn candidate_levels_are_rows_of_their_own() {
-    if require_model(MODEL).is_none() {
+    let Some((dir, src, reference)) = parallel_for_gemma() else {
         return;
-    }
-    let dir = TempDir::new().unwrap();
-    let (src, reference) = parallel(dir.path());
+    };
     let html = dir.path().join("report.html");
-    let out = tarjama()
-        .args(["bench", "-m", MODEL, "--limit", "2", "--runs", "0"])
-        .args(["--max-tokens", "6", "--threads", "1", "--json"])
-        .args(["--candidates", "1,3,1", "--parallel-levels", "2"])
-        .arg("--src")
-        .arg(&src)
-        .arg("--ref")
-        .arg(&reference)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_of(
+        bench(&src, &reference)
+            .args([
+                "--limit",
+                "2",
+                "--runs",
+                "0",
+                "--max-tokens",
+                "6",
+                "--threads",
+                "1",
+            ])
+            .args(["--json", "--candidates", "1,3,1", "--parallel-levels", "2"])
+            .arg("--html")
+            .arg(&html),
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["settings"]["decoding"]
         .as_str()
         .unwrap()
@@ -243,12 +241,8 @@ fn candidate_levels_are_rows_of_their_own() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains(&format!("{MODEL} --candidates 3")));
 
-    tarjama()
-        .args(["bench", "-m", MODEL, "--candidates", "0"])
-        .arg("--src")
-        .arg(&src)
-        .arg("--ref")
-        .arg(&reference)
+    bench(&src, &reference)
+        .args(["--candidates", "0"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("--candidates: 0"));
@@ -257,29 +251,12 @@ fn candidate_levels_are_rows_of_their_own() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn table_names_the_model_and_the_load() {
-    if require_model(MODEL).is_none() {
+    let Some((_dir, src, reference)) = parallel_for_gemma() else {
         return;
-    }
-    let dir = TempDir::new().unwrap();
-    let (src, reference) = parallel(dir.path());
-    tarjama()
-        .args([
-            "bench",
-            "-m",
-            MODEL,
-            "--limit",
-            "1",
-            "--runs",
-            "0",
-            "--max-tokens",
-            "4",
-            "--parallel-levels",
-            "2",
-        ])
-        .arg("--src")
-        .arg(&src)
-        .arg("--ref")
-        .arg(&reference)
+    };
+    bench(&src, &reference)
+        .args(["--limit", "1", "--runs", "0", "--max-tokens", "4"])
+        .args(["--parallel-levels", "2"])
         .assert()
         .success()
         .stdout(predicate::str::contains("chrF++").and(predicate::str::contains(MODEL)))
@@ -308,29 +285,23 @@ fn summaries_are_scored_for_both_strategies() {
         "a.txt",
         "The president said the talks in Cairo were fruitful.",
     );
-    let out = tarjama()
-        .args([
-            "bench",
-            "-m",
-            MODEL,
-            "--task",
-            "summarize",
-            "--strategy",
-            "both",
-        ])
-        .args(["--sentences", "1", "--json"])
-        .arg("--articles")
-        .arg(&articles)
-        .arg("--refs")
-        .arg(&refs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_of(
+        tarjama()
+            .args([
+                "bench",
+                "-m",
+                MODEL,
+                "--task",
+                "summarize",
+                "--strategy",
+                "both",
+            ])
+            .args(["--sentences", "1", "--json"])
+            .arg("--articles")
+            .arg(&articles)
+            .arg("--refs")
+            .arg(&refs),
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["task"], "summarize");
     let runs = v["models"][0]["summarize"].as_array().unwrap();
     let strategies: Vec<&str> = runs
@@ -389,18 +360,10 @@ fn mismatched_source_and_reference_name_both_files() {
     let dir = TempDir::new().unwrap();
     let src = write(dir.path(), "sources.ar", "أ\nب\nج\n");
     let reference = write(dir.path(), "refs.en", "a\nb\n");
-    tarjama()
-        .args(["bench", "-m", MODEL])
-        .arg("--src")
-        .arg(&src)
-        .arg("--ref")
-        .arg(&reference)
-        .assert()
-        .failure()
-        .stderr(
-            predicate::str::contains("sources.ar has 3 lines")
-                .and(predicate::str::contains("refs.en has 2")),
-        );
+    bench(&src, &reference).assert().failure().stderr(
+        predicate::str::contains("sources.ar has 3 lines")
+            .and(predicate::str::contains("refs.en has 2")),
+    );
 }
 
 #[test]

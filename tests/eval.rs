@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use assert_cmd::assert::Assert;
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -29,13 +32,18 @@ fn setup() -> (TempDir, PathBuf, PathBuf, PathBuf) {
     (dir, r, h1, h2)
 }
 
-fn tarjama() -> Command {
-    Command::cargo_bin("tarjama").unwrap()
+/// `tarjama eval --ref R --hyp HYP... EXTRA...`
+fn eval(r: &Path, hyps: &[&Path], extra: &[&str]) -> Command {
+    eval_refs(&[r], hyps, extra)
 }
 
-fn eval(r: &Path, hyps: &[&Path], extra: &[&str]) -> Command {
-    let mut cmd = tarjama();
-    cmd.arg("eval").arg("--ref").arg(r);
+/// `tarjama eval --ref REF... --hyp HYP... EXTRA...`
+fn eval_refs(refs: &[&Path], hyps: &[&Path], extra: &[&str]) -> Command {
+    let mut cmd = common::tarjama();
+    cmd.arg("eval");
+    for r in refs {
+        cmd.arg("--ref").arg(r);
+    }
     for h in hyps {
         cmd.arg("--hyp").arg(h);
     }
@@ -43,9 +51,20 @@ fn eval(r: &Path, hyps: &[&Path], extra: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `cmd`, which must succeed; its stdout, one JSON document.
 fn json(mut cmd: Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out).expect("stdout is one JSON document")
+    common::json_of(&mut cmd)
+}
+
+/// Runs `cmd`, which must succeed; its stdout as text.
+fn text_of(mut cmd: Command) -> String {
+    String::from_utf8(common::stdout_of(&mut cmd)).unwrap()
+}
+
+/// `tarjama eval --ref R --hyp HYP`, which must fail with exit code 1 and print nothing on
+/// stdout; the test checks what it says on stderr.
+fn eval_fails(r: &Path, hyp: &Path) -> Assert {
+    eval(r, &[hyp], &[]).assert().code(1).stdout("")
 }
 
 #[test]
@@ -65,10 +84,11 @@ fn table_matches_sacrebleu_lines() {
 #[test]
 fn chrf_plus_plus_and_rouge_lines() {
     let (_dir, r, h1, _) = setup();
-    let out = eval(&r, &[&h1], &["--metrics", "chrf++,rouge", "--width", "1"])
-        .assert()
-        .success();
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let stdout = text_of(eval(
+        &r,
+        &[&h1],
+        &["--metrics", "chrf++,rouge", "--width", "1"],
+    ));
     // sacreBLEU: chrF2++ = 60.7 at width 1.
     assert!(
         stdout.starts_with(
@@ -163,25 +183,17 @@ fn tokenizer_and_smoothing_flags_reach_the_signature() {
 fn mismatched_line_counts_name_both_files() {
     let (dir, r, _, _) = setup();
     let short = write(&dir, "short.txt", b"only one line\n");
-    eval(&r, &[&short], &[])
-        .assert()
-        .failure()
-        .code(1)
-        .stdout("")
-        .stderr(
-            predicate::str::contains("short.txt has 1 lines")
-                .and(predicate::str::contains("ref.txt has 3")),
-        );
+    eval_fails(&r, &short).stderr(
+        predicate::str::contains("short.txt has 1 lines")
+            .and(predicate::str::contains("ref.txt has 3")),
+    );
 }
 
 #[test]
 fn missing_file_is_named() {
     let (dir, r, _, _) = setup();
     let missing = dir.path().join("nope.txt");
-    eval(&r, &[&missing], &[])
-        .assert()
-        .failure()
-        .code(1)
+    eval_fails(&r, &missing)
         .stderr(predicate::str::contains("cannot read").and(predicate::str::contains("nope.txt")));
 }
 
@@ -189,12 +201,9 @@ fn missing_file_is_named() {
 fn invalid_utf8_is_named_with_its_line() {
     let (dir, r, _, _) = setup();
     let bad = write(&dir, "bad.txt", b"fine\nbro\xffken\nfine\n");
-    eval(&r, &[&bad], &[])
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "bad.txt is not valid UTF-8 (line 2",
-        ));
+    eval_fails(&r, &bad).stderr(predicate::str::contains(
+        "bad.txt is not valid UTF-8 (line 2",
+    ));
 }
 
 #[test]
@@ -263,8 +272,7 @@ fn paired_bootstrap_runs_and_is_deterministic() {
 #[test]
 fn paired_bootstrap_table_marks_the_baseline() {
     let (_dir, r, h1, h2) = setup();
-    let out = eval(&r, &[&h1, &h2], &["--paired-bs"]).assert().success();
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let stdout = text_of(eval(&r, &[&h1, &h2], &["--paired-bs"]));
     assert!(stdout.contains("BLEU (μ ± 95% CI)"), "{stdout}");
     assert!(stdout.contains("Baseline: "), "{stdout}");
     assert!(stdout.contains("(p = "), "{stdout}");
@@ -325,53 +333,38 @@ fn several_references_match_sacrebleu_multi_reference() {
         "ref2.txt",
         b"The cat was sitting on the mat.\nHello world, this is just a test.\nA fast brown fox.\n",
     );
-    let mut cmd = tarjama();
-    cmd.args(["eval", "--ref"])
-        .arg(&r)
-        .arg("--ref")
-        .arg(&r2)
-        .arg("--hyp")
-        .arg(&h1);
     // `sacrebleu ref ref2 -i h1 -m bleu chrf -w 4`
-    cmd.args(["--width", "4"]).assert().success().stdout(
-        "BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 40.8623 \
-         89.5/62.5/30.8/20.0 (BP = 0.949 ratio = 0.950 hyp_len = 19 ref_len = 20)\n\
-         chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = 70.4800\n",
-    );
+    eval_refs(&[&r, &r2], &[&h1], &["--width", "4"])
+        .assert()
+        .success()
+        .stdout(
+            "BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 40.8623 \
+             89.5/62.5/30.8/20.0 (BP = 0.949 ratio = 0.950 hyp_len = 19 ref_len = 20)\n\
+             chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = 70.4800\n",
+        );
     // Every metric, per segment and with the bootstrap, accepts two references.
-    let mut cmd = tarjama();
-    cmd.args([
-        "eval",
-        "--json",
-        "--paired-bs",
-        "--sentence-level",
-        "--metrics",
-        "bleu,chrf++,rouge",
-    ]);
-    cmd.arg("--ref")
-        .arg(&r)
-        .arg("--ref")
-        .arg(&r2)
-        .arg("--hyp")
-        .arg(&h1)
-        .arg("--hyp")
-        .arg(&h2);
-    let v = json(cmd);
+    let v = json(eval_refs(
+        &[&r, &r2],
+        &[&h1, &h2],
+        &[
+            "--json",
+            "--paired-bs",
+            "--sentence-level",
+            "--metrics",
+            "bleu,chrf++,rouge",
+        ],
+    ));
     assert_eq!(v["references"].as_array().unwrap().len(), 2);
     assert_eq!(v["systems"][1]["segments"].as_array().unwrap().len(), 3);
 
     let short = write(&dir, "short_ref.txt", b"one\ntwo\n");
-    let mut cmd = tarjama();
-    cmd.args(["eval", "--ref"])
-        .arg(&r)
-        .arg("--ref")
-        .arg(&short)
-        .arg("--hyp")
-        .arg(&h1);
-    cmd.assert().failure().stderr(
-        predicate::str::contains("short_ref.txt has 2 lines")
-            .and(predicate::str::contains("ref.txt has 3")),
-    );
+    eval_refs(&[&r, &short], &[&h1], &[])
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("short_ref.txt has 2 lines")
+                .and(predicate::str::contains("ref.txt has 3")),
+        );
 }
 
 /// The parity fixture of tarjama-eval (generated by `scripts/gen_metric_fixtures.py`).
@@ -485,17 +478,16 @@ fn glossary_adherence_and_facts_are_counted_per_line() {
         "hyp.txt",
         b"Putin said in the Kremlin on 3 May.\nPoutine arrived.\nnothing\n",
     );
+    let with_glossary = [
+        "--glossary",
+        glossary.to_str().unwrap(),
+        "--src",
+        src.to_str().unwrap(),
+    ];
     let report = json(eval(
         &r,
         &[&h],
-        &[
-            "--glossary",
-            glossary.to_str().unwrap(),
-            "--src",
-            src.to_str().unwrap(),
-            "--facts",
-            "--json",
-        ],
+        &[&with_glossary[..], &["--facts", "--json"]].concat(),
     ));
     let system = &report["systems"][0];
     assert_eq!(system["glossary"]["terms"], 3);
@@ -508,19 +500,9 @@ fn glossary_adherence_and_facts_are_counted_per_line() {
     assert_eq!(system["facts"]["facts"], 5);
     assert_eq!(system["facts"]["found"], 2);
     // Text output names the misses; --glossary without --src is a usage error.
-    eval(
-        &r,
-        &[&h],
-        &[
-            "--glossary",
-            glossary.to_str().unwrap(),
-            "--src",
-            src.to_str().unwrap(),
-        ],
-    )
-    .assert()
-    .success()
-    .stdout(predicate::str::contains("Glossary terms in").and(predicate::str::contains("2 of 3")));
+    eval(&r, &[&h], &with_glossary).assert().success().stdout(
+        predicate::str::contains("Glossary terms in").and(predicate::str::contains("2 of 3")),
+    );
     eval(&r, &[&h], &["--glossary", glossary.to_str().unwrap()])
         .assert()
         .code(2);

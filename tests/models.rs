@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::tarjama;
+use common::{json_lines_of, json_of, tarjama};
 use predicates::prelude::*;
 use tarjama_testkit::require_model;
 
@@ -94,26 +94,12 @@ fn summarize_the_seed_article_in_english_with_the_small_qwen() {
         return;
     }
     let seed = repo_root().join("seeds/000_34bb1b6fbb72ba1f.txt");
-    let out = tarjama()
-        .args([
-            "summarize",
-            "--model",
-            "qwen2.5-coder-0.5b-instruct",
-            "--sentences",
-            "3",
-            "--format",
-            "json",
-            "-q",
-        ])
-        .arg(&seed)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = json_of(
+        tarjama()
+            .args(["summarize", "--model", "qwen2.5-coder-0.5b-instruct"])
+            .args(["--sentences", "3", "--format", "json", "-q"])
+            .arg(&seed),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let summary = report["summary"].as_str().unwrap();
     assert!(!summary.is_empty());
     assert!(latin_share(summary) > 0.9, "not English: {summary}");
@@ -138,28 +124,12 @@ fn translate_flores_sentences_into_english_with_the_small_qwen() {
     };
     let arabic = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
     let input: String = arabic.lines().take(3).map(|l| format!("{l}\n\n")).collect();
-    let out = tarjama()
-        .args([
-            "translate",
-            "--model",
-            "qwen2.5-coder-0.5b-instruct",
-            "--format",
-            "jsonl",
-            "-q",
-        ])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let records = json_lines_of(
+        tarjama()
+            .args(["translate", "--model", "qwen2.5-coder-0.5b-instruct"])
+            .args(["--format", "jsonl", "-q"])
+            .write_stdin(input),
     );
-    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert!(records.len() >= 3, "{records:?}");
     for r in &records {
         let t = r["translation"].as_str().unwrap();
@@ -220,38 +190,29 @@ fn marian_fixture() -> (PathBuf, Vec<String>, Vec<String>) {
 /// `tarjama translate --model DIR --normalize none --beam 1 --max-tokens 23` plus `extra`,
 /// one paragraph per input; the translations.
 fn translate_marian(dir: &Path, inputs: &[String], extra: &[&str]) -> Vec<String> {
+    json_lines_of(marian(dir, inputs).args(["--beam", "1", "-q"]).args(extra))
+        .iter()
+        .map(|r| r["translation"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `tarjama translate --model DIR --normalize none --max-tokens 23 --format jsonl`, one
+/// paragraph per input on stdin.
+fn marian(dir: &Path, inputs: &[String]) -> assert_cmd::Command {
     let stdin: String = inputs.iter().map(|l| format!("{l}\n\n")).collect();
-    let out = tarjama()
-        .args(["translate", "--model"])
+    let mut cmd = tarjama();
+    cmd.args(["translate", "--model"])
         .arg(dir)
         .args([
             "--normalize",
             "none",
-            "--beam",
-            "1",
             "--max-tokens",
             "23",
             "--format",
             "jsonl",
-            "-q",
         ])
-        .args(extra)
-        .write_stdin(stdin)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let r: serde_json::Value = serde_json::from_str(l).unwrap();
-            r["translation"].as_str().unwrap().to_string()
-        })
-        .collect()
+        .write_stdin(stdin);
+    cmd
 }
 
 /// The encoder-decoder path through the CLI prints exactly what Hugging Face transformers'
@@ -286,32 +247,7 @@ fn marian_glossary_terms_are_written_and_candidates_recorded() {
         "sentences without a term are untouched"
     );
 
-    let stdin: String = inputs.iter().map(|l| format!("{l}\n\n")).collect();
-    let out = tarjama()
-        .args(["translate", "--model"])
-        .arg(&dir)
-        .args([
-            "--normalize",
-            "none",
-            "--max-tokens",
-            "23",
-            "--format",
-            "jsonl",
-        ])
-        .args(["--candidates", "3", "-q"])
-        .write_stdin(stdin)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = json_lines_of(marian(&dir, &inputs).args(["--candidates", "3", "-q"]));
     assert_eq!(records.len(), inputs.len());
     let compared: Vec<u64> = records
         .iter()

@@ -2,7 +2,10 @@
 //! prompt and written into the Arabic, terms the output lacks reported) and
 //! `--candidates` (several answers per request, the minimum-Bayes-risk choice kept).
 
+mod common;
+
 use assert_cmd::Command;
+use common::{json_lines_of, json_of};
 use serde_json::Value;
 use tarjama_testkit::{require_model, workspace_root};
 
@@ -11,10 +14,21 @@ const QWEN_15: &str = "qwen2.5-coder-1.5b-instruct";
 const SEED: &str = "seeds/000_34bb1b6fbb72ba1f.txt";
 const GLOSSARY: &str = "tests/data/seed-glossary.tsv";
 
+/// The binary, run from the workspace root (where [`SEED`] and [`GLOSSARY`] are).
 fn tarjama() -> Command {
-    let mut cmd = Command::cargo_bin("tarjama").unwrap();
+    let mut cmd = common::tarjama();
     cmd.current_dir(workspace_root());
     cmd
+}
+
+/// `tarjama summarize --model MODEL --format json SEED EXTRA...`, which must succeed: its
+/// report.
+fn summarize_seed(model: &str, extra: &[&str]) -> Value {
+    json_of(
+        tarjama()
+            .args(["summarize", "--model", model, "--format", "json", SEED])
+            .args(extra),
+    )
 }
 
 #[test]
@@ -125,14 +139,7 @@ fn with_the_seed_glossary_the_summary_spells_every_name_it_uses_right() {
     if require_model(QWEN_15).is_none() {
         return;
     }
-    let out = tarjama()
-        .args(["summarize", "--model", QWEN_15, "--format", "json", SEED])
-        .args(["--glossary", GLOSSARY])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = summarize_seed(QWEN_15, &["--glossary", GLOSSARY]);
     let summary = report["summary"].as_str().unwrap();
     // The people the article is about are named, and no name is misspelled.
     for name in ["Putin", "Witkoff"] {
@@ -154,22 +161,12 @@ fn candidates_and_glossary_in_line_mode_are_recorded_per_line() {
     }
     let input = "اجتمع بوتين مع ويتكوف في سانت بطرسبرغ.\n\nقال بيسكوف إن المكالمة ممكنة.\n";
     let run = |candidates: &str| {
-        let out = tarjama()
-            .args(["translate", "--lines", "--format", "jsonl", "--model", QWEN])
-            .args(["--candidates", candidates, "--glossary", GLOSSARY])
-            .write_stdin(input)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let records = json_lines_of(
+            tarjama()
+                .args(["translate", "--lines", "--format", "jsonl", "--model", QWEN])
+                .args(["--candidates", candidates, "--glossary", GLOSSARY])
+                .write_stdin(input),
         );
-        let records: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
         assert_eq!(records.len(), 3, "one record per input line");
         records
     };
@@ -203,14 +200,7 @@ fn summary_candidates_report_consensus_and_faithfulness() {
     if require_model(QWEN).is_none() {
         return;
     }
-    let out = tarjama()
-        .args(["summarize", "--model", QWEN, "--format", "json", SEED])
-        .args(["--candidates", "3", "--sentences", "2"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = summarize_seed(QWEN, &["--candidates", "3", "--sentences", "2"]);
     let summary = report["summary"].as_str().unwrap();
     let choice = &report["choice"];
     let compared = choice["compared"].as_u64().expect("a choice was made");

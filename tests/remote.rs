@@ -5,23 +5,21 @@
 //! and proxy is stopped when its test ends.
 
 mod common;
-use common::outputs;
+use common::{
+    flores_articles, last_json_line as json_line, outputs, stdout_of, summary_of, KillOnDrop,
+};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use assert_cmd::assert::OutputAssertExt;
 
 use tarjama_testkit::http::{closed_port, socket_addr, FakeServer, Fault, FaultProxy};
 use tarjama_testkit::{require_flores, require_llama_server, require_model};
 
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
-
-fn json_line(stdout: &[u8]) -> serde_json::Value {
-    let text = String::from_utf8_lossy(stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {text}");
-    })
-}
 
 /// `n` small Arabic documents, each with its own sentences.
 fn documents(dir: &Path, n: usize) {
@@ -59,14 +57,13 @@ fn shards_run_at_once_into_one_folder_give_what_one_process_gives() {
     let input = input.to_str().unwrap();
 
     let one = tmp.path().join("one");
-    let o = translate(
+    translate(
         &server.endpoint(),
         "fake",
         &[input, "-o", one.to_str().unwrap()],
     )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    .assert()
+    .success();
 
     // Three shard processes at once, as a Kubernetes Indexed Job or a Slurm array runs
     // them (deploy/), writing into one folder.
@@ -123,36 +120,26 @@ fn faults_between_tarjama_and_the_server_change_no_output_byte() {
     documents(&input, 6);
     let input = input.to_str().unwrap();
     let clean = tmp.path().join("clean");
-    let o = translate(
+    translate(
         &server.endpoint(),
         "fake",
         &[input, "-o", clean.to_str().unwrap()],
     )
-    .output()
-    .unwrap();
-    assert!(o.status.success());
+    .assert()
+    .success();
 
     let proxy = FaultProxy::start(socket_addr(&server.endpoint()), schedule(4));
     let faulty = tmp.path().join("faulty");
-    let o = translate(
-        &proxy.endpoint(),
-        "fake",
-        &[
-            input,
-            "-o",
-            faulty.to_str().unwrap(),
-            "--json",
-            "--timeout",
-            "2",
-            "--parallel",
-            "2",
-        ],
-    )
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = summary_of(
+        translate(
+            &proxy.endpoint(),
+            "fake",
+            &[input, "-o", faulty.to_str().unwrap(), "--json"],
+        )
+        .args(["--timeout", "2", "--parallel", "2"]),
+    );
     assert_eq!(outputs(&clean), outputs(&faulty));
-    assert_retries_counted(&json_line(&o.stdout), proxy.applied().len());
+    assert_retries_counted(&summary, proxy.applied().len());
 }
 
 /// One of each fault, and a second drop; the slow answer comes `slow` seconds late.
@@ -236,16 +223,19 @@ fn the_api_key_comes_from_the_variable_named_and_never_from_the_command_line() {
 
 /// One llama-cpp-python server at a time: two would share the 2 cores, and a port one of
 /// them was given could be taken by the other before it listens.
-static ONE_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_SERVER: Mutex<()> = Mutex::new(());
 
 /// llama-cpp-python's server on a loopback port, stopped when dropped.
 struct LlamaServer {
-    child: Child,
+    child: KillOnDrop,
     endpoint: String,
+    /// [`ONE_SERVER`], released after the child is killed (fields drop in order).
+    _one: MutexGuard<'static, ()>,
 }
 
 impl LlamaServer {
     fn start(python: &Path, model: &Path, api_key: Option<&str>) -> LlamaServer {
+        let one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
         let port = closed_port();
         let mut cmd = Command::new(python);
         cmd.args(["-m", "llama_cpp.server", "--model"])
@@ -266,8 +256,9 @@ impl LlamaServer {
             cmd.args(["--api_key", key]);
         }
         let mut server = LlamaServer {
-            child: cmd.spawn().expect("starting llama-cpp-python's server"),
+            child: KillOnDrop(cmd.spawn().expect("starting llama-cpp-python's server")),
             endpoint: format!("http://127.0.0.1:{port}/v1"),
+            _one: one,
         };
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -284,45 +275,6 @@ impl LlamaServer {
     }
 }
 
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The first `n` FLORES-200 devtest articles (consecutive lines of one URL), one file
-/// each, a sentence a line, as `scripts/flores_to_articles.py` writes them.
-fn flores_articles(flores: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
-    let arabic = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
-    let meta = std::fs::read_to_string(flores.join("metadata_devtest.tsv")).unwrap();
-    let urls: Vec<&str> = meta
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').next().unwrap())
-        .collect();
-    let mut articles: Vec<Vec<&str>> = Vec::new();
-    let mut last = None;
-    for (line, url) in arabic.lines().zip(urls) {
-        if last != Some(url) {
-            articles.push(Vec::new());
-            last = Some(url);
-        }
-        articles.last_mut().unwrap().push(line);
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    articles
-        .iter()
-        .take(n)
-        .enumerate()
-        .map(|(i, lines)| {
-            let path = dir.join(format!("article-{i:03}.txt"));
-            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-            path
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs llama-cpp-python's server (scripts/install_llama_server.sh) and model qwen2.5-coder-0.5b-instruct (tarjama models pull)"]
 fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
@@ -333,7 +285,6 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
     ) else {
         return;
     };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let server = LlamaServer::start(&python, &model, None);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("flores");
@@ -352,16 +303,14 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
     ];
 
     let clean = tmp.path().join("clean");
-    let o = translate(
-        &server.endpoint,
-        QWEN,
-        &[input, "-o", clean.to_str().unwrap()],
-    )
-    .args(common)
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary = json_line(&o.stdout);
+    let summary = summary_of(
+        translate(
+            &server.endpoint,
+            QWEN,
+            &[input, "-o", clean.to_str().unwrap()],
+        )
+        .args(common),
+    );
     assert_eq!(summary["done"], 10);
     assert_eq!(summary["remote"]["token_counting"], "llama_cpp_python");
     let translated = outputs(&clean);
@@ -383,22 +332,20 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
     // (prompts are evaluated a token at a time) and fall short of the slow one.
     let proxy = FaultProxy::start_on_every_request(socket_addr(&server.endpoint), schedule(75));
     let faulty = tmp.path().join("faulty");
-    let o = translate(
-        &proxy.endpoint(),
-        QWEN,
-        &[input, "-o", faulty.to_str().unwrap()],
-    )
-    .args(common)
-    .args(["--timeout", "60"])
-    .output()
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let faulty_summary = summary_of(
+        translate(
+            &proxy.endpoint(),
+            QWEN,
+            &[input, "-o", faulty.to_str().unwrap()],
+        )
+        .args(common)
+        .args(["--timeout", "60"]),
+    );
     assert_eq!(
         translated,
         outputs(&faulty),
         "byte-identical to the fault-free run"
     );
-    let faulty_summary = json_line(&o.stdout);
     assert_eq!(
         faulty_summary["remote"]["token_counting"], "llama_cpp_python",
         "a fault at start must not switch to another way of counting tokens"
@@ -406,14 +353,13 @@ fn llama_cpp_python_server_translates_flores_through_faults_and_summarizes() {
     assert_retries_counted(&faulty_summary, proxy.applied().len());
 
     // A summary of one article, through the server.
-    let o = Command::new(env!("CARGO_BIN_EXE_tarjama"))
-        .args(["summarize", "--endpoint", &server.endpoint, "--model", QWEN])
-        .args(["--max-context", "4096", "--sentences", "2", "--quiet"])
-        .arg(&articles[0])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary = String::from_utf8_lossy(&o.stdout);
+    let summary = stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_tarjama"))
+            .args(["summarize", "--endpoint", &server.endpoint, "--model", QWEN])
+            .args(["--max-context", "4096", "--sentences", "2", "--quiet"])
+            .arg(&articles[0]),
+    );
+    let summary = String::from_utf8_lossy(&summary);
     assert!(summary.split_whitespace().count() >= 8, "{summary}");
     assert!(
         summary.chars().any(|c| c.is_ascii_alphabetic()),
@@ -427,7 +373,6 @@ fn llama_cpp_python_server_with_a_key_refuses_a_wrong_one_once() {
     let (Some(python), Some(model)) = (require_llama_server(), require_model(QWEN)) else {
         return;
     };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let server = LlamaServer::start(&python, &model, Some("right-key"));
     let tmp = tempfile::tempdir().unwrap();
     documents(&tmp.path().join("in"), 1);

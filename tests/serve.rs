@@ -5,22 +5,22 @@
 //! or malformed, wrong keys, a full queue, SIGTERM with requests in flight.
 //!
 //! Every test starts its own server (`--port 0`) and stops it when it ends, passing or
-//! not ([`Serve`] kills and reaps it on drop). The Python clients live in
-//! `tests/serve_clients/`; `scripts/install_clients.sh` installs them and prints the
-//! Python that `TARJAMA_CLIENT_PYTHON` names.
+//! not ([`Serve`] kills and reaps it on drop, and holds [`ONE_SERVER`] until then). The
+//! Python clients live in `tests/serve_clients/`; `scripts/install_clients.sh` installs
+//! them and prints the Python that `TARJAMA_CLIENT_PYTHON` names.
 //!
 //! Why one file of over 700 lines: every test shares the server guard, the hand-written
 //! HTTP client (the test crate has none) and the one-server-at-a-time lock; split, each
 //! part would carry a copy of them.
 
 mod common;
-use common::outputs;
+use common::{flores_articles, outputs, summary_of, KillOnDrop};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -39,13 +39,15 @@ static ONE_SERVER: Mutex<()> = Mutex::new(());
 
 /// A `tarjama serve` child on a loopback port, killed and reaped when dropped.
 struct Serve {
-    child: Child,
+    child: KillOnDrop,
     port: u16,
     /// Everything it printed on stderr so far.
     log: Arc<Mutex<String>>,
     /// The thread that reads stderr: joined once the process exits, so that the log
     /// holds its last line.
     reader: Option<std::thread::JoinHandle<()>>,
+    /// [`ONE_SERVER`], released after the child is killed (fields drop in order).
+    _one: MutexGuard<'static, ()>,
 }
 
 impl Serve {
@@ -60,6 +62,7 @@ impl Serve {
     /// Starts `tarjama serve --model QWEN --port 0 EXTRA...`; returns once it says where
     /// it listens (the model is then still loading).
     fn spawn(extra: &[&str]) -> Serve {
+        let one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = Command::new(env!("CARGO_BIN_EXE_tarjama"))
             .args(["serve", "--model", QWEN, "--port", "0"])
             .args(extra)
@@ -88,10 +91,11 @@ impl Serve {
         });
         // The guard exists before anything can panic, so the child never outlives a test.
         let mut serve = Serve {
-            child,
+            child: KillOnDrop(child),
             port: 0,
             log,
             reader: Some(reader),
+            _one: one,
         };
         serve.port = port_rx
             .recv_timeout(Duration::from_secs(60))
@@ -139,6 +143,15 @@ impl Serve {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Sends the server SIGTERM.
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
     /// The process's exit status once it exits, or `None` after `limit`.
     fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
@@ -152,13 +165,6 @@ impl Serve {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -202,23 +208,22 @@ fn require_client_python() -> Option<PathBuf> {
     found
 }
 
-/// Runs `tests/serve_clients/SCRIPT ARGS...` with the server's key and returns the JSON
-/// object it prints last.
-fn run_client(python: &Path, script: &str, args: &[&str]) -> Value {
-    let o = Command::new(python)
-        .arg(workspace_root().join("tests/serve_clients").join(script))
-        .args(args)
-        .env("TARJAMA_TEST_KEY", KEY)
-        .output()
-        .expect("running the client");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{script} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&o.stderr)
+/// With the model and the clients' Python: a server that wants [`KEY`], and the JSON
+/// object that `tests/serve_clients/SCRIPT BASE ARGS...` prints last after talking to it
+/// (BASE: the server's address). `None` (after a note) without them.
+fn client_against_serve(script: &str, args: &[&str]) -> Option<(Serve, Value)> {
+    let (Some(_), Some(python)) = (require_model(QWEN), require_client_python()) else {
+        return None;
+    };
+    let serve = Serve::start(&["--api-key-env", KEY_VAR]);
+    let seen = summary_of(
+        Command::new(python)
+            .arg(workspace_root().join("tests/serve_clients").join(script))
+            .arg(serve.base())
+            .args(args)
+            .env("TARJAMA_TEST_KEY", KEY),
     );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+    Some((serve, seen))
 }
 
 /// An HTTP answer as it came off the wire.
@@ -481,12 +486,9 @@ fn is_english(text: &str) -> bool {
 #[test]
 #[ignore = "needs a model and the client venv (scripts/install_clients.sh)"]
 fn openai_client_streamed_and_not() {
-    let (Some(_), Some(python)) = (require_model(QWEN), require_client_python()) else {
+    let Some((serve, seen)) = client_against_serve("openai_client.py", &[QWEN]) else {
         return;
     };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    let serve = Serve::start(&["--api-key-env", KEY_VAR]);
-    let seen = run_client(&python, "openai_client.py", &[&serve.base(), QWEN]);
 
     let plain = seen["plain"].as_str().unwrap_or_default();
     assert!(is_english(plain), "{seen}");
@@ -524,12 +526,9 @@ fn openai_client_streamed_and_not() {
 #[test]
 #[ignore = "needs a model and the client venv (scripts/install_clients.sh)"]
 fn libretranslate_client() {
-    let (Some(_), Some(python)) = (require_model(QWEN), require_client_python()) else {
+    let Some((serve, seen)) = client_against_serve("libre_client.py", &[]) else {
         return;
     };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    let serve = Serve::start(&["--api-key-env", KEY_VAR]);
-    let seen = run_client(&python, "libre_client.py", &[&serve.base()]);
 
     let arabic = seen["languages"]
         .as_array()
@@ -600,38 +599,15 @@ fn libretranslate_client() {
     );
 }
 
-/// The first `n` FLORES-200 devtest articles (consecutive lines of one URL), one file
-/// each, a sentence a line, as `scripts/flores_to_articles.py` writes them.
-fn flores_articles(flores: &Path, dir: &Path, n: usize) {
-    let arabic = std::fs::read_to_string(flores.join("arb_Arab.devtest")).unwrap();
-    let meta = std::fs::read_to_string(flores.join("metadata_devtest.tsv")).unwrap();
-    let urls = meta.lines().skip(1).map(|l| l.split('\t').next().unwrap());
-    let mut articles: Vec<Vec<&str>> = Vec::new();
-    let mut last = None;
-    for (line, url) in arabic.lines().zip(urls) {
-        if last != Some(url) {
-            articles.push(Vec::new());
-            last = Some(url);
-        }
-        articles.last_mut().unwrap().push(line);
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    for (i, lines) in articles.iter().take(n).enumerate() {
-        std::fs::write(
-            dir.join(format!("article-{i:03}.txt")),
-            lines.join("\n") + "\n",
-        )
-        .unwrap();
-    }
-}
-
 #[test]
 #[ignore = "needs a model"]
 fn translate_through_serve_is_byte_identical_to_local() {
     let (Some(_), Some(flores)) = (require_model(QWEN), require_flores()) else {
         return;
     };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    // The server first: it holds [`ONE_SERVER`], which keeps the local run too from sharing
+    // the cores with another test's server.
+    let serve = Serve::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     flores_articles(&flores, &input, 3);
@@ -647,18 +623,13 @@ fn translate_through_serve_is_byte_identical_to_local() {
         if let Some(endpoint) = endpoint {
             cmd.args(["--endpoint", endpoint]);
         }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        serde_json::from_str::<Value>(stdout.lines().last().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+        summary_of(&mut cmd)
     };
 
     let local = tmp.path().join("local");
     let summary = translate(&local, None);
     assert_eq!(summary["done"], 3, "{summary}");
 
-    let serve = Serve::start(&[]);
     let remote = tmp.path().join("remote");
     let summary = translate(&remote, Some(&format!("{}/v1", serve.base())));
     assert_eq!(summary["done"], 3, "{summary}");
@@ -697,7 +668,6 @@ fn translate_through_serve_is_byte_identical_to_local() {
 #[ignore = "needs a model"]
 fn a_client_cut_mid_stream_frees_its_sequence() {
     let Some(_) = require_model(QWEN) else { return };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let serve = Serve::start(&["--api-key-env", KEY_VAR]);
     let port = serve.port;
     let stream = open_stream(port, &long_chat(), 6);
@@ -725,7 +695,6 @@ fn a_client_cut_mid_stream_frees_its_sequence() {
 #[ignore = "needs a model"]
 fn bad_requests_get_json_errors_and_the_server_serves_on() {
     let Some(_) = require_model(QWEN) else { return };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let serve = Serve::start(&["--api-key-env", KEY_VAR, "--max-body", "2048"]);
     let port = serve.port;
     let json_type = ("Content-Type", "application/json");
@@ -873,7 +842,6 @@ fn bad_requests_get_json_errors_and_the_server_serves_on() {
 #[ignore = "needs a model"]
 fn a_full_queue_answers_503_with_retry_after() {
     let Some(_) = require_model(QWEN) else { return };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let serve = Serve::start(&["--api-key-env", KEY_VAR, "--queue", "1", "--parallel", "1"]);
     let port = serve.port;
     let long = open_stream(port, &long_chat(), 2);
@@ -911,7 +879,6 @@ fn a_full_queue_answers_503_with_retry_after() {
 #[ignore = "needs a model"]
 fn sigterm_under_load_finishes_in_flight_requests() {
     let Some(_) = require_model(QWEN) else { return };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let mut serve = Serve::start(&["--drain", "60"]);
     let port = serve.port;
     // Two streamed, two whole, each finished when it returns.
@@ -935,11 +902,7 @@ fn sigterm_under_load_finishes_in_flight_requests() {
     });
 
     let term = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &serve.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    serve.terminate();
     // It stops accepting at once, while the requests in flight go on.
     let refused_at = loop {
         if TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -1001,15 +964,10 @@ fn sigterm_under_load_finishes_in_flight_requests() {
 #[ignore = "needs a model"]
 fn sigterm_while_the_model_loads_stops_without_waiting_for_it() {
     let Some(_) = require_model(QWEN) else { return };
-    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let mut serve = Serve::spawn(&[]);
     let health = request(serve.port, "GET", "/health", &[], b"");
     let term = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &serve.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    serve.terminate();
     let status = serve
         .wait_exit(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("still running a minute after SIGTERM: {}", serve.log()));

@@ -17,9 +17,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use assert_cmd::Command;
+use common::{last_json_line as summary, stdout_of, summary_of};
 use serde_json::Value;
 use tarjama_testkit::require_model;
+use tempfile::TempDir;
 
 const GEMMA: &str = "gemma-3-270m";
 const QWEN: &str = "qwen2.5-coder-0.5b-instruct";
@@ -32,10 +36,24 @@ const S5: &str = "أعلنت الحكومة عن خطة جديدة.";
 
 /// `tarjama translate --model gemma-3-270m --max-tokens 8 ARGS...`
 fn gemma(args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("tarjama").unwrap();
+    let mut cmd = common::tarjama();
     cmd.args(["translate", "--model", GEMMA, "--max-tokens", "8"])
         .args(args);
     cmd
+}
+
+/// `tarjama translate --model gemma-3-270m --max-tokens 8 INPUT -o OUT ARGS...`
+fn gemma_into(input: &Path, out: &Path, args: &[&str]) -> Command {
+    let mut cmd = gemma(&[]);
+    cmd.arg(input).arg("-o").arg(out).args(args);
+    cmd
+}
+
+/// A scratch folder for a test that runs gemma-3-270m; `None` without the model (after
+/// `require_model`'s note, or its panic under `TARJAMA_REQUIRE_MODELS=1`).
+fn gemma_scratch() -> Option<TempDir> {
+    require_model(GEMMA)?;
+    Some(tempfile::tempdir().unwrap())
 }
 
 fn write(path: &Path, bytes: impl AsRef<[u8]>) {
@@ -67,12 +85,6 @@ fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn summary(stdout: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(stdout);
-    let line = text.lines().last().expect("a summary line");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
-}
-
 fn manifest_lines(dir: &Path) -> Vec<Value> {
     let mut lines = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -91,8 +103,7 @@ fn manifest_lines(dir: &Path) -> Vec<Value> {
 
 #[test]
 fn help_shows_examples_and_batch_flags() {
-    let out = Command::cargo_bin("tarjama")
-        .unwrap()
+    let out = common::tarjama()
         .args(["translate", "--help"])
         .output()
         .unwrap();
@@ -113,8 +124,7 @@ fn help_shows_examples_and_batch_flags() {
 
 #[test]
 fn bad_shard_is_a_usage_error() {
-    Command::cargo_bin("tarjama")
-        .unwrap()
+    common::tarjama()
         .args(["translate", "--shard", "3/2", "x.txt"])
         .assert()
         .code(2);
@@ -123,10 +133,7 @@ fn bad_shard_is_a_usage_error() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn folder_with_good_bad_and_unknown_files() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     let out = tmp.path().join("out");
     write(&input.join("a.txt"), format!("{S1}\n"));
@@ -145,16 +152,7 @@ fn folder_with_good_bad_and_unknown_files() {
     );
     write(&input.join("film.srt"), &srt);
 
-    let run = || {
-        gemma(&[
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap()
-    };
+    let run = || gemma_into(&input, &out, &["--json"]).output().unwrap();
     let first = run();
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(3), "{stderr}");
@@ -225,19 +223,12 @@ fn folder_with_good_bad_and_unknown_files() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn only_bad_inputs_exit_1() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     write(&tmp.path().join("in/x.txt"), b"\xff\xfe\x00\x00 utf-16?");
     write(&tmp.path().join("in/y.txt"), b"\xc3\x28 broken");
-    let out = gemma(&[
-        tmp.path().join("in").to_str().unwrap(),
-        "-o",
-        tmp.path().join("out").to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let out = gemma_into(&tmp.path().join("in"), &tmp.path().join("out"), &[])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(outputs(&tmp.path().join("out")).is_empty());
 }
@@ -245,10 +236,7 @@ fn only_bad_inputs_exit_1() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn too_large_input_is_skipped_with_its_reason() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let f = tmp.path().join("big.txt");
     write(&f, S1.repeat(20));
     let out = gemma(&[f.to_str().unwrap(), "--max-input-size", "100"])
@@ -265,10 +253,7 @@ fn too_large_input_is_skipped_with_its_reason() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn globs_hidden_and_symlinks() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     // One sentence everywhere: the cache makes this one model call per run.
     for f in [
@@ -284,32 +269,17 @@ fn globs_hidden_and_symlinks() {
     std::os::unix::fs::symlink(tmp.path().join("elsewhere"), input.join("link")).unwrap();
 
     let out1 = tmp.path().join("out1");
-    gemma(&[
-        input.to_str().unwrap(),
-        "-o",
-        out1.to_str().unwrap(),
-        "--exclude",
-        "**/draft*",
-    ])
-    .assert()
-    .code(0);
+    gemma_into(&input, &out1, &["--exclude", "**/draft*"])
+        .assert()
+        .code(0);
     let names: Vec<_> = outputs(&out1).into_keys().collect();
     assert_eq!(names, ["keep.txt", "sub/keep2.txt"]);
 
     let out2 = tmp.path().join("out2");
-    gemma(&[
-        input.to_str().unwrap(),
-        "-o",
-        out2.to_str().unwrap(),
-        "--hidden",
-        "--follow",
-        "--include",
-        "*.txt",
-        "--exclude",
-        "sub/**",
-    ])
-    .assert()
-    .code(0);
+    gemma_into(&input, &out2, &["--hidden", "--follow"])
+        .args(["--include", "*.txt", "--exclude", "sub/**"])
+        .assert()
+        .code(0);
     assert!(out2.join(".secret/h.txt").is_file());
     #[cfg(unix)]
     assert!(out2.join("link/linked.txt").is_file());
@@ -319,10 +289,7 @@ fn globs_hidden_and_symlinks() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn every_output_format() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     let out = tmp.path().join("out");
     let source = format!("{S1} {S2}\n\nقال: <نعم> & \"لا\".\n");
@@ -330,23 +297,12 @@ fn every_output_format() {
     let mut got = BTreeMap::new();
     for format in ["txt", "jsonl", "tsv", "html"] {
         // All formats into one folder: the cache on disk means one model pass in all.
-        let o = gemma(&[
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--format",
-            format,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert_eq!(summary(&o.stdout)["done"], 1);
+        let s = summary_of(&mut gemma_into(
+            &input,
+            &out,
+            &["--format", format, "--json"],
+        ));
+        assert_eq!(s["done"], 1);
         let text = std::fs::read_to_string(out.join(format!("a.{format}"))).unwrap();
         got.insert(format, text);
     }
@@ -410,12 +366,7 @@ fn stdin_to_stdout() {
     let s = summary(&o.stderr);
     assert_eq!(s["done"], 1);
 
-    let o = gemma(&["-", "--format", "jsonl"])
-        .write_stdin(S4)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let record: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let record = common::json_of(gemma(&["-", "--format", "jsonl"]).write_stdin(S4));
     assert_eq!(record["source"], S4);
     assert_eq!(
         record["translation"].as_str().unwrap().trim_end(),
@@ -471,16 +422,11 @@ fn kill_after_first_output(input: &Path, out: &Path, extra: &[&str]) {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn resume_after_sigkill_gives_identical_bytes() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     corpus(&input);
     let clean = tmp.path().join("clean");
-    gemma(&[input.to_str().unwrap(), "-o", clean.to_str().unwrap()])
-        .assert()
-        .code(0);
+    gemma_into(&input, &clean, &[]).assert().code(0);
     let expected = outputs(&clean);
     assert_eq!(expected.len(), 5);
 
@@ -496,21 +442,7 @@ fn resume_after_sigkill_gives_identical_bytes() {
     bytes.extend_from_slice(b"{\"input\":\"d0/f4.txt\",\"sha2");
     std::fs::write(&manifest, bytes).unwrap();
 
-    let o = gemma(&[
-        input.to_str().unwrap(),
-        "-o",
-        killed.to_str().unwrap(),
-        "--json",
-    ])
-    .output()
-    .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s = summary(&o.stdout);
+    let s = summary_of(&mut gemma_into(&input, &killed, &["--json"]));
     assert_eq!(
         s["done"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
         5,
@@ -548,38 +480,24 @@ fn parallel_corpus(dir: &Path) {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     parallel_corpus(&input);
     let run = |out: &Path, parallel: &str| {
-        gemma(&[
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--parallel",
-            parallel,
-            "--json",
-        ])
-        .output()
-        .unwrap()
+        summary_of(&mut gemma_into(
+            &input,
+            out,
+            &["--parallel", parallel, "--json"],
+        ))
     };
     let one = tmp.path().join("one");
-    assert_eq!(run(&one, "1").status.code(), Some(0));
+    run(&one, "1");
     let eight = tmp.path().join("eight");
-    let o = run(&eight, "8");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let s = run(&eight, "8");
     let expected = outputs(&one);
     assert_eq!(expected.len(), 12);
     assert_eq!(outputs(&eight), expected, "--parallel 8 vs one at a time");
-    let engine = &summary(&o.stdout)["engine"];
+    let engine = &s["engine"];
     assert!(engine["peak_running"].as_u64().unwrap() > 1, "{engine}");
 
     let killed = tmp.path().join("killed");
@@ -588,14 +506,7 @@ fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
         outputs(&killed).len() < 12,
         "the kill came too late to test anything"
     );
-    let o = run(&killed, "8");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(summary(&o.stdout)["skipped"].as_u64().unwrap() >= 1);
+    assert!(run(&killed, "8")["skipped"].as_u64().unwrap() >= 1);
     assert_eq!(
         outputs(&killed),
         expected,
@@ -606,10 +517,7 @@ fn parallel_runs_resume_after_sigkill_to_the_same_bytes() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn ctrl_c_stops_after_the_current_input() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     corpus(&input);
     let out = tmp.path().join("out");
@@ -642,10 +550,7 @@ fn ctrl_c_stops_after_the_current_input() {
 #[test]
 #[ignore = "needs model gemma-3-270m (tarjama models pull)"]
 fn shards_cover_every_input_once_and_merge() {
-    if require_model(GEMMA).is_none() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = gemma_scratch() else { return };
     let input = tmp.path().join("in");
     // One sentence in every file: each shard makes a single model call.
     // Ten names of which the path hash puts eight in shard 1 and two in shard 2.
@@ -655,18 +560,8 @@ fn shards_cover_every_input_once_and_merge() {
     let out = tmp.path().join("out");
     let mut per_shard = Vec::new();
     for shard in ["1/2", "2/2"] {
-        let o = gemma(&[
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--shard",
-            shard,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-        assert_eq!(o.status.code(), Some(0));
-        per_shard.push(summary(&o.stdout)["done"].as_u64().unwrap());
+        let s = summary_of(&mut gemma_into(&input, &out, &["--shard", shard, "--json"]));
+        per_shard.push(s["done"].as_u64().unwrap());
     }
     assert_eq!(per_shard, [8, 2]);
     assert!(out.join(".tarjama-manifest.1-of-2.jsonl").is_file());
@@ -682,14 +577,7 @@ fn shards_cover_every_input_once_and_merge() {
     assert_eq!(outputs(&out).len(), 10);
 
     // An unsharded run over the same folder reads both manifests: nothing left to do.
-    let o = gemma(&[
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--json",
-    ])
-    .output()
-    .unwrap();
+    let o = gemma_into(&input, &out, &["--json"]).output().unwrap();
     let s = summary(&o.stdout);
     assert_eq!(
         (s["done"].as_u64(), s["skipped"].as_u64()),
@@ -703,14 +591,12 @@ fn real_model_writes_english() {
     if require_model(QWEN).is_none() {
         return;
     }
-    let o = Command::cargo_bin("tarjama")
-        .unwrap()
-        .args(["translate", "--model", QWEN, "--max-tokens", "48"])
-        .write_stdin(format!("{S1} {S4}\n"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = String::from_utf8(stdout_of(
+        common::tarjama()
+            .args(["translate", "--model", QWEN, "--max-tokens", "48"])
+            .write_stdin(format!("{S1} {S4}\n")),
+    ))
+    .unwrap();
     let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
     let latin = letters.iter().filter(|c| c.is_ascii_alphabetic()).count();
     assert!(letters.len() > 20, "{text:?}");
