@@ -301,11 +301,13 @@ impl Seq2SeqModel {
         let encoder_embed = embedding("model.encoder.embed_tokens.weight", cfg.vocab_size)?;
         let target_vocab = cfg.target_vocab_size();
         let decoder_embed = embedding("model.decoder.embed_tokens.weight", target_vocab)?;
-        let lm_head = if vb.contains_tensor("lm_head.weight") {
-            Proj::load_no_bias(d, target_vocab, vb.pp("lm_head"), quantize)?
+        // Without a bias either way; absent, the head is the decoder's embeddings (tied).
+        let lm_head_weight = if vb.contains_tensor("lm_head.weight") {
+            vb.get((target_vocab, d), "lm_head.weight")?
         } else {
-            Proj::from_weights(decoder_embed.embeddings().clone(), None, quantize)?
+            decoder_embed.embeddings().clone()
         };
+        let lm_head = Proj::from_weights(lm_head_weight, None, quantize)?;
         let final_logits_bias =
             if arch == Architecture::Marian && vb.contains_tensor("final_logits_bias") {
                 Some(vb.get((1, target_vocab), "final_logits_bias")?)

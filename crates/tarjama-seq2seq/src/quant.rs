@@ -44,7 +44,8 @@ pub enum Proj {
 }
 
 impl Proj {
-    /// Loads `weight` (`out x in`) and `bias` under `vb`.
+    /// Loads `weight` (`out x in`) and `bias` under `vb` (a layer without a bias:
+    /// [`Proj::from_weights`] with `None`).
     pub fn load(
         inp: usize,
         out: usize,
@@ -54,17 +55,6 @@ impl Proj {
         let w = vb.get((out, inp), "weight")?;
         let b = vb.get(out, "bias")?;
         Self::from_weights(w, Some(b), quantize)
-    }
-
-    /// Loads `weight` only.
-    pub fn load_no_bias(
-        inp: usize,
-        out: usize,
-        vb: VarBuilder,
-        quantize: bool,
-    ) -> candle_core::Result<Self> {
-        let w = vb.get((out, inp), "weight")?;
-        Self::from_weights(w, None, quantize)
     }
 
     /// Wraps existing weights, quantizing them when asked: to int8 where that is fastest
