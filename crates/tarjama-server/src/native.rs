@@ -9,9 +9,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State as Shared;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,14 +24,14 @@ use tarjama_pipeline::{Candidates, Glossary, TranslateOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::error::{parse_json, ApiError};
+use crate::error::ApiError;
 use crate::openai::server_timing;
-use crate::state::{Model, State};
+use crate::state::{AuthorizedJson, Model, State};
 
 /// A translation request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TranslateRequest {
+pub struct TranslateRequest {
     /// The Arabic text.
     text: String,
     /// `json` (default), `text`, `jsonl`, `html` or `tsv`.
@@ -77,12 +76,9 @@ pub fn parse_glossary(text: Option<&str>) -> Result<Option<Arc<Glossary>>, ApiEr
 /// `POST /v1/translate`.
 pub async fn translate(
     Shared(state): Shared<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorizedJson(request): AuthorizedJson<TranslateRequest>,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    state.authorize(&headers, None)?;
-    let request: TranslateRequest = parse_json(&body)?;
     let json_answer = matches!(request.format.as_deref(), None | Some("json"));
     let format = match request.format.as_deref() {
         None | Some("json") | Some("text") | Some("txt") => Format::Txt,
@@ -239,7 +235,7 @@ fn run_translation(
 /// A summary request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SummarizeRequest {
+pub struct SummarizeRequest {
     text: String,
     /// At most this many sentences (default 3).
     sentences: Option<usize>,
@@ -257,11 +253,8 @@ struct SummarizeRequest {
 /// then `summary` with the whole report, or `error`.
 pub async fn summarize(
     Shared(state): Shared<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorizedJson(request): AuthorizedJson<SummarizeRequest>,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, None)?;
-    let request: SummarizeRequest = parse_json(&body)?;
     let length = match (request.sentences, request.words) {
         (Some(_), Some(_)) => {
             return Err(ApiError::field(

@@ -12,7 +12,6 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
 use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -25,8 +24,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use crate::error::{parse_json, ApiError};
-use crate::state::State;
+use crate::error::ApiError;
+use crate::state::{AuthorizedJson, State};
 
 /// Tokens generated when a request does not say (`max_tokens`).
 pub const DEFAULT_MAX_TOKENS: usize = 1024;
@@ -57,7 +56,7 @@ pub async fn models(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Re
 /// A chat request, as OpenAI defines it, with the sampling fields other servers take.
 /// Unknown fields are ignored, as OpenAI-compatible servers do.
 #[derive(Debug, Deserialize)]
-struct ChatRequest {
+pub struct ChatRequest {
     model: Option<String>,
     messages: Vec<InMessage>,
     #[serde(default)]
@@ -268,12 +267,9 @@ fn spawn_chat(
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     Shared(state): Shared<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorizedJson(request): AuthorizedJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let start = Instant::now();
-    state.authorize(&headers, None)?;
-    let request: ChatRequest = parse_json(&body)?;
     let model = state.model()?;
     if let Some(asked) = request.model.as_deref().filter(|m| *m != model.name) {
         return Err(ApiError::new(
@@ -405,20 +401,19 @@ pub fn server_timing(response: &mut Response, overhead: Duration, engine: Durati
     }
 }
 
+/// The body of `POST /tokenize`: llama.cpp's `content` or vLLM's `prompt`.
+#[derive(Debug, Deserialize)]
+pub struct TokenizeRequest {
+    content: Option<String>,
+    prompt: Option<String>,
+}
+
 /// `POST /tokenize`: llama.cpp's body (`{"content"}`) or vLLM's (`{"prompt"}`); the
 /// answer carries both dialects' fields (`tokens`, `count`, `max_model_len`).
 pub async fn tokenize(
     Shared(state): Shared<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
+    AuthorizedJson(request): AuthorizedJson<TokenizeRequest>,
 ) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    struct Request {
-        content: Option<String>,
-        prompt: Option<String>,
-    }
-    state.authorize(&headers, None)?;
-    let request: Request = parse_json(&body)?;
     let text = request.content.or(request.prompt).ok_or_else(|| {
         ApiError::field(
             "content",

@@ -6,13 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use tarjama_chat::SamplingParams;
 use tarjama_loader::{ChatChoices, ChatParts, EngineReport, Translators};
 use tarjama_pipeline::{TranslateOptions, Translator};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::error::{parse_json, ApiError};
 use crate::metrics::Metrics;
 
 /// How the server runs.
@@ -324,5 +328,27 @@ impl State {
         kept.iter()
             .find(|d| d.name == name)
             .map(|d| d.bytes.clone())
+    }
+}
+
+/// The extractor of the routes whose key comes only in the `Authorization` header: the
+/// request's body, read whole, then the key checked ([`State::authorize`]), then the body
+/// parsed as JSON ([`parse_json`]). A body that cannot be read is answered as axum answers
+/// it (the `observe` layer turns that into JSON).
+pub struct AuthorizedJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<State>> for AuthorizedJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<State>) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        state
+            .authorize(&headers, None)
+            .and_then(|()| parse_json(&body))
+            .map(AuthorizedJson)
+            .map_err(IntoResponse::into_response)
     }
 }
