@@ -32,9 +32,9 @@ export TARJAMA_REQUIRE_TOOLS="${TARJAMA_REQUIRE_TOOLS:-1}"
 # One build from scratch: incremental caches would only double the disk it takes.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# The build, the models and the tools take about 15 GB; say so up front rather than let a
-# linker die of a full disk half an hour in.
-need_gb=15
+# The build (about 3.5 GB), the models and the tools take about 8 GB; say so up front
+# rather than let a linker die of a full disk half an hour in.
+need_gb=8
 free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
 echo "test.sh: ${free_gb} GB free on the disk of $(pwd) (the run takes about ${need_gb} GB)" >&2
 if [ "$free_gb" -lt "$need_gb" ]; then
